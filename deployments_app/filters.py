@@ -1,0 +1,15 @@
+"""Query parameters of the deployment list."""
+import django_filters
+
+from deployments_app.models import Deployment, DeploymentStatus
+
+
+class DeploymentFilter(django_filters.FilterSet):
+    model = django_filters.CharFilter(field_name="model__name")
+    version = django_filters.CharFilter(field_name="model_version__version")
+    target = django_filters.CharFilter(field_name="deployment_target")
+    status = django_filters.ChoiceFilter(field_name="deployment_status", choices=DeploymentStatus.choices)
+
+    class Meta:
+        model = Deployment
+        fields = ["model", "version", "target", "status"]

@@ -1,0 +1,74 @@
+"""REST endpoints for deployments: the seed's POST /deploy, the deployment history and rollback."""
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from deployments_app import services
+from deployments_app.filters import DeploymentFilter
+from deployments_app.models import Deployment
+from deployments_app.serializers import (
+    DeploymentSerializer,
+    DeployRequestSerializer,
+    RollbackRequestSerializer,
+    RollbackResponseSerializer,
+)
+from models_app.models import ModelVersion
+
+
+class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Deployment.objects.select_related("model", "model_version")
+    serializer_class = DeploymentSerializer
+    filterset_class = DeploymentFilter
+    ordering = ("-id",)
+
+    @extend_schema(
+        request=DeployRequestSerializer,
+        responses={201: DeploymentSerializer, 200: DeploymentSerializer},
+        description="Deploy a version to a target. 201 with the new deployment; 200 when that version "
+        "is already the active one on the target (nothing changes).",
+    )
+    def deploy(self, request):
+        body = DeployRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        version = get_object_or_404(
+            ModelVersion.objects.select_related("model"), model__name=data["model_name"], version=data["version"]
+        )
+        result = services.deploy_version(
+            version=version,
+            target=data["deployment_target"],
+            deployed_by=data["deployed_by"],
+            deployment_config=data.get("deployment_config"),
+        )
+        deployment = self.get_queryset().get(pk=result.deployment.pk)
+        return Response(
+            DeploymentSerializer(deployment).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(request=RollbackRequestSerializer, responses=RollbackResponseSerializer)
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        body = RollbackRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = services.rollback_deployment(deployment=self.get_object(), reason=body.validated_data["reason"])
+        rolled_back = self.get_queryset().get(pk=result.rolled_back.pk)
+        restored = self.get_queryset().get(pk=result.restored.pk) if result.restored else None
+        if restored:
+            detail = (
+                f"Rolled back; version '{restored.model_version.version}' is active on "
+                f"'{rolled_back.deployment_target}' again."
+            )
+        else:
+            detail = f"Rolled back; no earlier deployment to restore, so '{rolled_back.deployment_target}' is now empty."
+        return Response(
+            {
+                "rolled_back": DeploymentSerializer(rolled_back).data,
+                "restored": DeploymentSerializer(restored).data if restored else None,
+                "detail": detail,
+            }
+        )

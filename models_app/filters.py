@@ -1,0 +1,23 @@
+"""Query parameters of the model and version lists (the seed's filters)."""
+import django_filters
+
+from models_app.models import ModelType, ModelVersion, RegisteredModel, VersionStatus
+from registry_site.fields import StrictBooleanFilter
+
+
+class RegisteredModelFilter(django_filters.FilterSet):
+    model_type = django_filters.ChoiceFilter(choices=ModelType.choices)
+    is_active = StrictBooleanFilter()
+
+    class Meta:
+        model = RegisteredModel
+        fields = ["model_type", "is_active"]
+
+
+class ModelVersionFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=VersionStatus.choices)
+    is_default = StrictBooleanFilter()
+
+    class Meta:
+        model = ModelVersion
+        fields = ["status", "is_default"]

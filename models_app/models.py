@@ -1,0 +1,177 @@
+"""The seed's models and model versions, and the stored files (artifacts) that versions point to.
+
+Invariants live here as database constraints, so they hold whichever front door (API, admin, command)
+or however many workers write. The workflows that change several rows at once are in services.py.
+"""
+from __future__ import annotations
+
+from django.core.validators import MaxLengthValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+# A name or version becomes part of a URL and of log lines, never of a file path (files are stored
+# under their sha256). Still, keep both to a conservative alphabet so no path trick, control or bidi
+# character gets in at all.
+NAME_PATTERN = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$"
+name_validator = RegexValidator(
+    NAME_PATTERN,
+    "Use 1-128 ASCII letters, digits, '_', '-' or '.', not starting with a dot.",
+)
+version_validator = RegexValidator(
+    r"^[A-Za-z0-9_\-][A-Za-z0-9_.+\-]{0,63}$",
+    "Use 1-64 ASCII letters, digits, '_', '-', '+' or '.', not starting with a dot (no slashes).",
+)
+# These words name routes (/versions/default, /versions/latest), so they can never be versions.
+RESERVED_VERSIONS = frozenset({"default", "latest"})
+
+
+class ModelType(models.TextChoices):
+    CLASSIFICATION = "classification"
+    OBJECT_DETECTION = "object_detection"
+    FACE_RECOGNITION = "face_recognition"
+    SEGMENTATION = "segmentation"
+    AUDIO = "audio"
+
+
+class ModelFormat(models.TextChoices):
+    TENSORFLOW_SAVED_MODEL = "tensorflow_saved_model"
+    ONNX = "onnx"
+    TFLITE = "tflite"
+    PYTORCH = "pytorch"
+
+
+class VersionStatus(models.TextChoices):
+    TRAINING = "training"
+    TESTING = "testing"
+    APPROVED = "approved"
+    DEPRECATED = "deprecated"
+    ARCHIVED = "archived"
+
+
+class RegisteredModel(models.Model):
+    """A named model (the seed's `models` table). Named so it does not shadow django.db.models.Model."""
+
+    name = models.CharField(max_length=128, unique=True, validators=[name_validator])
+    description = models.TextField(blank=True, default="", validators=[MaxLengthValidator(10_000)])
+    model_type = models.CharField(max_length=32, choices=ModelType.choices)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "models"
+        ordering = ["name"]
+        verbose_name = "model"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(model_type__in=ModelType.values), name="models_model_type_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Artifact(models.Model):
+    """One stored file, keyed by the sha256 of its bytes. Versions with identical files share a row,
+    so the file is stored once and is never removed while any version points to it."""
+
+    sha256 = models.CharField(max_length=64, primary_key=True)
+    size = models.BigIntegerField()
+    storage_key = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "artifacts"
+        constraints = [
+            models.CheckConstraint(condition=Q(size__gte=0), name="artifacts_size_nonnegative"),
+            models.CheckConstraint(
+                condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="artifacts_sha256_hex"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sha256[:12]} ({self.size} bytes)"
+
+
+METRIC_FIELDS = ("accuracy", "precision", "recall", "f1_score", "mAP")
+
+
+class ModelVersion(models.Model):
+    """One version of a model (the seed's `model_versions` table)."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
+    version = models.CharField(max_length=64, validators=[version_validator])
+    format = models.CharField(max_length=32, choices=ModelFormat.choices)
+    status = models.CharField(max_length=16, choices=VersionStatus.choices, default=VersionStatus.TRAINING)
+
+    # The file: `checksum` is the sha256 of the bytes and the key of the artifacts row.
+    artifact = models.ForeignKey(
+        Artifact,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        db_column="checksum",
+        related_name="versions",
+    )
+    file_name = models.CharField(max_length=255, blank=True, default="")
+
+    accuracy = models.FloatField(null=True, blank=True)
+    precision = models.FloatField(null=True, blank=True)
+    recall = models.FloatField(null=True, blank=True)
+    f1_score = models.FloatField(null=True, blank=True)
+    mAP = models.FloatField(null=True, blank=True)
+
+    input_shape = models.JSONField(null=True, blank=True)
+    output_shape = models.JSONField(null=True, blank=True)
+    training_config = models.JSONField(default=dict, blank=True)
+    release_notes = models.TextField(blank=True, default="")
+    deployment_config = models.JSONField(default=dict, blank=True)
+
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "model_versions"
+        ordering = ["-id"]
+        verbose_name = "model version"
+        constraints = [
+            models.UniqueConstraint(fields=["model", "version"], name="model_versions_unique_version"),
+            models.UniqueConstraint(
+                fields=["model"], condition=Q(is_default=True), name="model_versions_one_default"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=VersionStatus.ARCHIVED, is_default=True),
+                name="model_versions_archived_not_default",
+            ),
+            models.CheckConstraint(
+                condition=Q(format__in=ModelFormat.values), name="model_versions_format_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=VersionStatus.values), name="model_versions_status_valid"
+            ),
+            *(
+                models.CheckConstraint(
+                    condition=Q(**{f"{field}__isnull": True})
+                    | Q(**{f"{field}__gte": 0.0, f"{field}__lte": 1.0}),
+                    name=f"model_versions_{field.lower()}_in_unit_range",
+                )
+                for field in METRIC_FIELDS
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}:{self.version}"
+
+    @property
+    def checksum(self) -> str | None:
+        return self.artifact_id
+
+    @property
+    def file_size(self) -> int | None:
+        return self.artifact.size if self.artifact_id else None
+
+    @property
+    def file_path(self) -> str | None:
+        return self.artifact.storage_key if self.artifact_id else None

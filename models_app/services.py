@@ -1,0 +1,266 @@
+"""The registry's rules for models and versions: create, register a version with its file, set the
+default, archive, delete. The API, the admin and the management commands all call these functions;
+none of them re-implements a rule.
+
+Every workflow that changes a model's versions first locks the model's row (SELECT ... FOR UPDATE on
+PostgreSQL; SQLite's IMMEDIATE transactions serialize all writers anyway), so two workers acting on the
+same model take turns, and the database's constraints back up every rule.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from deployments_app.models import Deployment, DeploymentStatus
+from models_app import artifacts
+from models_app.models import (
+    RESERVED_VERSIONS,
+    Artifact,
+    ModelVersion,
+    RegisteredModel,
+    VersionStatus,
+)
+from models_app.uploads import HashedUpload
+from registry_site.errors import Conflict, InvalidInput
+
+# Fields of a version that may change after it is registered. The version string and the file never do.
+EDITABLE_VERSION_FIELDS = frozenset(
+    {
+        "format",
+        "status",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1_score",
+        "mAP",
+        "input_shape",
+        "output_shape",
+        "training_config",
+        "release_notes",
+        "deployment_config",
+    }
+)
+EDITABLE_MODEL_FIELDS = frozenset({"description", "model_type", "is_active"})
+
+
+def _lock_model(model_id: int) -> RegisteredModel:
+    return RegisteredModel.objects.select_for_update().get(pk=model_id)
+
+
+def _has_active_deployment(version_filter: Q) -> bool:
+    return Deployment.objects.filter(version_filter, deployment_status=DeploymentStatus.ACTIVE).exists()
+
+
+# --- Models -----------------------------------------------------------------------------------------
+def create_model(*, name: str, model_type: str, description: str = "", is_active: bool = True) -> RegisteredModel:
+    try:
+        with transaction.atomic():
+            return RegisteredModel.objects.create(
+                name=name, model_type=model_type, description=description, is_active=is_active
+            )
+    except IntegrityError:
+        if RegisteredModel.objects.filter(name=name).exists():
+            raise Conflict(f"A model named '{name}' already exists.", field="name") from None
+        raise
+
+
+def update_model(*, model: RegisteredModel, changes: dict[str, Any]) -> RegisteredModel:
+    unknown = set(changes) - EDITABLE_MODEL_FIELDS
+    if unknown:
+        field = sorted(unknown)[0]
+        raise InvalidInput(f"'{field}' cannot be changed.", field=field)
+    for field, value in changes.items():
+        setattr(model, field, value)
+    model.save(update_fields=[*changes, "updated_at"])
+    return model
+
+
+@transaction.atomic
+def delete_model(*, model: RegisteredModel) -> None:
+    """Delete a model with its versions and deployment history, unless it is deployed somewhere now.
+    Stored files are left to `gc_artifacts`, which removes them once no version points to them."""
+    model = _lock_model(model.pk)
+    if _has_active_deployment(Q(model=model)):
+        raise Conflict(
+            f"Model '{model.name}' has an active deployment; roll it back before deleting the model."
+        )
+    model.delete()
+
+
+# --- Versions ---------------------------------------------------------------------------------------
+def _check_version_string(version: str) -> None:
+    if version.lower() in RESERVED_VERSIONS:
+        raise InvalidInput(f"'{version}' is reserved and cannot be a version.", field="version")
+
+
+def _version_exists(model: RegisteredModel, version: str) -> Conflict:
+    return Conflict(f"Version '{version}' of model '{model.name}' already exists.", field="version")
+
+
+def _check_declared_digest(upload: HashedUpload, declared_sha256: str | None) -> None:
+    if declared_sha256 and declared_sha256.lower() != upload.sha256:
+        raise InvalidInput(
+            f"The file's sha256 is {upload.sha256}, not the declared {declared_sha256}; nothing was stored.",
+            field="sha256",
+        )
+
+
+def _store(upload: HashedUpload) -> Artifact:
+    """Move the bytes into storage (outside any transaction) and return the unsaved row describing them."""
+    key = artifacts.put_file(upload)
+    return Artifact(sha256=upload.sha256, size=upload.size, storage_key=key)
+
+
+def _link_artifact(stored: Artifact) -> Artifact:
+    artifact, _ = Artifact.objects.get_or_create(
+        sha256=stored.sha256, defaults={"size": stored.size, "storage_key": stored.storage_key}
+    )
+    return artifact
+
+
+def register_version(
+    *,
+    model: RegisteredModel,
+    version: str,
+    format: str,
+    upload: HashedUpload | None = None,
+    declared_sha256: str | None = None,
+    make_default: bool = False,
+    **fields: Any,
+) -> ModelVersion:
+    """Register a new version of `model`, with its file when one is given.
+
+    The file is stored before the row is written and outside the transaction; the row is written only
+    once the file is whole. If the row cannot be written (a concurrent request registered the same
+    version first), the stored file has no row and `gc_artifacts` reclaims it after its grace period.
+    The model's first version becomes its default.
+    """
+    _check_version_string(version)
+    unknown = set(fields) - EDITABLE_VERSION_FIELDS
+    if unknown:
+        raise InvalidInput(f"Unknown version field '{sorted(unknown)[0]}'.", field=sorted(unknown)[0])
+    if fields.get("status") == VersionStatus.ARCHIVED and make_default:
+        raise Conflict("An archived version cannot be the default.", field="is_default")
+    # Cheap refusal before any byte is moved into storage.
+    if ModelVersion.objects.filter(model=model, version=version).exists():
+        raise _version_exists(model, version)
+
+    stored = None
+    if upload is not None:
+        _check_declared_digest(upload, declared_sha256)
+        stored = _store(upload)
+
+    try:
+        with transaction.atomic():
+            model = _lock_model(model.pk)
+            if ModelVersion.objects.filter(model=model, version=version).exists():
+                raise _version_exists(model, version)
+            has_default = ModelVersion.objects.filter(model=model, is_default=True).exists()
+            is_default = (make_default or not has_default) and fields.get("status") != VersionStatus.ARCHIVED
+            if is_default and has_default:
+                ModelVersion.objects.filter(model=model, is_default=True).update(is_default=False)
+            return ModelVersion.objects.create(
+                model=model,
+                version=version,
+                format=format,
+                artifact=_link_artifact(stored) if stored else None,
+                file_name=upload.name if upload is not None else "",
+                is_default=is_default,
+                **fields,
+            )
+    except IntegrityError:
+        # Only reachable where row locks do not serialize writers; the unique constraint decides.
+        if ModelVersion.objects.filter(model=model, version=version).exists():
+            raise _version_exists(model, version) from None
+        raise
+
+
+def attach_file(*, version: ModelVersion, upload: HashedUpload, declared_sha256: str | None = None) -> ModelVersion:
+    """Give a version registered without a file its file. A version's file, once stored, never changes."""
+    if version.artifact_id:
+        raise Conflict(
+            f"Version '{version.version}' already has its file (sha256 {version.artifact_id}); "
+            "a version's file never changes: register a new version instead.",
+            field="file",
+        )
+    _check_declared_digest(upload, declared_sha256)
+    stored = _store(upload)
+    with transaction.atomic():
+        _lock_model(version.model_id)
+        locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if locked.artifact_id:
+            raise Conflict(f"Version '{version.version}' already has its file.", field="file")
+        locked.artifact = _link_artifact(stored)
+        locked.file_name = upload.name
+        locked.save(update_fields=["artifact", "file_name", "updated_at"])
+    return locked
+
+
+@transaction.atomic
+def set_default_version(*, version: ModelVersion) -> ModelVersion:
+    """Make `version` its model's default, clearing the previous default in the same transaction."""
+    _lock_model(version.model_id)
+    version = ModelVersion.objects.select_related("model", "artifact").get(pk=version.pk)
+    if version.status == VersionStatus.ARCHIVED:
+        raise Conflict(f"Version '{version.version}' is archived and cannot be the default.", field="is_default")
+    if not version.is_default:
+        ModelVersion.objects.filter(model_id=version.model_id, is_default=True).update(is_default=False)
+        version.is_default = True
+        version.save(update_fields=["is_default", "updated_at"])
+    return version
+
+
+@transaction.atomic
+def update_version(*, version: ModelVersion, changes: dict[str, Any]) -> ModelVersion:
+    """Change a version's metadata. `is_default: true` makes it the default; archiving is refused while
+    the version is the default or deployed."""
+    changes = dict(changes)
+    make_default = changes.pop("is_default", None)
+    unknown = set(changes) - EDITABLE_VERSION_FIELDS
+    if unknown:
+        field = sorted(unknown)[0]
+        raise InvalidInput(f"'{field}' cannot be changed after a version is registered.", field=field)
+    if make_default is False:
+        raise InvalidInput(
+            "A model keeps a default version: make another version the default instead of unsetting this one.",
+            field="is_default",
+        )
+
+    _lock_model(version.model_id)
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if changes.get("status") == VersionStatus.ARCHIVED and version.status != VersionStatus.ARCHIVED:
+        if version.is_default or make_default:
+            raise Conflict(
+                f"Version '{version.version}' is the default; make another version the default before archiving it.",
+                field="status",
+            )
+        if _has_active_deployment(Q(model_version=version)):
+            raise Conflict(
+                f"Version '{version.version}' is deployed; roll it back before archiving it.", field="status"
+            )
+    for field, value in changes.items():
+        setattr(version, field, value)
+    if changes:
+        version.save(update_fields=[*changes, "updated_at"])
+    if make_default:
+        version = set_default_version(version=version)
+    return version
+
+
+@transaction.atomic
+def delete_version(*, version: ModelVersion) -> None:
+    """Delete a version that was never deployed and is not the default. Its file stays while another
+    version shares it; otherwise `gc_artifacts` removes it."""
+    _lock_model(version.model_id)
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if version.is_default:
+        raise Conflict(
+            f"Version '{version.version}' is the default; make another version the default first, or archive it."
+        )
+    if Deployment.objects.filter(model_version=version).exists():
+        raise Conflict(
+            f"Version '{version.version}' has deployment history, which the registry keeps; archive it instead."
+        )
+    version.delete()

@@ -1,0 +1,225 @@
+"""REST endpoints for models and their versions, at the seed's root paths. Viewsets validate input with
+serializers and hand every change to models_app.services."""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from django.http import FileResponse, HttpResponseNotModified
+from django.shortcuts import get_object_or_404
+from django.utils.functional import cached_property
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from models_app import artifacts, selectors, services
+from models_app.filters import ModelVersionFilter, RegisteredModelFilter
+from models_app.models import ModelVersion, RegisteredModel
+from models_app.serializers import (
+    FileUploadSerializer,
+    ModelVersionSerializer,
+    RegisteredModelSerializer,
+    VersionChangeSerializer,
+    VersionCreateSerializer,
+)
+from models_app.uploads import receive_raw_body
+from registry_site.errors import InvalidInput, NotFound
+
+UNSAFE_FILE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._+\-]")
+
+
+def safe_file_name(name: str) -> str:
+    """The client's file name, kept only as metadata: no folders, no control, bidi or shell characters."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return UNSAFE_FILE_NAME_CHARS.sub("_", base).lstrip(".")[:200]
+
+
+class RegisteredModelViewSet(viewsets.ModelViewSet):
+    queryset = selectors.models_with_default()
+    serializer_class = RegisteredModelSerializer
+    filterset_class = RegisteredModelFilter
+    lookup_field = "name"
+    ordering = ("name",)
+
+    def perform_create(self, serializer):
+        serializer.instance = services.create_model(**serializer.validated_data)
+
+    def perform_update(self, serializer):
+        changes = {k: v for k, v in serializer.validated_data.items() if k != "name"}
+        serializer.instance = services.update_model(model=serializer.instance, changes=changes)
+
+    def perform_destroy(self, instance):
+        services.delete_model(model=instance)
+
+
+def _version_response(version: ModelVersion, status_code: int = status.HTTP_200_OK) -> Response:
+    version = selectors.versions_with_files_and_targets().get(pk=version.pk)
+    return Response(ModelVersionSerializer(version).data, status=status_code)
+
+
+@extend_schema_view(
+    create=extend_schema(request=VersionCreateSerializer, responses={201: ModelVersionSerializer}),
+    partial_update=extend_schema(request=VersionChangeSerializer, responses=ModelVersionSerializer),
+)
+class ModelVersionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = ModelVersionSerializer
+    filterset_class = ModelVersionFilter
+    lookup_field = "version"
+    ordering = ("-id",)
+
+    @cached_property
+    def registered_model(self) -> RegisteredModel:
+        return get_object_or_404(RegisteredModel, name=self.kwargs["name"])
+
+    def get_queryset(self):
+        return selectors.versions_with_files_and_targets().filter(model=self.registered_model)
+
+    def create(self, request, *args, **kwargs):
+        serializer = VersionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = dict(serializer.validated_data)
+        upload = fields.pop("file", None)
+        if upload is not None:
+            upload.name = safe_file_name(upload.name)
+        version = services.register_version(
+            model=self.registered_model,
+            version=fields.pop("version"),
+            format=fields.pop("format"),
+            upload=upload,
+            declared_sha256=fields.pop("sha256", None),
+            make_default=fields.pop("is_default", False),
+            **fields,
+        )
+        response = _version_response(version, status.HTTP_201_CREATED)
+        response["Location"] = request.build_absolute_uri(
+            f"/models/{version.model.name}/versions/{version.version}"
+        )
+        return response
+
+    def partial_update(self, request, *args, **kwargs):
+        serializer = VersionChangeSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        version = services.update_version(version=self.get_object(), changes=serializer.validated_data)
+        return _version_response(version)
+
+    def perform_destroy(self, instance):
+        services.delete_version(version=instance)
+
+    def _default(self) -> ModelVersion:
+        version = self.get_queryset().filter(is_default=True).first()
+        if version is None:
+            raise NotFound(f"Model '{self.registered_model.name}' has no default version.")
+        return version
+
+    @action(detail=False, methods=["get"], url_path="default")
+    def default(self, request, *args, **kwargs):
+        return Response(self.get_serializer(self._default()).data)
+
+    @action(detail=False, methods=["get"], url_path="latest")
+    def latest(self, request, *args, **kwargs):
+        version = self.get_queryset().order_by("-created_at", "-id").first()
+        if version is None:
+            raise NotFound(f"Model '{self.registered_model.name}' has no versions.")
+        return Response(self.get_serializer(version).data)
+
+    @extend_schema(request=None, responses=ModelVersionSerializer)
+    @action(detail=True, methods=["post"], url_path="default")
+    def set_default(self, request, *args, **kwargs):
+        return _version_response(services.set_default_version(version=self.get_object()))
+
+    @extend_schema(
+        methods=["GET"],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 304: None, 404: None},
+    )
+    @extend_schema(
+        methods=["PUT"],
+        request={
+            "application/octet-stream": OpenApiTypes.BINARY,
+            "multipart/form-data": FileUploadSerializer,
+        },
+        responses=ModelVersionSerializer,
+    )
+    @action(
+        detail=True,
+        methods=["get", "put"],
+        url_path="file",
+        parser_classes=[MultiPartParser],
+    )
+    def file(self, request, *args, **kwargs):
+        version = self.get_object()
+        if request.method == "GET":
+            return serve_file(request, version)
+        return self._attach(request, version)
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 304: None, 404: None})
+    @action(detail=False, methods=["get"], url_path="default/file")
+    def default_file(self, request, *args, **kwargs):
+        return serve_file(request, self._default())
+
+    def _attach(self, request, version: ModelVersion) -> Response:
+        content_type = request.META.get("CONTENT_TYPE", "")
+        if content_type.startswith("multipart/form-data"):
+            serializer = FileUploadSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            upload = serializer.validated_data["file"]
+            declared = serializer.validated_data.get("sha256")
+        elif content_type.startswith("application/octet-stream"):
+            # The fast path: the body is the file, with no multipart parsing.
+            name = request.query_params.get("filename") or f"{version.model.name}-{version.version}"
+            upload = receive_raw_body(request._request, file_name=name)
+            declared = request.query_params.get("sha256") or _digest_header(request)
+        else:
+            raise exceptions.UnsupportedMediaType(
+                content_type or "(none)",
+                detail="Send the file as application/octet-stream or as multipart/form-data with a 'file' field.",
+            )
+        upload.name = safe_file_name(upload.name)
+        try:
+            version = services.attach_file(version=version, upload=upload, declared_sha256=declared)
+        finally:
+            upload.close()
+        return _version_response(version)
+
+
+def _digest_header(request) -> str | None:
+    """sha256 from a `Content-Digest: sha-256=:<base64>:` or `Digest: SHA-256=<base64>` header."""
+    for header, pattern in (
+        ("HTTP_CONTENT_DIGEST", r"sha-256=:([A-Za-z0-9+/=]+):"),
+        ("HTTP_DIGEST", r"(?i)sha-256=([A-Za-z0-9+/=]+)"),
+    ):
+        match = re.search(pattern, request.META.get(header, ""))
+        if match:
+            try:
+                digest = base64.b64decode(match.group(1), validate=True)
+            except (binascii.Error, ValueError):
+                digest = b""
+            if len(digest) != 32:
+                raise InvalidInput(f"The {header[5:].replace('_', '-').title()} header is not a base64 sha-256.", field="sha256")
+            return digest.hex()
+    return None
+
+
+def serve_file(request, version: ModelVersion):
+    """Stream a version's stored file; never loads it into memory."""
+    if not version.artifact_id:
+        raise NotFound(
+            f"Version '{version.version}' of model '{version.model.name}' has no file.",
+        )
+    etag = f'"{version.artifact_id}"'
+    if etag in [t.strip() for t in request.META.get("HTTP_IF_NONE_MATCH", "").split(",")]:
+        response = HttpResponseNotModified()
+        response["ETag"] = etag
+        return response
+    name = version.file_name or f"{version.model.name}-{version.version}"
+    response = FileResponse(artifacts.open_file(version.artifact.storage_key), as_attachment=True, filename=name)
+    response["Content-Length"] = str(version.artifact.size)
+    response["Content-Type"] = "application/octet-stream"
+    response["ETag"] = etag
+    response["X-Checksum-Sha256"] = version.artifact_id
+    return response

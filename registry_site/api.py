@@ -1,0 +1,104 @@
+"""What every API endpoint shares: JSON parsing, pagination and the shape of an error.
+
+An error is always JSON: {"detail": "<one sentence>", "errors": {"<field>": ["<problem>", ...]}}, with
+"errors" present when the problem belongs to named fields.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from registry_site.errors import RegistryError
+
+logger = logging.getLogger(__name__)
+
+
+class StrictJSONParser(JSONParser):
+    """DRF's parser, except that a body nested deeper than Python's recursion limit is a 400 and not a
+    500. (DRF already refuses NaN and Infinity.)"""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - the document is nested too deeply.") from None
+
+
+class RegistryCursorPagination(CursorPagination):
+    """Cursor pages: stable under concurrent inserts and O(page) however long the list grows. The order
+    comes from the view's `ordering`, which must end in a unique column."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+    def get_ordering(self, request, queryset, view):
+        return view.ordering
+
+
+def _flatten(detail) -> str:
+    if isinstance(detail, dict):
+        parts = []
+        for field, value in detail.items():
+            text = _flatten(value)
+            parts.append(text if field == "non_field_errors" else f"{field}: {text}")
+        return "; ".join(parts)
+    if isinstance(detail, list):
+        return " ".join(_flatten(item) for item in detail)
+    return str(detail)
+
+
+def error_response(message: str, status_code: int, errors: dict | None = None) -> Response:
+    body: dict = {"detail": message}
+    if errors:
+        body["errors"] = errors
+    return Response(body, status=status_code)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, RegistryError):
+        errors = {exc.field: [exc.message]} if exc.field else None
+        return error_response(exc.message, exc.status_code, errors)
+    if isinstance(exc, RequestDataTooBig):
+        return error_response("The request body is larger than this registry accepts.", 413)
+    if isinstance(exc, TooManyFieldsSent):
+        return error_response("The request has too many form fields.", 400)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or None)
+
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        if isinstance(detail, list):
+            detail = {"non_field_errors": detail}
+        return error_response(f"Invalid input: {_flatten(detail)}", status.HTTP_400_BAD_REQUEST, detail)
+
+    response = drf_exception_handler(exc, context)
+    if response is not None:
+        response.data = {"detail": _flatten(response.data.get("detail", response.data))}
+    return response
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json_text(value: str):
+    """JSON given as text inside a form field (the seed sends shapes this way); NaN and Infinity are
+    refused as in JSON bodies. Raised errors attach to the field being validated."""
+    try:
+        return json.loads(value, parse_constant=_reject_constant)
+    except RecursionError:
+        raise exceptions.ValidationError("The JSON is nested too deeply.") from None
+    except ValueError as exc:
+        raise exceptions.ValidationError(f"Not valid JSON: {exc}") from None

@@ -1,0 +1,44 @@
+"""GET /health: is the registry able to serve? Checks the database and the artifact storage."""
+from __future__ import annotations
+
+import logging
+import os
+
+from django.core.files.storage import FileSystemStorage, default_storage
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+logger = logging.getLogger(__name__)
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _check_storage() -> None:
+    if isinstance(default_storage, FileSystemStorage):
+        location = default_storage.location
+        os.makedirs(location, exist_ok=True)
+        if not os.access(location, os.W_OK | os.X_OK):
+            raise PermissionError(f"storage folder {location} is not writable")
+    else:
+        default_storage.exists("health-check")  # a HEAD request: fails if the bucket is unreachable
+
+
+@require_GET
+def health(request):
+    checks = {}
+    healthy = True
+    for name, check in (("database", _check_database), ("storage", _check_storage)):
+        try:
+            check()
+            checks[name] = "ok"
+        except Exception as exc:  # any failure is the answer, not an error of this view
+            logger.warning("health check %s failed: %s", name, exc)
+            checks[name] = f"error: {exc.__class__.__name__}: {exc}"
+            healthy = False
+    body = {"status": "healthy" if healthy else "unhealthy", **checks}
+    return JsonResponse(body, status=200 if healthy else 503)

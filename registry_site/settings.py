@@ -1,0 +1,298 @@
+"""Settings for the model registry, read from the environment.
+
+With no environment at all the registry runs embedded: a SQLite file and a local storage folder under
+./data, both created on first use. `DATABASE_URL` and the `REGISTRY_S3_*` variables move it to PostgreSQL
+and S3, where any number of stateless gunicorn workers can serve it. Every variable is listed in the
+README; a malformed value stops the process with ImproperlyConfigured rather than being guessed at.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def envstr(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def envbool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def envint(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def envlist(name: str, default: list[str] | None = None) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return list(default or [])
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def envsecret(name: str) -> str:
+    """A secret from NAME, or from the file named by NAME_FILE (Docker and Kubernetes secrets)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {exc}") from None
+    return os.environ.get(name, "")
+
+
+# --- Mode -------------------------------------------------------------------------------------------
+# "local" is the embedded, loopback-only default; "production" is what the Docker image of a real
+# deployment sets. One variable decides, so no half-configured mixture can exist.
+REGISTRY_ENV = envstr("REGISTRY_ENV", "local").strip().lower()
+if REGISTRY_ENV not in {"local", "production"}:
+    raise ImproperlyConfigured(f"REGISTRY_ENV must be 'local' or 'production', got {REGISTRY_ENV!r}")
+LOCAL_MODE = REGISTRY_ENV == "local"
+
+DATA_DIR = Path(envstr("REGISTRY_DATA_DIR", str(BASE_DIR / "data"))).resolve()
+
+DEBUG = envbool("DJANGO_DEBUG", False)
+
+SECRET_KEY = envsecret("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not LOCAL_MODE:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is required in production")
+    # Local mode keeps a generated key beside its data, so sessions survive restarts and no key
+    # is ever committed.
+    key_file = DATA_DIR / ".secret_key"
+    if key_file.exists():
+        SECRET_KEY = key_file.read_text().strip()
+    else:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        SECRET_KEY = secrets.token_urlsafe(50)
+        key_file.write_text(SECRET_KEY)
+        key_file.chmod(0o600)
+
+ALLOWED_HOSTS = envlist("REGISTRY_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "models_app",
+    "deployments_app",
+]
+
+MIDDLEWARE = [
+    "registry_site.middleware.RequestSizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "registry_site.urls"
+WSGI_APPLICATION = "registry_site.wsgi.application"
+# The seed's paths have no trailing slash (/models, /deploy); never redirect them.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+# --- Database ---------------------------------------------------------------------------------------
+def database_from_url(url: str) -> dict:
+    """Parse DATABASE_URL. The seed's own value names SQLAlchemy's asyncpg driver
+    (postgresql+asyncpg://...); we accept it verbatim and connect through psycopg 3."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a URL: {url!r}")
+    dialect = scheme.split("+", 1)[0].lower()
+    if dialect in {"postgres", "postgresql", "pgsql"}:
+        url = f"postgresql://{rest}"
+    elif dialect != "sqlite":
+        raise ImproperlyConfigured(f"DATABASE_URL must be postgresql:// or sqlite://, got {scheme}://")
+    try:
+        config = dj_database_url.parse(url, conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL cannot be parsed: {exc}") from None
+    if config["ENGINE"] == "django.db.backends.postgresql":
+        config["CONN_HEALTH_CHECKS"] = True
+    else:
+        config["OPTIONS"] = SQLITE_OPTIONS
+    return config
+
+
+# SQLite serves several gunicorn workers only with WAL (readers never wait for the writer), a busy
+# timeout (writers queue instead of failing at once) and IMMEDIATE transactions (a transaction takes the
+# write lock when it starts, so two writers never deadlock upgrading read locks).
+SQLITE_OPTIONS = {
+    "timeout": 30,
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+}
+
+DATABASE_URL = envstr("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": database_from_url(DATABASE_URL)}
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "registry.sqlite3",
+            "OPTIONS": SQLITE_OPTIONS,
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+# --- Artifact storage -------------------------------------------------------------------------------
+S3_BUCKET = envstr("REGISTRY_S3_BUCKET")
+STORAGE_DIR = Path(envstr("REGISTRY_STORAGE_DIR", str(DATA_DIR / "storage"))).resolve()
+
+if S3_BUCKET:
+    artifact_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": envstr("REGISTRY_S3_ENDPOINT_URL") or None,
+            "region_name": envstr("REGISTRY_S3_REGION") or None,
+            "location": envstr("REGISTRY_S3_PREFIX"),
+            # Keys are content addressed: the same key always holds the same bytes.
+            "file_overwrite": True,
+            "querystring_expire": envint("REGISTRY_S3_PRESIGN_SECONDS", 300, minimum=1),
+        },
+    }
+    # Uploads stream into a local temporary file before going to S3.
+    FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "incoming")
+else:
+    artifact_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(STORAGE_DIR), "allow_overwrite": True},
+    }
+    # Same filesystem as the storage folder, so storing a finished upload is a rename, not a copy.
+    FILE_UPLOAD_TEMP_DIR = str(STORAGE_DIR / ".incoming")
+
+# Created here because Django checks at start that it exists, and the first upload would need it anyway.
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+
+STORAGES = {
+    "default": artifact_storage,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# Every uploaded file goes to disk through the hashing handler: never held in memory, hashed once.
+FILE_UPLOAD_HANDLERS = ["models_app.uploads.HashingUploadHandler"]
+FILE_UPLOAD_PERMISSIONS = 0o640
+REGISTRY_MAX_UPLOAD_BYTES = envint("REGISTRY_MAX_UPLOAD_BYTES", 20 * 1024**3, minimum=1)
+# Bodies that are not a file (JSON, form fields) are small; anything bigger is refused with 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("REGISTRY_MAX_JSON_BYTES", 2 * 1024**2, minimum=1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+
+
+# --- Static files and the admin ---------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Tests and a fresh checkout serve straight from the apps' folders; `collectstatic` is still run by
+# `make run` and the image so whitenoise can serve compressed, cache-busted files.
+WHITENOISE_USE_FINDERS = True
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+
+# --- API --------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "registry_site.api.StrictJSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "registry_site.api.RegistryCursorPagination",
+    "EXCEPTION_HANDLER": "registry_site.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # `?format=` is a model version's field, not an output format switch.
+    "URL_FORMAT_OVERRIDE": None,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Model Version Registry",
+    "DESCRIPTION": "Models, their versions and files, default versions, deployments and rollbacks.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# The seed's JavaScript client runs in a web page: any origin may call a local registry; a production
+# one lists its front ends.
+CORS_ALLOW_ALL_ORIGINS = LOCAL_MODE and not os.environ.get("REGISTRY_CORS_ORIGINS")
+CORS_ALLOWED_ORIGINS = envlist("REGISTRY_CORS_ORIGINS")
+CORS_EXPOSE_HEADERS = ["Content-Disposition", "ETag", "Content-Length"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("REGISTRY_LOG_LEVEL", "INFO").upper()},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
