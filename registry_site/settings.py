@@ -241,6 +241,7 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
 # --- Static files and the admin ---------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns at every start when it is missing
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Tests and a fresh checkout serve straight from the apps' folders; `collectstatic` is still run by
 # `make run` and the image so whitenoise can serve compressed, cache-busted files.
