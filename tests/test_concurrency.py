@@ -1,0 +1,131 @@
+"""Races between requests, through a real gunicorn with several workers and threads. On PostgreSQL the
+model's row lock serializes them; on SQLite the IMMEDIATE write transactions do. Either way the outcome
+must be exactly one winner and a consistent history, never a 500."""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.live import running_registry
+
+THREADS = 8
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("race")
+    with running_registry(workdir, workers=3) as base:
+        yield base, workdir / "storage"
+
+
+def _all_at_once(calls):
+    """Run the calls in threads released together, and return their responses in order."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call):
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def _stored(storage: Path) -> list[Path]:
+    return [p for p in (storage / "sha256").rglob("*") if p.is_file()] if (storage / "sha256").exists() else []
+
+
+def _model(base: str, name: str) -> None:
+    response = requests.post(f"{base}/models", json={"name": name, "model_type": "classification"})
+    assert response.status_code == 201, response.text
+
+
+def test_same_version_posted_concurrently_has_one_winner_and_one_file(live):
+    base, storage = live
+    _model(base, "race_create")
+    before = len(_stored(storage))
+    payload = b"identical weights " * 4096
+
+    def post():
+        return requests.post(
+            f"{base}/models/race_create/versions",
+            data={"version": "v1", "format": "onnx"},
+            files={"file": ("m.onnx", payload)},
+        )
+
+    statuses = sorted(r.status_code for r in _all_at_once([post] * THREADS))
+    assert statuses == [201] + [409] * (THREADS - 1)
+    versions = requests.get(f"{base}/models/race_create/versions").json()["results"]
+    assert [v["version"] for v in versions] == ["v1"]
+    assert versions[0]["is_default"] is True
+    assert len(_stored(storage)) == before + 1
+
+
+def test_concurrent_set_default_leaves_exactly_one_default(live):
+    base, _ = live
+    _model(base, "race_default")
+    for i in range(THREADS):
+        response = requests.post(
+            f"{base}/models/race_default/versions", json={"version": f"v{i}", "format": "onnx"}
+        )
+        assert response.status_code == 201
+    calls = [
+        (lambda i=i: requests.post(f"{base}/models/race_default/versions/v{i}/default"))
+        for i in range(THREADS)
+    ]
+    assert [r.status_code for r in _all_at_once(calls)] == [200] * THREADS
+    defaults = requests.get(f"{base}/models/race_default/versions?is_default=true").json()["results"]
+    assert len(defaults) == 1
+
+
+def test_concurrent_deploys_and_rollbacks_keep_one_active_deployment(live):
+    base, _ = live
+    _model(base, "race_deploy")
+    for i in range(THREADS):
+        response = requests.post(
+            f"{base}/models/race_deploy/versions",
+            data={"version": f"v{i}", "format": "onnx"},
+            files={"file": (f"v{i}.onnx", f"weights {i}".encode())},
+        )
+        assert response.status_code == 201
+
+    def deploy(i):
+        return requests.post(
+            f"{base}/deploy",
+            json={"model_name": "race_deploy", "version": f"v{i}", "deployment_target": "production"},
+        )
+
+    results = _all_at_once([(lambda i=i: deploy(i)) for i in range(THREADS)])
+    assert sorted(r.status_code for r in results) == [201] * THREADS
+
+    def history():
+        return requests.get(f"{base}/deployments?model=race_deploy&page_size=500").json()["results"]
+
+    rows = history()
+    assert [d["deployment_status"] for d in rows].count("active") == 1
+    assert [d["deployment_status"] for d in rows].count("superseded") == THREADS - 1
+
+    # Now race rollbacks of the active deployment against each other and against new deploys.
+    active = next(d for d in rows if d["deployment_status"] == "active")
+    rollback = lambda: requests.post(f"{base}/deployments/{active['id']}/rollback", json={"reason": "race"})  # noqa: E731
+    results = _all_at_once([rollback] * 4 + [(lambda: deploy(0))] * 2)
+    rollback_statuses = sorted(r.status_code for r in results[:4])
+    assert rollback_statuses.count(200) <= 1 and set(rollback_statuses) <= {200, 409}
+    assert all(r.status_code in (200, 201) for r in results[4:])
+    for response in results:
+        assert response.status_code < 500, response.text
+
+    rows = history()
+    statuses = [d["deployment_status"] for d in rows]
+    assert statuses.count("active") == 1
+    active_version = next(d["version"] for d in rows if d["deployment_status"] == "active")
+    targets = {
+        v["version"]: v["deployed_to"]
+        for v in requests.get(f"{base}/models/race_deploy/versions?page_size=500").json()["results"]
+    }
+    assert [v for v, t in targets.items() if t == ["production"]] == [active_version]
+    rolled_back = [d for d in rows if d["deployment_status"] == "rolled_back"]
+    assert all(d["rollback_at"] and d["rollback_reason"] == "race" for d in rolled_back)

@@ -1,0 +1,76 @@
+"""The database itself refuses rows that break the registry's invariants, whatever code writes them."""
+import pytest
+from django.db import IntegrityError, transaction
+
+from deployments_app.models import Deployment, DeploymentStatus
+from models_app.models import ModelVersion
+
+
+def _refused(create) -> None:
+    with pytest.raises(IntegrityError), transaction.atomic():
+        create()
+
+
+@pytest.mark.django_db
+def test_one_default_version_per_model(make_model):
+    model = make_model()
+    ModelVersion.objects.create(model=model, version="v1", format="onnx", is_default=True)
+    _refused(lambda: ModelVersion.objects.create(model=model, version="v2", format="onnx", is_default=True))
+    other = make_model()
+    ModelVersion.objects.create(model=other, version="v1", format="onnx", is_default=True)
+
+
+@pytest.mark.django_db
+def test_version_unique_per_model(make_model):
+    model = make_model()
+    ModelVersion.objects.create(model=model, version="v1", format="onnx")
+    _refused(lambda: ModelVersion.objects.create(model=model, version="v1", format="onnx"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["accuracy", "precision", "recall", "f1_score", "mAP"])
+@pytest.mark.parametrize("value", [-0.01, 1.01])
+def test_metrics_outside_unit_interval(make_model, field, value):
+    model = make_model()
+    _refused(lambda: ModelVersion.objects.create(model=model, version="v1", format="onnx", **{field: value}))
+
+
+@pytest.mark.django_db
+def test_unknown_enum_values(make_model):
+    model = make_model()
+    _refused(lambda: ModelVersion.objects.create(model=model, version="v1", format="keras"))
+    _refused(lambda: ModelVersion.objects.create(model=model, version="v1", format="onnx", status="gone"))
+
+
+@pytest.mark.django_db
+def test_archived_version_cannot_be_default(make_model):
+    model = make_model()
+    _refused(
+        lambda: ModelVersion.objects.create(
+            model=model, version="v1", format="onnx", status="archived", is_default=True
+        )
+    )
+
+
+@pytest.mark.django_db
+def test_one_active_deployment_per_model_and_target(make_model):
+    model = make_model()
+    v1 = ModelVersion.objects.create(model=model, version="v1", format="onnx")
+    v2 = ModelVersion.objects.create(model=model, version="v2", format="onnx")
+    Deployment.objects.create(model=model, model_version=v1, deployment_target="production")
+    _refused(lambda: Deployment.objects.create(model=model, model_version=v2, deployment_target="production"))
+    Deployment.objects.create(model=model, model_version=v2, deployment_target="staging")
+    Deployment.objects.create(
+        model=model, model_version=v2, deployment_target="production", deployment_status=DeploymentStatus.SUPERSEDED
+    )
+
+
+@pytest.mark.django_db
+def test_rolled_back_deployment_has_its_time(make_model):
+    model = make_model()
+    v1 = ModelVersion.objects.create(model=model, version="v1", format="onnx")
+    _refused(
+        lambda: Deployment.objects.create(
+            model=model, model_version=v1, deployment_target="production", deployment_status="rolled_back"
+        )
+    )
