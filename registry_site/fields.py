@@ -6,6 +6,8 @@ import json
 import math
 
 import django_filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from registry_site.api import parse_json_text
@@ -59,6 +61,9 @@ def _depth(value, limit: int, level: int = 1) -> int:
     return level
 
 
+@extend_schema_field(
+    {"type": "array", "items": {"type": "integer", "nullable": True}, "minItems": 1, "maxItems": MAX_SHAPE_RANK}
+)
 class ShapeField(serializers.Field):
     """A tensor shape: a list of positive ints, with -1 or null for a dynamic dimension. Given as a JSON
     list, or as its text in a form ("[1,3,224,224]")."""
@@ -82,6 +87,7 @@ class ShapeField(serializers.Field):
         return value
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)
 class JSONObjectField(serializers.Field):
     """A JSON object (training config, deployment config): given as an object, or as its text in a
     form. Bounded in size and depth so one request cannot make the registry store or parse a monster."""

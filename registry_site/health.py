@@ -6,8 +6,12 @@ import os
 
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import connection
-from django.http import JsonResponse
-from django.views.decorators.http import require_GET
+from drf_spectacular.utils import inline_serializer
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +32,19 @@ def _check_storage() -> None:
         default_storage.exists("health-check")  # a HEAD request: fails if the bucket is unreachable
 
 
-@require_GET
+HealthSerializer = inline_serializer(
+    "Health",
+    {
+        "status": serializers.ChoiceField(["healthy", "unhealthy"]),
+        "database": serializers.CharField(help_text='"ok", or "error: ..." saying what failed'),
+        "storage": serializers.CharField(help_text='"ok", or "error: ..." saying what failed'),
+    },
+)
+
+
+@extend_schema(responses={200: HealthSerializer, 503: HealthSerializer})
+@api_view(["GET"])
+@permission_classes([AllowAny])
 def health(request):
     checks = {}
     healthy = True
@@ -41,4 +57,4 @@ def health(request):
             checks[name] = f"error: {exc.__class__.__name__}: {exc}"
             healthy = False
     body = {"status": "healthy" if healthy else "unhealthy", **checks}
-    return JsonResponse(body, status=200 if healthy else 503)
+    return Response(body, status=200 if healthy else 503)

@@ -226,7 +226,13 @@ Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 
 STORAGES = {
     "default": artifact_storage,
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    # Cache-busted, compressed files once `collectstatic` has run (make run, the image); before that
+    # (tests, a fresh checkout) the plain storage, which needs no manifest.
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if (DATA_DIR / "staticfiles" / "staticfiles.json").exists()
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
 }
 
 # Every uploaded file goes to disk through the hashing handler: never held in memory, hashed once.

@@ -1,0 +1,61 @@
+"""The OpenAPI schema is how script authors discover the API: it must render, validate, describe every
+route, and every route it lists must answer."""
+import re
+
+import pytest
+from openapi_spec_validator import validate
+
+from deployments_app.services import deploy_version
+
+
+@pytest.fixture
+def schema(api):
+    response = api.get("/openapi.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+@pytest.mark.django_db
+def test_schema_is_valid_openapi_3(schema):
+    validate(schema)
+    assert schema["openapi"].startswith("3.")
+
+
+@pytest.mark.django_db
+def test_schema_lists_the_seed_routes(schema):
+    for path in ["/health", "/models", "/models/{name}", "/models/{name}/versions",
+                 "/models/{name}/versions/{version}", "/models/{name}/versions/default", "/deploy"]:  # fmt: skip
+        assert path in schema["paths"], path
+
+
+@pytest.mark.django_db
+def test_every_route_in_the_schema_answers(schema, api, make_version):
+    version = make_version(version="v1.0.0")
+    deployment = deploy_version(version=version, target="staging").deployment
+    values = {"name": version.model.name, "version": version.version, "id": str(deployment.pk)}
+    calls = [(path, method) for path, operations in schema["paths"].items() for method in operations]
+    # Deletes last and deepest first, so they do not take away what the other calls use.
+    calls.sort(key=lambda call: (call[1] == "delete", -call[0].count("/")))
+    for path, method in calls:
+        url = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
+        if method == "get":
+            response = api.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+        else:
+            # An empty body: the route exists and accepts it, or refuses it cleanly.
+            response = getattr(api, method)(url, {}, format="json")
+            assert response.status_code not in (404, 405) and response.status_code < 500, (
+                method, url, response.status_code
+            )
+
+
+@pytest.mark.django_db
+def test_docs_page_works_offline(client):
+    response = client.get("/docs", HTTP_HOST="localhost")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert not re.search(r"""(src|href)=["']https?://""", html), "the docs page must not load from a CDN"
+    assets = re.findall(r"""(?:src|href)=["'](/static/[^"']+)["']""", html)
+    assert any(a.endswith(".js") for a in assets) and any(a.endswith(".css") for a in assets)
+    for asset in assets:
+        assert client.get(asset, HTTP_HOST="localhost").status_code == 200, asset
