@@ -105,3 +105,16 @@ def receive_raw_body(request, *, file_name: str) -> HashedUpload:
             f"The upload was cut short: {sink.size} of {expected} bytes arrived.", field="file"
         )
     return sink.finish()
+
+
+def receive_local_file(path: str) -> HashedUpload:
+    """Stage a file from the server's own disk (management commands) exactly like an HTTP upload."""
+    sink = _HashingSink(os.path.basename(path), "application/octet-stream")
+    try:
+        with open(path, "rb") as source:
+            while chunk := source.read(CHUNK_SIZE):
+                sink.write(chunk)
+    except BaseException:
+        sink.discard()
+        raise
+    return sink.finish()
