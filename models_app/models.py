@@ -48,6 +48,12 @@ class VersionStatus(models.TextChoices):
     ARCHIVED = "archived"
 
 
+class FormatCheckResult(models.TextChoices):
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
 class RegisteredModel(models.Model):
     """A named model (the seed's `models` table). Named so it does not shadow django.db.models.Model."""
 
@@ -115,6 +121,9 @@ class ModelVersion(models.Model):
         related_name="versions",
     )
     file_name = models.CharField(max_length=255, blank=True, default="")
+    # Does the file look like `format`? Empty while the version has no file (see format_checks.py).
+    format_check = models.CharField(max_length=8, choices=FormatCheckResult.choices, blank=True, default="")
+    format_check_detail = models.CharField(max_length=255, blank=True, default="")
 
     accuracy = models.FloatField(null=True, blank=True)
     precision = models.FloatField(null=True, blank=True)

@@ -117,7 +117,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         model = ModelVersion
         fields = [
             "id", "model", "version", "format", "status",
-            "file_path", "file_name", "file_size", "checksum", "file_url",
+            "file_path", "file_name", "file_size", "checksum", "file_url", "format_check", "format_check_detail",
             "accuracy", "precision", "recall", "f1_score", "mAP",
             "input_shape", "output_shape", "training_config", "release_notes",
             "deployed_to", "deployment_config", "is_default", "created_at", "updated_at",

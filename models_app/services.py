@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from deployments_app.models import Deployment, DeploymentStatus
 from models_app import artifacts
+from models_app.format_checks import FormatCheck, check_format
 from models_app.models import (
     RESERVED_VERSIONS,
     Artifact,
@@ -107,6 +109,15 @@ def _check_declared_digest(upload: HashedUpload, declared_sha256: str | None) ->
         )
 
 
+def _check_format(upload: HashedUpload, declared_format: str) -> FormatCheck:
+    check = check_format(declared_format, upload.temporary_file_path())
+    if check.result == "failed" and settings.REGISTRY_REJECT_FORMAT_MISMATCH:
+        raise InvalidInput(
+            f"The file does not look like {declared_format}: {check.detail}; nothing was stored.", field="file"
+        )
+    return check
+
+
 def _store(upload: HashedUpload) -> Artifact:
     """Move the bytes into storage (outside any transaction) and return the unsaved row describing them."""
     key = artifacts.put_file(upload)
@@ -148,8 +159,10 @@ def register_version(
         raise _version_exists(model, version)
 
     stored = None
+    check = FormatCheck("", "")
     if upload is not None:
         _check_declared_digest(upload, declared_sha256)
+        check = _check_format(upload, format)
         stored = _store(upload)
 
     try:
@@ -167,6 +180,8 @@ def register_version(
                 format=format,
                 artifact=_link_artifact(stored) if stored else None,
                 file_name=upload.name if upload is not None else "",
+                format_check=check.result,
+                format_check_detail=check.detail,
                 is_default=is_default,
                 **fields,
             )
@@ -186,6 +201,7 @@ def attach_file(*, version: ModelVersion, upload: HashedUpload, declared_sha256:
             field="file",
         )
     _check_declared_digest(upload, declared_sha256)
+    check = _check_format(upload, version.format)
     stored = _store(upload)
     with transaction.atomic():
         _lock_model(version.model_id)
@@ -194,7 +210,8 @@ def attach_file(*, version: ModelVersion, upload: HashedUpload, declared_sha256:
             raise Conflict(f"Version '{version.version}' already has its file.", field="file")
         locked.artifact = _link_artifact(stored)
         locked.file_name = upload.name
-        locked.save(update_fields=["artifact", "file_name", "updated_at"])
+        locked.format_check, locked.format_check_detail = check.result, check.detail
+        locked.save(update_fields=["artifact", "file_name", "format_check", "format_check_detail", "updated_at"])
     return locked
 
 
@@ -230,6 +247,11 @@ def update_version(*, version: ModelVersion, changes: dict[str, Any]) -> ModelVe
 
     _lock_model(version.model_id)
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if "format" in changes and changes["format"] != version.format and version.artifact_id:
+        raise Conflict(
+            "The format describes the stored file, which never changes; register a new version instead.",
+            field="format",
+        )
     if changes.get("status") == VersionStatus.ARCHIVED and version.status != VersionStatus.ARCHIVED:
         if version.is_default or make_default:
             raise Conflict(

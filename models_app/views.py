@@ -6,7 +6,6 @@ import base64
 import binascii
 import re
 
-from django.http import FileResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404
 from django.utils.functional import cached_property
 from drf_spectacular.types import OpenApiTypes
@@ -16,7 +15,8 @@ from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from models_app import artifacts, selectors, services
+from models_app import selectors, services
+from models_app.downloads import file_response
 from models_app.filters import ModelVersionFilter, RegisteredModelFilter
 from models_app.models import ModelVersion, RegisteredModel
 from models_app.serializers import (
@@ -35,7 +35,7 @@ UNSAFE_FILE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._+\-]")
 def safe_file_name(name: str) -> str:
     """The client's file name, kept only as metadata: no folders, no control, bidi or shell characters."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return UNSAFE_FILE_NAME_CHARS.sub("_", base).lstrip(".")[:200]
+    return UNSAFE_FILE_NAME_CHARS.sub("_", base).lstrip(".")[:200] or "model-file"
 
 
 class RegisteredModelViewSet(viewsets.ModelViewSet):
@@ -156,13 +156,13 @@ class ModelVersionViewSet(
     def file(self, request, *args, **kwargs):
         version = self.get_object()
         if request.method == "GET":
-            return serve_file(request, version)
+            return file_response(request, version)
         return self._attach(request, version)
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 304: None, 404: None})
     @action(detail=False, methods=["get"], url_path="default/file")
     def default_file(self, request, *args, **kwargs):
-        return serve_file(request, self._default())
+        return file_response(request, self._default())
 
     def _attach(self, request, version: ModelVersion) -> Response:
         content_type = request.META.get("CONTENT_TYPE", "")
@@ -205,23 +205,3 @@ def _digest_header(request) -> str | None:
                 raise InvalidInput(f"The {header[5:].replace('_', '-').title()} header is not a base64 sha-256.", field="sha256")
             return digest.hex()
     return None
-
-
-def serve_file(request, version: ModelVersion):
-    """Stream a version's stored file; never loads it into memory."""
-    if not version.artifact_id:
-        raise NotFound(
-            f"Version '{version.version}' of model '{version.model.name}' has no file.",
-        )
-    etag = f'"{version.artifact_id}"'
-    if etag in [t.strip() for t in request.META.get("HTTP_IF_NONE_MATCH", "").split(",")]:
-        response = HttpResponseNotModified()
-        response["ETag"] = etag
-        return response
-    name = version.file_name or f"{version.model.name}-{version.version}"
-    response = FileResponse(artifacts.open_file(version.artifact.storage_key), as_attachment=True, filename=name)
-    response["Content-Length"] = str(version.artifact.size)
-    response["Content-Type"] = "application/octet-stream"
-    response["ETag"] = etag
-    response["X-Checksum-Sha256"] = version.artifact_id
-    return response

@@ -23,8 +23,8 @@ logger = logging.getLogger(__name__)
 
 
 class StrictJSONParser(JSONParser):
-    """DRF's parser, except that a body nested deeper than Python's recursion limit is a 400 and not a
-    500. (DRF already refuses NaN and Infinity.)"""
+    """DRF's parser (which already refuses NaN and Infinity), except that a body nested deeper than
+    Python's recursion limit is a 400 and not a 500."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import django_filters
 from drf_spectacular.types import OpenApiTypes
@@ -112,14 +113,35 @@ class JSONObjectField(serializers.Field):
         return value
 
 
+# JSON escapes can spell text that no database stores: NUL (PostgreSQL refuses it in text and jsonb)
+# and lone UTF-16 surrogates (not encodable as UTF-8).
+UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def has_unstorable_text(value) -> bool:
+    if isinstance(value, str):
+        return UNSTORABLE_TEXT.search(value) is not None
+    if isinstance(value, dict):
+        return any(has_unstorable_text(k) or has_unstorable_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_unstorable_text(v) for v in value)
+    return False
+
+
 class StrictFieldsMixin:
     """Refuse fields the serializer does not know, so a typo ("acuracy") is an error and not a silent
-    no-op, and name the fields that can never change after creation."""
+    no-op; name the fields that can never change after creation; and refuse text that the database
+    cannot store, naming its field, rather than failing in the driver with a 500."""
 
     immutable_fields: dict[str, str] = {}
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
+        unstorable = [key for key, value in attrs.items() if has_unstorable_text(value)]
+        if unstorable:
+            raise serializers.ValidationError(
+                {key: ["Contains a NUL character or a lone UTF-16 surrogate, which cannot be stored."] for key in unstorable}
+            )
         initial = getattr(self, "initial_data", None)
         if hasattr(initial, "keys"):
             errors = {}

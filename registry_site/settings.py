@@ -235,6 +235,12 @@ STORAGES = {
     },
 }
 
+# On S3, downloads may redirect to a short-lived presigned URL instead of streaming through a worker.
+REGISTRY_S3_REDIRECT_DOWNLOADS = envbool("REGISTRY_S3_REDIRECT_DOWNLOADS", False)
+
+# A file that does not look like its declared format is recorded as such; refusing it is opt-in.
+REGISTRY_REJECT_FORMAT_MISMATCH = envbool("REGISTRY_REJECT_FORMAT_MISMATCH", False)
+
 # Every uploaded file goes to disk through the hashing handler: never held in memory, hashed once.
 FILE_UPLOAD_HANDLERS = ["models_app.uploads.HashingUploadHandler"]
 FILE_UPLOAD_PERMISSIONS = 0o640
