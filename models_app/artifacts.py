@@ -57,6 +57,14 @@ def put_file(upload: HashedUpload) -> str:
     return key
 
 
+def exists(key: str) -> bool:
+    return default_storage.exists(key)
+
+
+def delete(key: str) -> None:
+    default_storage.delete(key)
+
+
 class ByteRange:
     """An open stored file positioned at `start`, that reads at most `length` bytes: what a download
     (or a Range request's slice of it) sends. A server that can use sendfile gets the descriptor."""

@@ -124,10 +124,15 @@ def _store(upload: HashedUpload) -> Artifact:
     return Artifact(sha256=upload.sha256, size=upload.size, storage_key=key)
 
 
-def _link_artifact(stored: Artifact) -> Artifact:
-    artifact, _ = Artifact.objects.get_or_create(
+def _link_artifact(stored: Artifact, upload: HashedUpload) -> Artifact:
+    """Inside the version's transaction: the artifact's row, locked, so gc_artifacts cannot remove it
+    or its file before this transaction commits. The collector removes a file and its row together;
+    if it did so between our store and this lock, the bytes are still staged: store them again."""
+    artifact, created = Artifact.objects.select_for_update().get_or_create(
         sha256=stored.sha256, defaults={"size": stored.size, "storage_key": stored.storage_key}
     )
+    if created and not artifacts.exists(stored.storage_key):
+        artifacts.put_file(upload)
     return artifact
 
 
@@ -178,7 +183,7 @@ def register_version(
                 model=model,
                 version=version,
                 format=format,
-                artifact=_link_artifact(stored) if stored else None,
+                artifact=_link_artifact(stored, upload) if stored else None,
                 file_name=upload.name if upload is not None else "",
                 format_check=check.result,
                 format_check_detail=check.detail,
@@ -208,7 +213,7 @@ def attach_file(*, version: ModelVersion, upload: HashedUpload, declared_sha256:
         locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
         if locked.artifact_id:
             raise Conflict(f"Version '{version.version}' already has its file.", field="file")
-        locked.artifact = _link_artifact(stored)
+        locked.artifact = _link_artifact(stored, upload)
         locked.file_name = upload.name
         locked.format_check, locked.format_check_detail = check.result, check.detail
         locked.save(update_fields=["artifact", "file_name", "format_check", "format_check_detail", "updated_at"])

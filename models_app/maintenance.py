@@ -1,0 +1,187 @@
+"""Offline care of the stored files, for operators (manage.py verify_artifacts, gc_artifacts,
+storage_usage): re-hash what is stored, reclaim what nothing references, and count what is used.
+
+These are the only places that read a stored file back or delete one.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from models_app import artifacts
+from models_app.models import Artifact, ModelVersion
+
+Progress = Callable[[int, int, int], None]  # files done, files in all, bytes done
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    modified: datetime
+
+
+def stored_objects() -> Iterator[StoredObject]:
+    """Every file under the content-addressed prefix of the storage."""
+    if artifacts.is_local():
+        root = default_storage.path(artifacts.KEY_PREFIX)
+        for folder, _, names in os.walk(root):
+            for name in names:
+                path = os.path.join(folder, name)
+                stat = os.stat(path)
+                yield StoredObject(
+                    os.path.relpath(path, default_storage.location).replace(os.sep, "/"),
+                    stat.st_size,
+                    datetime.fromtimestamp(stat.st_mtime, tz=dt_timezone.utc),
+                )
+        return
+    location = default_storage.location.strip("/")
+    prefix = default_storage._normalize_name(artifacts.KEY_PREFIX + "/")
+    for obj in default_storage.bucket.objects.filter(Prefix=prefix):
+        key = obj.key[len(location) + 1 :] if location else obj.key
+        yield StoredObject(key, obj.size, obj.last_modified)
+
+
+# --- verify -----------------------------------------------------------------------------------------
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    bytes_read: int = 0
+    missing: list[str] = field(default_factory=list)
+    corrupted: list[str] = field(default_factory=list)  # "<sha256>: <what is wrong>"
+    orphaned: list[str] = field(default_factory=list)  # storage keys no row references
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.corrupted or self.orphaned)
+
+
+def verify_artifacts(*, model_name: str | None = None, progress: Progress | None = None) -> VerifyReport:
+    """Re-hash every stored file (of one model, if named) against its row."""
+    rows = Artifact.objects.order_by("sha256")
+    if model_name:
+        rows = rows.filter(Exists(ModelVersion.objects.filter(artifact=OuterRef("pk"), model__name=model_name)))
+    rows = list(rows)
+    report = VerifyReport()
+    for done, artifact in enumerate(rows, start=1):
+        if not artifacts.exists(artifact.storage_key):
+            report.missing.append(artifact.sha256)
+        else:
+            digest, size = hashlib.sha256(), 0
+            for chunk in artifacts.read_chunks(artifact.storage_key):
+                digest.update(chunk)
+                size += len(chunk)
+            report.bytes_read += size
+            if digest.hexdigest() != artifact.sha256:
+                report.corrupted.append(f"{artifact.sha256}: content hashes to {digest.hexdigest()}")
+            elif size != artifact.size:
+                report.corrupted.append(f"{artifact.sha256}: {size} bytes stored, {artifact.size} recorded")
+        report.checked = done
+        if progress:
+            progress(done, len(rows), report.bytes_read)
+    if not model_name:
+        known = set(Artifact.objects.values_list("storage_key", flat=True))
+        report.orphaned = sorted(obj.key for obj in stored_objects() if obj.key not in known)
+    return report
+
+
+# --- garbage collection -----------------------------------------------------------------------------
+@dataclass
+class CollectReport:
+    artifacts: list[str] = field(default_factory=list)  # unreferenced rows removed with their files
+    orphans: list[str] = field(default_factory=list)  # stored files without a row
+    staged: list[str] = field(default_factory=list)  # stale temporary uploads
+    multipart: list[str] = field(default_factory=list)  # abandoned S3 multipart uploads
+    bytes_freed: int = 0
+
+
+def _remove_unreferenced(sha256: str) -> int | None:
+    """Remove an artifact and its file if still unreferenced. The row lock makes a concurrent upload of
+    the same content wait, then find no row and store its bytes again (services._link_artifact)."""
+    with transaction.atomic():
+        artifact = Artifact.objects.select_for_update().filter(pk=sha256).first()
+        if artifact is None or ModelVersion.objects.filter(artifact_id=sha256).exists():
+            return None
+        if artifacts.exists(artifact.storage_key):
+            artifacts.delete(artifact.storage_key)
+        artifact.delete()
+        return artifact.size
+
+
+def collect_garbage(*, grace: timedelta, dry_run: bool = False, progress: Progress | None = None) -> CollectReport:
+    """Reclaim what no committed row references and that is older than `grace` (so uploads in flight
+    and transactions about to commit are never touched)."""
+    cutoff = timezone.now() - grace
+    report = CollectReport()
+
+    unreferenced = Artifact.objects.filter(created_at__lt=cutoff).exclude(
+        Exists(ModelVersion.objects.filter(artifact=OuterRef("pk")))
+    )
+    candidates = list(unreferenced.values_list("sha256", "size"))
+    for done, (sha256, size) in enumerate(candidates, start=1):
+        freed = size if dry_run else _remove_unreferenced(sha256)
+        if freed is not None:
+            report.artifacts.append(sha256)
+            report.bytes_freed += freed
+        if progress:
+            progress(done, len(candidates), report.bytes_freed)
+
+    known = set(Artifact.objects.values_list("storage_key", flat=True))
+    for obj in stored_objects():
+        if obj.key not in known and obj.modified < cutoff and not Artifact.objects.filter(storage_key=obj.key).exists():
+            report.orphans.append(obj.key)
+            report.bytes_freed += obj.size
+            if not dry_run:
+                artifacts.delete(obj.key)
+
+    staging = settings.FILE_UPLOAD_TEMP_DIR
+    oldest = time.time() - grace.total_seconds()
+    for entry in os.scandir(staging) if os.path.isdir(staging) else ():
+        if entry.is_file() and entry.stat().st_mtime < oldest:
+            report.staged.append(entry.name)
+            report.bytes_freed += entry.stat().st_size
+            if not dry_run:
+                os.unlink(entry.path)
+
+    if not artifacts.is_local():
+        for upload in default_storage.bucket.multipart_uploads.all():
+            if upload.initiated < cutoff:
+                report.multipart.append(f"{upload.object_key} ({upload.id})")
+                if not dry_run:
+                    upload.abort()
+    return report
+
+
+# --- usage ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Usage:
+    per_model: dict[str, tuple[int, int]]  # model name -> (files, bytes), a file shared by versions once
+    total_files: int
+    total_bytes: int
+
+
+def storage_usage() -> Usage:
+    pairs = (
+        ModelVersion.objects.filter(artifact__isnull=False)
+        .values_list("model__name", "artifact_id", "artifact__size")
+        .distinct()
+        .order_by("model__name")
+    )
+    per_model: dict[str, tuple[int, int]] = {}
+    for name, _, size in pairs:
+        files, used = per_model.get(name, (0, 0))
+        per_model[name] = (files + 1, used + size)
+    totals = Artifact.objects.filter(Exists(ModelVersion.objects.filter(artifact=OuterRef("pk"))))
+    sizes = list(totals.values_list("size", flat=True))
+    return Usage(per_model, len(sizes), sum(sizes))

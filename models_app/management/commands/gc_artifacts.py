@@ -1,0 +1,45 @@
+"""manage.py gc_artifacts [--dry-run] [--grace-hours N]"""
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+
+from models_app.maintenance import collect_garbage
+
+
+class Command(BaseCommand):
+    help = (
+        "Remove stored files that no version references, stale temporary uploads and (on S3) abandoned "
+        "multipart uploads, once they are older than the grace period."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+        parser.add_argument(
+            "--grace-hours", type=float, default=24.0,
+            help="leave anything younger than this alone: uploads in flight (default 24)",
+        )  # fmt: skip
+
+    def handle(self, *args, **options):
+        if options["grace_hours"] < 0:
+            raise CommandError("--grace-hours cannot be negative.")
+
+        def progress(done: int, total: int, freed: int) -> None:
+            if done == total or done % 100 == 0:
+                self.stdout.write(f"  {done}/{total} unreferenced files, {freed} bytes")
+
+        report = collect_garbage(
+            grace=timedelta(hours=options["grace_hours"]), dry_run=options["dry_run"], progress=progress
+        )
+        verb = "Would remove" if options["dry_run"] else "Removed"
+        for sha256 in report.artifacts:
+            self.stdout.write(f"{verb} unreferenced file {sha256}")
+        for key in report.orphans:
+            self.stdout.write(f"{verb} orphaned file {key}")
+        for name in report.staged:
+            self.stdout.write(f"{verb} stale temporary upload {name}")
+        for upload in report.multipart:
+            self.stdout.write(f"{verb} abandoned multipart upload {upload}")
+        self.stdout.write(
+            f"{verb} {len(report.artifacts) + len(report.orphans)} files, {len(report.staged)} temporary "
+            f"uploads, {len(report.multipart)} multipart uploads: {report.bytes_freed} bytes."
+        )

@@ -1,0 +1,36 @@
+"""manage.py verify_artifacts [--model NAME]"""
+from django.core.management.base import BaseCommand, CommandError
+
+from models_app.maintenance import verify_artifacts
+from models_app.models import RegisteredModel
+
+
+class Command(BaseCommand):
+    help = "Re-hash every stored file against its row; report missing, corrupted and orphaned files."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--model", help="only the files of this model's versions")
+
+    def handle(self, *args, **options):
+        name = options["model"]
+        if name and not RegisteredModel.objects.filter(name=name).exists():
+            raise CommandError(f"No model named '{name}'.")
+
+        def progress(done: int, total: int, read: int) -> None:
+            if done == total or done % 100 == 0:
+                self.stdout.write(f"  {done}/{total} files, {read} bytes read")
+
+        report = verify_artifacts(model_name=name, progress=progress)
+        for sha256 in report.missing:
+            self.stdout.write(f"MISSING   {sha256}")
+        for problem in report.corrupted:
+            self.stdout.write(f"CORRUPTED {problem}")
+        for key in report.orphaned:
+            self.stdout.write(f"ORPHANED  {key} (no row; gc_artifacts removes it)")
+        summary = (
+            f"{report.checked} files checked, {report.bytes_read} bytes read: {len(report.missing)} missing, "
+            f"{len(report.corrupted)} corrupted, {len(report.orphaned)} orphaned"
+        )
+        if not report.ok:
+            raise CommandError(summary)
+        self.stdout.write(self.style.SUCCESS(summary))
