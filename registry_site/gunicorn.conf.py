@@ -1,6 +1,7 @@
 """gunicorn settings for `make run` and the Docker image. Every value can be overridden from the
 environment (see the README)."""
 import multiprocessing
+import socket
 import os
 
 bind = os.environ.get("REGISTRY_BIND", "127.0.0.1:8003")
@@ -18,3 +19,16 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 accesslog = "-"
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_request(worker, req, environ, resp):
+    """After a 413 the client may still be sending a body we will never read. gunicorn ignores an
+    application's `Connection: close` and would keep the connection for the next request (reading the
+    unwanted body as one), so end our side now: the client gets its answer and then EOF."""
+    if getattr(resp, "status_code", None) == 413:
+        sock = environ.get("gunicorn.socket")
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass

@@ -14,7 +14,10 @@ def too_large_response(limit: int, what: str) -> JsonResponse:
         {"detail": f"The {what} is larger than this registry accepts ({limit} bytes).", "limit": limit},
         status=413,
     )
-    # The client may still be sending: tell it (and gunicorn) not to reuse this connection.
+    response["Content-Length"] = str(len(response.content))
+    # The client may still be sending a body that will never be read: the connection cannot be reused.
+    # (gunicorn drops this header and keeps the connection; registry_site/gunicorn.conf.py's
+    # post_request hook closes it instead.)
     response["Connection"] = "close"
     return response
 

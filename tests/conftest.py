@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -11,6 +13,8 @@ from rest_framework.test import APIClient
 
 from models_app import services
 from models_app.models import ModelVersion, RegisteredModel
+
+from tests.s3 import s3_bucket, s3_endpoint, s3_storage_settings  # noqa: F401  (fixtures)
 
 _names = itertools.count(1)
 
@@ -30,6 +34,37 @@ def storage_dir(tmp_path, settings):
     }
     settings.FILE_UPLOAD_TEMP_DIR = str(incoming)
     return location
+
+
+@dataclass
+class Backend:
+    name: str
+    read: Callable[[str], bytes]  # the stored bytes under a storage key
+    keys: Callable[[], list[str]]  # every stored key
+    client: object = None  # boto3's S3 client, on S3
+    bucket: str = ""
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend(request, settings, storage_dir):
+    """Run a test on the local folder and again on S3 (moto's server)."""
+    if request.param == "local":
+        return Backend(
+            "local",
+            read=lambda key: (storage_dir / key).read_bytes(),
+            keys=lambda: [str(p.relative_to(storage_dir)) for p in stored_files(storage_dir)],
+        )
+    endpoint = request.getfixturevalue("s3_endpoint")
+    bucket, client = request.getfixturevalue("s3_bucket")
+    settings.STORAGES = {**settings.STORAGES, "default": s3_storage_settings(endpoint, bucket)}
+    listed = lambda: client.list_objects_v2(Bucket=bucket).get("Contents", [])  # noqa: E731
+    return Backend(
+        "s3",
+        read=lambda key: client.get_object(Bucket=bucket, Key=f"models/{key}")["Body"].read(),
+        keys=lambda: sorted(obj["Key"].removeprefix("models/") for obj in listed()),
+        client=client,
+        bucket=bucket,
+    )
 
 
 def stored_files(storage_dir) -> list:
