@@ -73,7 +73,7 @@ def running_registry(workdir: Path, *, extra_env: dict[str, str] | None = None, 
                 try:
                     if requests.get(f"{base}/health", timeout=1).status_code == 200:
                         break
-                except requests.ConnectionError:
+                except requests.RequestException:
                     pass
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"registry did not start:\n{(workdir / 'gunicorn.log').read_text()}")
