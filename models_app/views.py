@@ -173,7 +173,7 @@ class ModelVersionViewSet(
             declared = serializer.validated_data.get("sha256")
         elif content_type.startswith("application/octet-stream"):
             # The fast path: the body is the file, with no multipart parsing.
-            name = request.query_params.get("filename") or f"{version.model.name}-{version.version}"
+            name = safe_file_name(request.query_params.get("filename") or f"{version.model.name}-{version.version}")
             upload = receive_raw_body(request._request, file_name=name)
             declared = request.query_params.get("sha256") or _digest_header(request)
         else:

@@ -94,7 +94,7 @@ class JSONObjectField(serializers.Field):
     form. Bounded in size and depth so one request cannot make the registry store or parse a monster."""
 
     default_error_messages = {
-        "not_object": "Must be a JSON object, such as {\"epochs\": 90}.",
+        "not_object": "Must be a JSON object, such as {{\"epochs\": 90}}.",
         "too_large": f"Must be at most {MAX_JSON_OBJECT_BYTES} bytes as JSON.",
         "too_deep": f"Must be nested at most {MAX_JSON_DEPTH} levels deep.",
     }
