@@ -41,6 +41,10 @@ class Deployment(models.Model):
     class Meta:
         db_table = "model_deployments"
         ordering = ["-id"]
+        permissions = [
+            ("rollback_deployment", "Can roll back a deployment"),
+            ("deploy_to_production", "Can deploy to the 'production' target"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["model", "deployment_target"],

@@ -14,7 +14,9 @@ from django.utils import timezone
 
 from deployments_app.models import Deployment, DeploymentStatus
 from models_app.models import ModelVersion, RegisteredModel, VersionStatus
-from registry_site.errors import Conflict
+from registry_site import audit
+from registry_site.errors import Conflict, Forbidden
+from registry_site.permissions import DEPLOY_TO_PRODUCTION, PRODUCTION_TARGET
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,15 @@ def deploy_version(
     target: str,
     deployed_by: str = "",
     deployment_config: dict[str, Any] | None = None,
+    user=None,
 ) -> DeployResult:
     """Make `version` the active deployment of its model on `target`, superseding whatever was active
-    there. Deploying the version that is already active changes nothing."""
+    there. Deploying the version that is already active changes nothing.
+
+    `user` is the authenticated user of the API or the admin, when there is one: deploying to the
+    production target needs the deployer role's permission."""
+    if user is not None and target == PRODUCTION_TARGET and not user.has_perm(DEPLOY_TO_PRODUCTION):
+        raise Forbidden(f"Deploying to '{PRODUCTION_TARGET}' needs the deployer role.", field="deployment_target")
     RegisteredModel.objects.select_for_update().get(pk=version.model_id)
     version = ModelVersion.objects.select_related("model").get(pk=version.pk)
     if version.status == VersionStatus.ARCHIVED:
@@ -68,6 +76,17 @@ def deploy_version(
         deployment_target=target,
         deployed_by=deployed_by,
         deployment_config=version.deployment_config if deployment_config is None else deployment_config,
+    )
+    audit.record(
+        "deploy",
+        object_type="deployment",
+        object_repr=f"{version.model.name}:{version.version} -> {target}",
+        model_name=version.model.name,
+        changes={
+            "deployment": deployment.pk,
+            "superseded": current.pk if current else None,
+            "deployment_config": deployment.deployment_config,
+        },
     )
     return DeployResult(deployment, created=True)
 
@@ -101,4 +120,12 @@ def rollback_deployment(*, deployment: Deployment, reason: str = "") -> Rollback
     if previous is not None:
         previous.deployment_status = DeploymentStatus.ACTIVE
         previous.save(update_fields=["deployment_status"])
+    model_name = deployment.model.name
+    audit.record(
+        "rollback",
+        object_type="deployment",
+        object_repr=f"{model_name}:{deployment.model_version.version} -> {deployment.deployment_target}",
+        model_name=model_name,
+        changes={"deployment": deployment.pk, "reason": reason, "restored": previous.pk if previous else None},
+    )
     return RollbackResult(deployment, previous)

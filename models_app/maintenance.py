@@ -10,8 +10,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -43,7 +42,7 @@ def stored_objects() -> Iterator[StoredObject]:
                 yield StoredObject(
                     os.path.relpath(path, default_storage.location).replace(os.sep, "/"),
                     stat.st_size,
-                    datetime.fromtimestamp(stat.st_mtime, tz=dt_timezone.utc),
+                    datetime.fromtimestamp(stat.st_mtime, tz=UTC),
                 )
         return
     location = default_storage.location.strip("/")

@@ -25,6 +25,7 @@ from models_app.models import (
     VersionStatus,
 )
 from models_app.uploads import HashedUpload
+from registry_site import audit
 from registry_site.errors import Conflict, InvalidInput
 
 # Fields of a version that may change after it is registered. The version string and the file never do.
@@ -55,13 +56,29 @@ def _has_active_deployment(version_filter: Q) -> bool:
     return Deployment.objects.filter(version_filter, deployment_status=DeploymentStatus.ACTIVE).exists()
 
 
+def _audit_model(action: str, model: RegisteredModel, changes: dict[str, Any]) -> None:
+    audit.record(action, object_type="model", object_repr=model.name, model_name=model.name, changes=changes)
+
+
+def _audit_version(action: str, version: ModelVersion, changes: dict[str, Any]) -> None:
+    audit.record(
+        action,
+        object_type="version",
+        object_repr=f"{version.model.name}:{version.version}",
+        model_name=version.model.name,
+        changes=changes,
+    )
+
+
 # --- Models -----------------------------------------------------------------------------------------
 def create_model(*, name: str, model_type: str, description: str = "", is_active: bool = True) -> RegisteredModel:
     try:
         with transaction.atomic():
-            return RegisteredModel.objects.create(
+            model = RegisteredModel.objects.create(
                 name=name, model_type=model_type, description=description, is_active=is_active
             )
+            _audit_model("create", model, {"model_type": model_type, "description": description, "is_active": is_active})
+            return model
     except IntegrityError:
         if RegisteredModel.objects.filter(name=name).exists():
             raise Conflict(f"A model named '{name}' already exists.", field="name") from None
@@ -73,9 +90,12 @@ def update_model(*, model: RegisteredModel, changes: dict[str, Any]) -> Register
     if unknown:
         field = sorted(unknown)[0]
         raise InvalidInput(f"'{field}' cannot be changed.", field=field)
-    for field, value in changes.items():
-        setattr(model, field, value)
-    model.save(update_fields=[*changes, "updated_at"])
+    with transaction.atomic():
+        before = {field: getattr(model, field) for field in changes}
+        for field, value in changes.items():
+            setattr(model, field, value)
+        model.save(update_fields=[*changes, "updated_at"])
+        _audit_model("update", model, audit.diff(before, changes))
     return model
 
 
@@ -88,7 +108,9 @@ def delete_model(*, model: RegisteredModel) -> None:
         raise Conflict(
             f"Model '{model.name}' has an active deployment; roll it back before deleting the model."
         )
+    versions = list(model.versions.values_list("version", flat=True))
     model.delete()
+    _audit_model("delete", model, {"versions": versions})
 
 
 # --- Versions ---------------------------------------------------------------------------------------
@@ -179,7 +201,7 @@ def register_version(
             is_default = (make_default or not has_default) and fields.get("status") != VersionStatus.ARCHIVED
             if is_default and has_default:
                 ModelVersion.objects.filter(model=model, is_default=True).update(is_default=False)
-            return ModelVersion.objects.create(
+            created = ModelVersion.objects.create(
                 model=model,
                 version=version,
                 format=format,
@@ -190,6 +212,10 @@ def register_version(
                 is_default=is_default,
                 **fields,
             )
+            _audit_version("create", created, {
+                "format": format, "is_default": is_default, **_jsonable(fields), **_file_facts(created),
+            })  # fmt: skip
+            return created
     except IntegrityError:
         # Only reachable where row locks do not serialize writers; the unique constraint decides.
         if ModelVersion.objects.filter(model=model, version=version).exists():
@@ -217,6 +243,7 @@ def attach_file(*, version: ModelVersion, upload: HashedUpload, declared_sha256:
         locked.file_name = upload.name
         locked.format_check, locked.format_check_detail = check.result, check.detail
         locked.save(update_fields=["artifact", "file_name", "format_check", "format_check_detail", "updated_at"])
+        _audit_version("upload", locked, _file_facts(locked))
     return locked
 
 
@@ -228,9 +255,11 @@ def set_default_version(*, version: ModelVersion) -> ModelVersion:
     if version.status == VersionStatus.ARCHIVED:
         raise Conflict(f"Version '{version.version}' is archived and cannot be the default.", field="is_default")
     if not version.is_default:
+        previous = ModelVersion.objects.filter(model_id=version.model_id, is_default=True).first()
         ModelVersion.objects.filter(model_id=version.model_id, is_default=True).update(is_default=False)
         version.is_default = True
         version.save(update_fields=["is_default", "updated_at"])
+        _audit_version("set_default", version, {"previous_default": previous.version if previous else None})
     return version
 
 
@@ -267,10 +296,13 @@ def update_version(*, version: ModelVersion, changes: dict[str, Any]) -> ModelVe
             raise Conflict(
                 f"Version '{version.version}' is deployed; roll it back before archiving it.", field="status"
             )
+    before = {field: getattr(version, field) for field in changes}
     for field, value in changes.items():
         setattr(version, field, value)
     if changes:
         version.save(update_fields=[*changes, "updated_at"])
+        archived = changes.get("status") == VersionStatus.ARCHIVED and before["status"] != VersionStatus.ARCHIVED
+        _audit_version("archive" if archived else "update", version, audit.diff(before, changes))
     if make_default:
         version = set_default_version(version=version)
     return version
@@ -290,4 +322,16 @@ def delete_version(*, version: ModelVersion) -> None:
         raise Conflict(
             f"Version '{version.version}' has deployment history, which the registry keeps; archive it instead."
         )
+    facts = _file_facts(version)
     version.delete()
+    _audit_version("delete", version, facts)
+
+
+def _file_facts(version: ModelVersion) -> dict[str, Any]:
+    if not version.artifact_id:
+        return {}
+    return {"checksum": version.artifact_id, "file_size": version.artifact.size, "file_name": version.file_name}
+
+
+def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value not in (None, "", {})}

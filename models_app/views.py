@@ -9,7 +9,7 @@ import re
 from django.shortcuts import get_object_or_404
 from django.utils.functional import cached_property
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
@@ -44,6 +44,13 @@ class RegisteredModelViewSet(viewsets.ModelViewSet):
     filterset_class = RegisteredModelFilter
     lookup_field = "name"
     ordering = ("name",)
+    required_permissions = {
+        "list": ["models_app.view_registeredmodel"],
+        "retrieve": ["models_app.view_registeredmodel"],
+        "create": ["models_app.add_registeredmodel"],
+        "partial_update": ["models_app.change_registeredmodel"],
+        "destroy": ["models_app.delete_registeredmodel"],
+    }
 
     def perform_create(self, serializer):
         serializer.instance = services.create_model(**serializer.validated_data)
@@ -72,6 +79,21 @@ class ModelVersionViewSet(
     filterset_class = ModelVersionFilter
     lookup_field = "version"
     ordering = ("-id",)
+    view = ["models_app.view_modelversion"]
+    change = ["models_app.change_modelversion"]
+    required_permissions = {
+        "list": view,
+        "retrieve": view,
+        "default": view,
+        "latest": view,
+        "default_file": view,
+        "file:get": view,
+        "file:put": change,
+        "create": ["models_app.add_modelversion"],
+        "partial_update": change,
+        "set_default": change,
+        "destroy": ["models_app.delete_modelversion"],
+    }
 
     @cached_property
     def registered_model(self) -> RegisteredModel:

@@ -20,6 +20,12 @@ class NotFound(RegistryError):
     status_code = 404
 
 
+class Forbidden(RegistryError):
+    """The caller is known but lacks the role this act needs."""
+
+    status_code = 403
+
+
 class Conflict(RegistryError):
     """The request is well formed but the registry's state forbids it (exists already, is the default,
     is deployed, is archived...)."""

@@ -1,8 +1,8 @@
 """gunicorn settings for `make run` and the Docker image. Every value can be overridden from the
 environment (see the README)."""
 import multiprocessing
-import socket
 import os
+import socket
 
 bind = os.environ.get("REGISTRY_BIND", "127.0.0.1:8003")
 workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() + 1)))

@@ -6,8 +6,7 @@ import os
 
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import connection
-from drf_spectacular.utils import inline_serializer
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny

@@ -94,7 +94,9 @@ if not SECRET_KEY:
         key_file.write_text(SECRET_KEY)
         key_file.chmod(0o600)
 
-ALLOWED_HOSTS = envlist("REGISTRY_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+ALLOWED_HOSTS = envlist("REGISTRY_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if LOCAL_MODE else [])
+if not LOCAL_MODE and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("REGISTRY_ALLOWED_HOSTS is required in production (the registry's host names)")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -109,6 +111,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "registry_site",
     "models_app",
     "deployments_app",
 ]
@@ -122,6 +125,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "registry_site.audit.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -273,8 +277,9 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["registry_site.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["registry_site.permissions.RegistryPermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["registry_site.permissions.WriteRateThrottle"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "registry_site.api.RegistryCursorPagination",
     "EXCEPTION_HANDLER": "registry_site.api.exception_handler",
@@ -283,6 +288,39 @@ REST_FRAMEWORK = {
     "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+
+# --- Access ---------------------------------------------------------------------------------------
+# Production only (local mode is open): reads without a token when set; writes always need one.
+REGISTRY_PUBLIC_READ = envbool("REGISTRY_PUBLIC_READ", False)
+REGISTRY_THROTTLE_WRITES = envstr("REGISTRY_THROTTLE_WRITES", "600/min")
+REGISTRY_AUTH_FAILURES_PER_MINUTE = envint("REGISTRY_AUTH_FAILURES_PER_MINUTE", 20, minimum=1)
+
+# Throttle counters must be shared by every worker on every machine: the database is already shared.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "registry_cache",  # created by registry_site's migrations
+    }
+}
+
+if not LOCAL_MODE:
+    # TLS ends at the reverse proxy in front of the registry, which says so in X-Forwarded-Proto.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = envbool("REGISTRY_SSL_REDIRECT", True)
+    # Health checks come from the container runtime and load balancers over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^health$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = envint("REGISTRY_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("REGISTRY_HSTS_INCLUDE_SUBDOMAINS", False)
+    CSRF_TRUSTED_ORIGINS = envlist("REGISTRY_CSRF_TRUSTED_ORIGINS")
+    SILENCED_SYSTEM_CHECKS = [
+        # HSTS for subdomains and the browsers' preload list commit the whole domain, not just this
+        # service: the domain's owner opts in with REGISTRY_HSTS_INCLUDE_SUBDOMAINS, and preloading is
+        # done at hstspreload.org, not by an application.
+        "security.W005",
+        "security.W021",
+    ]
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Model Version Registry",

@@ -10,6 +10,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from deployments_app.views import DeploymentViewSet
 from models_app.views import ModelVersionViewSet, RegisteredModelViewSet
+from registry_site.audit_api import AuditEventViewSet
 from registry_site.health import health
 
 models = RegisteredModelViewSet.as_view
@@ -33,6 +34,8 @@ urlpatterns = [
     path("deployments", deployments({"get": "list"}), name="deployment-list"),
     path("deployments/<int:pk>", deployments({"get": "retrieve"}), name="deployment-detail"),
     path("deployments/<int:pk>/rollback", deployments({"post": "rollback"}), name="deployment-rollback"),
+    path("audit", AuditEventViewSet.as_view({"get": "list"}), name="audit-list"),
+    path("audit/<int:pk>", AuditEventViewSet.as_view({"get": "retrieve"}), name="audit-detail"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="docs"),
     path("admin/", admin.site.urls),

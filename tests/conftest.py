@@ -13,7 +13,6 @@ from rest_framework.test import APIClient
 
 from models_app import services
 from models_app.models import ModelVersion, RegisteredModel
-
 from tests.s3 import s3_bucket, s3_endpoint, s3_storage_settings  # noqa: F401  (fixtures)
 
 _names = itertools.count(1)

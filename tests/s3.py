@@ -31,7 +31,7 @@ def s3_endpoint(tmp_path_factory):
             break
         except requests.ConnectionError:
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("moto's S3 server did not start")
+                raise RuntimeError("moto's S3 server did not start") from None
             time.sleep(0.1)
     yield url
     server.terminate()

@@ -1,14 +1,15 @@
 """manage.py deploy MODEL VERSION TARGET [--by NAME]"""
 import getpass
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from deployments_app import services
 from models_app.models import ModelVersion
+from registry_site.commands import RegistryCommand
 from registry_site.errors import RegistryError
 
 
-class Command(BaseCommand):
+class Command(RegistryCommand):
     help = "Deploy a model version to a target, superseding what was active there."
 
     def add_arguments(self, parser):

@@ -1,12 +1,13 @@
 """manage.py rollback DEPLOYMENT_ID [--reason TEXT]"""
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from deployments_app import services
 from deployments_app.models import Deployment
+from registry_site.commands import RegistryCommand
 from registry_site.errors import RegistryError
 
 
-class Command(BaseCommand):
+class Command(RegistryCommand):
     help = "Roll back an active deployment, restoring the previous one on its target."
 
     def add_arguments(self, parser):

@@ -1,12 +1,13 @@
 """manage.py gc_artifacts [--dry-run] [--grace-hours N]"""
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from models_app.maintenance import collect_garbage
+from registry_site.commands import RegistryCommand
 
 
-class Command(BaseCommand):
+class Command(RegistryCommand):
     help = (
         "Remove stored files that no version references, stale temporary uploads and (on S3) abandoned "
         "multipart uploads, once they are older than the grace period."

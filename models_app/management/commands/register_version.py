@@ -1,14 +1,15 @@
 """manage.py register_version MODEL VERSION --format onnx [--file PATH] [--accuracy 0.9 ...]"""
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from models_app import services
 from models_app.models import METRIC_FIELDS, RegisteredModel
 from models_app.serializers import VersionCreateSerializer
 from models_app.uploads import receive_local_file
+from registry_site.commands import RegistryCommand
 from registry_site.errors import RegistryError
 
 
-class Command(BaseCommand):
+class Command(RegistryCommand):
     help = "Register a new version of a model, with its file from this machine's disk."
 
     def add_arguments(self, parser):

@@ -1,12 +1,13 @@
 """manage.py set_default MODEL VERSION"""
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from models_app import services
 from models_app.models import ModelVersion
+from registry_site.commands import RegistryCommand
 from registry_site.errors import RegistryError
 
 
-class Command(BaseCommand):
+class Command(RegistryCommand):
     help = "Make a version its model's default version."
 
     def add_arguments(self, parser):

@@ -1,10 +1,9 @@
 """manage.py storage_usage"""
-from django.core.management.base import BaseCommand
-
 from models_app.maintenance import storage_usage
+from registry_site.commands import RegistryCommand
 
 
-class Command(BaseCommand):
+class Command(RegistryCommand):
     help = "Bytes stored per model and in all; a file shared by several versions or models counts once."
 
     def handle(self, *args, **options):

@@ -1,11 +1,12 @@
 """manage.py verify_artifacts [--model NAME]"""
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from models_app.maintenance import verify_artifacts
 from models_app.models import RegisteredModel
+from registry_site.commands import RegistryCommand
 
 
-class Command(BaseCommand):
+class Command(RegistryCommand):
     help = "Re-hash every stored file against its row; report missing, corrupted and orphaned files."
 
     def add_arguments(self, parser):
