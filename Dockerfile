@@ -6,7 +6,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     REGISTRY_DATA_DIR=/var/lib/registry \
     REGISTRY_STORAGE_DIR=/models/storage \
-    REGISTRY_BIND=0.0.0.0:8003
+    REGISTRY_BIND=0.0.0.0:8003 \
+    REGISTRY_ENV=production
 
 WORKDIR /app
 COPY requirements.txt .
@@ -15,7 +16,8 @@ RUN pip install -r requirements.txt
 COPY . .
 RUN useradd --system --uid 1000 --home-dir /app registry \
     && mkdir -p /var/lib/registry /models/storage \
-    && python manage.py collectstatic --noinput --verbosity 0 \
+    && DJANGO_SECRET_KEY=collectstatic-only REGISTRY_ALLOWED_HOSTS=build \
+       python manage.py collectstatic --noinput --verbosity 0 \
     && chown -R registry:registry /var/lib/registry /models/storage
 
 # The entrypoint drops to the "registry" user after fixing the storage folders' owner.

@@ -1,7 +1,7 @@
 """Query parameters of the model and version lists (the seed's filters)."""
 import django_filters
 
-from models_app.models import ModelType, ModelVersion, RegisteredModel, VersionStatus
+from models_app.models import ModelFormat, ModelType, ModelVersion, RegisteredModel, VersionStatus
 from registry_site.fields import StrictBooleanFilter
 
 
@@ -17,7 +17,8 @@ class RegisteredModelFilter(django_filters.FilterSet):
 class ModelVersionFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=VersionStatus.choices)
     is_default = StrictBooleanFilter()
+    format = django_filters.ChoiceFilter(choices=ModelFormat.choices)
 
     class Meta:
         model = ModelVersion
-        fields = ["status", "is_default"]
+        fields = ["status", "is_default", "format"]

@@ -34,10 +34,10 @@ class ModelType(models.TextChoices):
 
 
 class ModelFormat(models.TextChoices):
-    TENSORFLOW_SAVED_MODEL = "tensorflow_saved_model"
-    ONNX = "onnx"
-    TFLITE = "tflite"
-    PYTORCH = "pytorch"
+    TENSORFLOW_SAVED_MODEL = "tensorflow_saved_model", "TensorFlow SavedModel"
+    ONNX = "onnx", "ONNX"
+    TFLITE = "tflite", "TensorFlow Lite"
+    PYTORCH = "pytorch", "PyTorch"
 
 
 class VersionStatus(models.TextChoices):

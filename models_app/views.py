@@ -79,6 +79,7 @@ class ModelVersionViewSet(
     filterset_class = ModelVersionFilter
     lookup_field = "version"
     ordering = ("-id",)
+    extra_query_params = ("filename", "sha256")  # PUT .../file
     view = ["models_app.view_modelversion"]
     change = ["models_app.change_modelversion"]
     required_permissions = {

@@ -11,6 +11,7 @@ import logging
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser
@@ -31,6 +32,24 @@ class StrictJSONParser(JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise exceptions.ParseError("JSON parse error - the document is nested too deeply.") from None
+
+
+class StrictFilterBackend(DjangoFilterBackend):
+    """django-filter, refusing query parameters it does not know: a misspelt filter (?stauts=approved)
+    would otherwise return the whole unfiltered list as if it had matched."""
+
+    always_allowed = frozenset({"cursor", "page_size"})
+
+    def filter_queryset(self, request, queryset, view):
+        filterset_class = self.get_filterset_class(view, queryset)
+        allowed = self.always_allowed | set(getattr(view, "extra_query_params", ()))
+        if filterset_class is not None:
+            allowed |= set(filterset_class.base_filters)
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            known = ", ".join(sorted(allowed))
+            raise exceptions.ValidationError({key: [f"Unknown query parameter; known: {known}."] for key in unknown})
+        return super().filter_queryset(request, queryset, view)
 
 
 class RegistryCursorPagination(CursorPagination):

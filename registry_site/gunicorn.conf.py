@@ -1,10 +1,32 @@
 """gunicorn settings for `make run` and the Docker image. Every value can be overridden from the
 environment (see the README)."""
+import ipaddress
 import multiprocessing
 import os
 import socket
 
 bind = os.environ.get("REGISTRY_BIND", "127.0.0.1:8003")
+LOCAL_MODE = os.environ.get("REGISTRY_ENV", "local").strip().lower() == "local"
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0].strip("[]") if not address.startswith("unix:") else "unix"
+    if host in ("localhost", "unix"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: cannot be sure
+
+
+# Local mode has no authentication: it must not be reachable from other machines by accident.
+if LOCAL_MODE and not _is_loopback(bind) and os.environ.get("REGISTRY_LOCAL_ALLOW_ANY_BIND", "") != "1":
+    raise SystemExit(
+        f"Refusing to serve the open local mode on {bind}, which other machines can reach. Set REGISTRY_ENV="
+        "production (tokens required), bind to 127.0.0.1, or set REGISTRY_LOCAL_ALLOW_ANY_BIND=1 if something "
+        "else restricts access (as docker-compose does by publishing the port on 127.0.0.1 only)."
+    )
+
 workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() + 1)))
 # Threads let one worker keep serving while another request streams a multi-GB file.
 worker_class = "gthread"
@@ -32,3 +54,12 @@ def post_request(worker, req, environ, resp):
                 sock.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
+
+
+def when_ready(server):
+    if LOCAL_MODE:
+        server.log.warning(
+            "LOCAL MODE: the API is open to anyone who can reach %s, without tokens. "
+            "Set REGISTRY_ENV=production to require them.",
+            bind,
+        )

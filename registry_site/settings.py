@@ -94,9 +94,11 @@ if not SECRET_KEY:
         key_file.write_text(SECRET_KEY)
         key_file.chmod(0o600)
 
-ALLOWED_HOSTS = envlist("REGISTRY_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if LOCAL_MODE else [])
+ALLOWED_HOSTS = envlist("REGISTRY_ALLOWED_HOSTS", [] if not LOCAL_MODE else ["localhost"])
 if not LOCAL_MODE and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("REGISTRY_ALLOWED_HOSTS is required in production (the registry's host names)")
+# Loopback names always: the container's health check and a sidecar call http://127.0.0.1:8003/health.
+ALLOWED_HOSTS += [host for host in ("localhost", "127.0.0.1", "[::1]") if host not in ALLOWED_HOSTS]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -280,7 +282,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["registry_site.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["registry_site.permissions.RegistryPermission"],
     "DEFAULT_THROTTLE_CLASSES": ["registry_site.permissions.WriteRateThrottle"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["registry_site.api.StrictFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "registry_site.api.RegistryCursorPagination",
     "EXCEPTION_HANDLER": "registry_site.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -1,0 +1,108 @@
+"""The admin console's deployment history: read-only, since it is written only by deploying a version
+(the versions' "Deploy to target…" action, POST /deploy) and by rolling back, which the "Roll back" action
+here does through the same service as POST /deployments/{id}/rollback."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from django import forms
+from django.contrib import admin, messages
+
+from deployments_app import services
+from deployments_app.models import Deployment
+from models_app.admin import RegistryAdmin, admin_link
+from registry_site.errors import RegistryError
+
+
+class RollbackForm(forms.Form):
+    reason = forms.CharField(
+        required=False,
+        max_length=10_000,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Recorded with the rollback. Left empty: “rolled back from the admin by <your user name>”.",
+    )
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(RegistryAdmin):
+    list_display = (
+        "id", "model_link", "version_link", "deployment_target", "deployment_status",
+        "deployed_at", "deployed_by", "rollback_at",
+    )  # fmt: skip
+    list_display_links = ("id",)
+    list_filter = ("deployment_status", "deployment_target")
+    list_select_related = ("model", "model_version")
+    search_fields = ("model__name", "model_version__version", "deployment_target", "deployed_by")
+    ordering = ("-deployed_at", "-id")
+    actions = ["roll_back"]
+    fields = (
+        "model_link", "version_link", "deployment_target", "deployment_status", "deployed_at",
+        "deployed_by", "deployment_config", "rollback_at", "rollback_reason",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="model", ordering="model__name")
+    def model_link(self, deployment: Deployment) -> str:
+        return admin_link(deployment.model, deployment.model.name)
+
+    @admin.display(description="version", ordering="model_version__version")
+    def version_link(self, deployment: Deployment) -> str:
+        return admin_link(deployment.model_version, deployment.model_version.version)
+
+    # History is not edited by hand: no add, change or delete here. Deleting a model still takes its
+    # history along (models_app.admin.RegisteredModelAdmin.get_deleted_objects).
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_rollback_permission(self, request) -> bool:
+        return request.user.has_perm("deployments_app.rollback_deployment")
+
+    @admin.action(description="Roll back…", permissions=["rollback"])
+    def roll_back(self, request, queryset):
+        deployments = list(queryset.select_related("model", "model_version").order_by("-deployed_at", "-id"))
+        # Rolling back one deployment can make another selected one active again; rolling that back too
+        # would undo two deploys where the operator most likely meant one.
+        per_target = Counter((d.model.name, d.deployment_target) for d in deployments)
+        repeated = sorted(f"{name} on {target}" for (name, target), count in per_target.items() if count > 1)
+        if repeated:
+            self.message_user(
+                request,
+                f"Select one deployment per model and target ({'; '.join(repeated)} selected more than once).",
+                messages.ERROR,
+            )
+            return None
+        form = RollbackForm(request.POST if "apply" in request.POST else None)
+        if not form.is_bound or not form.is_valid():
+            return self.render_action_form(
+                request,
+                action="roll_back",
+                objects=deployments,
+                form=form,
+                title="Roll back deployments",
+                intro="Each deployment below is marked rolled back, and the most recent earlier deployment of "
+                "its model on its target (unless that version is archived) becomes active again.",
+                submit="Roll back",
+            )
+        reason = form.cleaned_data["reason"] or f"rolled back from the admin by {request.user.get_username()}"
+        for deployment in deployments:
+            label = f"#{deployment.pk} ({deployment.model_version} on {deployment.deployment_target})"
+            try:
+                result = services.rollback_deployment(deployment=deployment, reason=reason)
+            except RegistryError as exc:
+                self.message_user(request, f"Deployment {label}: {exc.message}", messages.ERROR)
+                continue
+            self.log_change(request, deployment, f"Rolled back: {reason}")
+            if result.restored is not None:
+                restored = result.restored
+                now = f"{restored.model_version.version} (deployment #{restored.pk}) is active there again"
+            else:
+                now = f"{deployment.deployment_target} has no active deployment of {deployment.model.name} now"
+            self.message_user(request, f"Rolled back deployment {label}; {now}.", messages.SUCCESS)
+        return None

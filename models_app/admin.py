@@ -1,0 +1,648 @@
+"""The admin console for ML engineers: models, their versions and the stored files they point to.
+
+Every change goes through the services the API calls (models_app.services, deployments_app.services), so
+no rule is re-implemented here and a refusal reads the same in the console as in the API. A RegistryError
+raised by a service rolls the admin's transaction back and comes back to the operator as a message or a
+form error, never as a 500.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.actions import delete_selected
+from django.contrib.admin.utils import flatten_fieldsets, quote
+from django.db import router, transaction
+from django.db.models import OuterRef, Subquery
+from django.http import HttpResponseRedirect
+from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from rest_framework import serializers
+
+from deployments_app import services as deployment_services
+from deployments_app.models import Deployment, target_validator
+from models_app import selectors, services
+from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionStatus
+from models_app.views import safe_file_name
+from registry_site.api import parse_json_text
+from registry_site.errors import RegistryError
+from registry_site.fields import JSONObjectField, ShapeField
+
+ACTION_FORM_TEMPLATE = "admin/registry_action_form.html"
+
+
+# --- Small display helpers ---------------------------------------------------------------------------
+def admin_link(obj, text) -> str:
+    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[quote(obj.pk)])
+    return format_html('<a href="{}">{}</a>', url, text)
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    return format_html('<span title="{} bytes">{}</span>', size, filesizeformat(size))
+
+
+def short_sha(sha256: str | None) -> str:
+    if not sha256:
+        return "-"
+    return format_html('<code title="{}">{}</code>', sha256, sha256[:12])
+
+
+def adopt(target, saved) -> None:
+    """Copy a row a service saved onto the instance the admin holds, so the admin's log entry, message
+    and redirect name the saved row."""
+    for field in target._meta.concrete_fields:
+        setattr(target, field.attname, getattr(saved, field.attname))
+    target._state.adding = False
+    target._state.db = saved._state.db
+
+
+def _form_with_service_error(form_class, error: RegistryError, aliases: dict[str, str]):
+    class FormWithServiceError(form_class):
+        def clean(self):
+            cleaned = super().clean()
+            field = aliases.get(error.field, error.field)
+            self.add_error(field if field in self.fields else None, error.message)
+            return cleaned
+
+    FormWithServiceError.__name__ = form_class.__name__
+    return FormWithServiceError
+
+
+@admin.action(permissions=["delete"], description="Delete selected %(verbose_name_plural)s")
+def delete_selected_through_services(modeladmin, request, queryset):
+    """Django's own bulk delete (confirmation page included), all or nothing: delete_queryset calls a
+    service per row, and one refusal rolls back the others and the log entries written for them."""
+    try:
+        with transaction.atomic(using=router.db_for_write(modeladmin.model)):
+            return delete_selected(modeladmin, request, queryset)
+    except RegistryError as exc:
+        modeladmin.message_user(request, f"Nothing was deleted: {exc.message}", messages.ERROR)
+        return None
+
+
+class RegistryAdmin(admin.ModelAdmin):
+    """What the registry's ModelAdmins share: service errors as messages, no COUNT(*) of the whole table
+    on every changelist, and intermediate form pages for actions that need an answer (target, reason)."""
+
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # per-filter-option counts are a COUNT(*) each
+    # A service error's `field` may name something the admin form calls differently.
+    service_error_fields: dict[str, str] = {}
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except RegistryError as exc:
+            # The admin's transaction has been rolled back. Show the operator's form again, with their
+            # input and the service's reason next to the field it names.
+            request._registry_error = exc
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        error = getattr(request, "_registry_error", None)
+        if error is not None:
+            form = _form_with_service_error(form, error, self.service_error_fields)
+        return form
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except RegistryError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            opts = self.opts
+            return HttpResponseRedirect(
+                reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(object_id)])
+            )
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            _, name, description = actions["delete_selected"]
+            actions["delete_selected"] = (delete_selected_through_services, name, description)
+        return actions
+
+    def render_action_form(self, request, *, action: str, objects, form, title: str, intro: str, submit: str):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "subtitle": None,
+            "intro": intro,
+            "opts": self.opts,
+            "objects": objects,
+            "form": form,
+            "action": action,
+            "submit_label": submit,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media + form.media,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, ACTION_FORM_TEMPLATE, context)
+
+
+def _api_field_clean(field: serializers.Field, value):
+    """Validate a value with the API's own serializer field, so the admin accepts exactly what the API does."""
+    try:
+        return field.run_validation(value)
+    except serializers.ValidationError as exc:
+        raise forms.ValidationError([str(message) for message in exc.detail]) from None
+
+
+# --- Models -------------------------------------------------------------------------------------------
+class VersionInline(admin.TabularInline):
+    """A model's versions as read-only summary rows; each links to its version page, where it is edited."""
+
+    model = ModelVersion
+    fields = (
+        "version_link", "format", "status", "is_default", "accuracy", "f1_score", "file_size", "checksum", "created_at",
+    )  # fmt: skip
+    readonly_fields = fields
+    extra = 0
+    ordering = ("-id",)
+    verbose_name_plural = "versions (newest first)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("model", "artifact")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="version")
+    def version_link(self, version: ModelVersion) -> str:
+        return admin_link(version, version.version)
+
+    @admin.display(description="file size")
+    def file_size(self, version: ModelVersion) -> str:
+        return human_size(version.file_size)
+
+    @admin.display(description="sha256")
+    def checksum(self, version: ModelVersion) -> str:
+        return short_sha(version.checksum)
+
+
+@admin.register(RegisteredModel)
+class RegisteredModelAdmin(RegistryAdmin):
+    list_display = ("name", "model_type", "default_version", "is_active", "updated_at")
+    list_filter = ("model_type", "is_active")
+    search_fields = ("name", "description")
+    inlines = [VersionInline]
+
+    def get_queryset(self, request):
+        default_pk = ModelVersion.objects.filter(model=OuterRef("pk"), is_default=True).values("pk")[:1]
+        return selectors.models_with_default().annotate(default_version_pk=Subquery(default_pk))
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [(None, {"fields": ("name", "model_type", "description", "is_active")})]
+        return [
+            (None, {"fields": ("name", "model_type", "description", "is_active")}),
+            ("Versions", {"fields": ("default_version", "all_versions")}),
+            ("Timestamps", {"fields": ("created_at", "updated_at")}),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        # A model's name never changes: it is in every URL and client that refers to the model.
+        return ("name", "default_version", "all_versions", "created_at", "updated_at")
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    @admin.display(description="default version", ordering="default_version")
+    def default_version(self, model: RegisteredModel) -> str:
+        if getattr(model, "default_version_pk", None) is None:
+            return "-"
+        url = reverse("admin:models_app_modelversion_change", args=[model.default_version_pk])
+        return format_html('<a href="{}">{}</a>', url, model.default_version)
+
+    @admin.display(description="all versions")
+    def all_versions(self, model: RegisteredModel) -> str:
+        url = reverse("admin:models_app_modelversion_changelist")
+        return format_html('<a href="{}?model__id__exact={}">Versions of {}</a>', url, model.pk, model.name)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            changes = {field: data[field] for field in form.changed_data if field in services.EDITABLE_MODEL_FIELDS}
+            if changes:
+                adopt(obj, services.update_model(model=obj, changes=changes))
+            return
+        adopt(
+            obj,
+            services.create_model(
+                name=data["name"],
+                model_type=data["model_type"],
+                description=data.get("description", ""),
+                is_active=data.get("is_active", True),
+            ),
+        )
+
+    def delete_model(self, request, obj):
+        services.delete_model(model=obj)
+
+    def delete_queryset(self, request, queryset):
+        for model in queryset:
+            services.delete_model(model=model)
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Deployment history is read-only in the admin, yet a model's deletion takes it along; whether
+        # the model may go (no active deployment) is services.delete_model's call, not a permission.
+        perms_needed.discard(Deployment._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
+
+
+# --- Versions -----------------------------------------------------------------------------------------
+class StrictJSONField(forms.JSONField):
+    """Django's JSONField, parsing as the API does: NaN and Infinity (which PostgreSQL's jsonb refuses)
+    and JSON nested deeply enough to exhaust the stack are form errors, not 500s."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and value not in self.empty_values and not self.disabled:
+            try:
+                parse_json_text(value)
+            except serializers.ValidationError as exc:
+                raise forms.ValidationError([str(message) for message in exc.detail]) from None
+        return super().to_python(value)
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return forms.fields.InvalidJSONInput(data)
+
+
+def metric_field(label: str) -> forms.FloatField:
+    # Django's FloatField refuses "nan", "inf" and 1e400 (which is inf); the bounds are the API's.
+    return forms.FloatField(required=False, min_value=0.0, max_value=1.0, label=label)
+
+
+class ModelVersionForm(forms.ModelForm):
+    # Not columns: what the services take besides a version's fields.
+    FORM_ONLY_FIELDS = ("make_default", "file", "sha256")
+
+    make_default = forms.BooleanField(
+        required=False,
+        label="Make default",
+        help_text="Make this the model's default version; the current default stops being it.",
+    )
+    file = forms.FileField(
+        required=False,
+        help_text="Optional. Stored under its sha256; a version's file is attached once and never changes.",
+    )
+    sha256 = forms.RegexField(
+        r"^[0-9a-fA-F]{64}$",
+        required=False,
+        label="Expected sha256",
+        help_text="Optional: if the file's sha256 differs, nothing is stored.",
+        error_messages={"invalid": "Must be 64 hexadecimal digits."},
+    )
+    accuracy = metric_field("accuracy")
+    precision = metric_field("precision")
+    recall = metric_field("recall")
+    f1_score = metric_field("F1 score")
+    mAP = metric_field("mAP")
+    input_shape = StrictJSONField(
+        required=False, help_text="JSON list such as [1, 3, 224, 224]; -1 or null marks a dynamic dimension."
+    )
+    output_shape = StrictJSONField(required=False, help_text="JSON list such as [1, 1000].")
+    training_config = StrictJSONField(required=False, help_text='JSON object such as {"epochs": 90}.')
+    deployment_config = StrictJSONField(
+        required=False, help_text="JSON object; a deployment uses it unless given its own."
+    )
+    release_notes = forms.CharField(required=False, max_length=100_000, widget=forms.Textarea)  # as the API
+
+    class Meta:
+        model = ModelVersion
+        fields = ("model", "version", *sorted(services.EDITABLE_VERSION_FIELDS))
+
+    def clean_input_shape(self):
+        return _api_field_clean(ShapeField(allow_null=True), self.cleaned_data.get("input_shape"))
+
+    def clean_output_shape(self):
+        return _api_field_clean(ShapeField(allow_null=True), self.cleaned_data.get("output_shape"))
+
+    def _clean_json_object(self, name: str) -> dict:
+        value = self.cleaned_data.get(name)
+        if value in (None, ""):
+            return {}
+        # Checked here as well as by JSONObjectField, whose own "not an object" message cannot be
+        # formatted by DRF (its example's braces are read as placeholders) and would raise KeyError.
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Must be a JSON object, such as {"epochs": 90}.')
+        return _api_field_clean(JSONObjectField(), value)
+
+    def clean_training_config(self):
+        return self._clean_json_object("training_config")
+
+    def clean_deployment_config(self):
+        return self._clean_json_object("deployment_config")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("sha256") and not cleaned.get("file"):
+            self.add_error("sha256", "Only meaningful with a file.")
+        return cleaned
+
+
+class DeploymentInline(admin.TabularInline):
+    """A version's deployment history, read-only: it changes only through deploy and roll back."""
+
+    model = Deployment
+    fk_name = "model_version"
+    fields = ("deployment_target", "deployment_status", "deployed_at", "deployed_by", "rollback_at", "rollback_reason")
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    ordering = ("-deployed_at", "-id")
+    verbose_name_plural = "deployments (newest first)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("model_version__model")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class DeployForm(forms.Form):
+    target = forms.CharField(
+        max_length=64,
+        validators=[target_validator],
+        help_text="Such as production or staging. The version becomes the model's active deployment there.",
+    )
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(RegistryAdmin):
+    form = ModelVersionForm
+    list_display = (
+        "version", "model_link", "format", "status", "is_default",
+        "accuracy", "precision", "recall", "f1_score", "mAP",
+        "file_size", "checksum", "deployed_to", "created_at",
+    )  # fmt: skip
+    list_display_links = ("version",)
+    list_filter = ("status", "format", "is_default", "model__model_type")
+    list_select_related = ("model", "artifact")
+    search_fields = ("model__name", "version")
+    autocomplete_fields = ("model",)
+    inlines = [DeploymentInline]
+    actions = ["make_default", "deploy_to_target", "archive"]
+    service_error_fields = {"is_default": "make_default"}
+
+    def get_queryset(self, request):
+        # Files and active targets come with the page: a fixed number of queries however many rows.
+        queryset = selectors.versions_with_files_and_targets()
+        ordering = self.get_ordering(request)
+        return queryset.order_by(*ordering) if ordering else queryset
+
+    def get_fieldsets(self, request, obj=None):
+        metrics = ("Metrics", {"fields": (("accuracy", "precision", "recall", "f1_score", "mAP"),)})
+        shapes = (
+            "Shapes and configuration",
+            {"fields": ("input_shape", "output_shape", "training_config", "deployment_config")},
+        )
+        notes = ("Release notes", {"fields": ("release_notes",)})
+        if obj is None:
+            return [
+                (None, {"fields": ("model", "version", "format", "status", "make_default")}),
+                ("File", {"fields": ("file", "sha256")}),
+                metrics,
+                shapes,
+                notes,
+            ]
+        default_field = "is_default" if obj.is_default else "make_default"
+        file_fields = (
+            ("file_name", "checksum_full", "file_size_exact", "file_path", "download")
+            if obj.artifact_id
+            else ("file", "sha256")
+        )
+        return [
+            (None, {"fields": ("model_link", "version", "format", "status", default_field, "deployed_to")}),
+            ("File", {"fields": file_fields}),
+            metrics,
+            shapes,
+            notes,
+            ("Timestamps", {"fields": ("created_at", "updated_at")}),
+        ]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        # The form declares fields for every situation (file and expected sha256, make default); drop the
+        # ones this page does not show, so a crafted POST cannot reach them either.
+        shown = set(flatten_fieldsets(self.get_fieldsets(request, obj)))
+        unused = [name for name in ModelVersionForm.FORM_ONLY_FIELDS if name not in shown]
+        return type(form.__name__, (form,), dict.fromkeys(unused)) if unused else form
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        # The version string, its model and its file never change once registered.
+        return (
+            "model_link", "version", "is_default", "deployed_to", "file_name", "checksum_full",
+            "file_size_exact", "file_path", "download", "created_at", "updated_at",
+        )  # fmt: skip
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    # Columns and read-only fields.
+    @admin.display(description="model", ordering="model__name")
+    def model_link(self, version: ModelVersion) -> str:
+        return admin_link(version.model, version.model.name)
+
+    @admin.display(description="file size", ordering="artifact__size")
+    def file_size(self, version: ModelVersion) -> str:
+        return human_size(version.file_size)
+
+    @admin.display(description="sha256")
+    def checksum(self, version: ModelVersion) -> str:
+        return short_sha(version.checksum)
+
+    @admin.display(description="deployed to")
+    def deployed_to(self, version: ModelVersion) -> str:
+        return ", ".join(selectors.deployed_targets(version)) or "-"
+
+    @admin.display(description="checksum (sha256)")
+    def checksum_full(self, version: ModelVersion) -> str:
+        return format_html("<code>{}</code>", version.checksum) if version.checksum else "-"
+
+    @admin.display(description="file size")
+    def file_size_exact(self, version: ModelVersion) -> str:
+        if version.file_size is None:
+            return "-"
+        return f"{filesizeformat(version.file_size)} ({version.file_size} bytes)"
+
+    @admin.display(description="storage key")
+    def file_path(self, version: ModelVersion) -> str:
+        return version.file_path or "-"
+
+    @admin.display(description="download")
+    def download(self, version: ModelVersion) -> str:
+        url = reverse("version-file", kwargs={"name": version.model.name, "version": version.version})
+        return format_html('<a href="{}">{}</a>', url, version.file_name or "file")
+
+    # Saving and deleting through the services.
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        upload = data.get("file")
+        if upload is not None:
+            upload.name = safe_file_name(upload.name)
+        declared = data.get("sha256") or None
+        if not change:
+            fields = {f: data[f] for f in services.EDITABLE_VERSION_FIELDS if f in data and f != "format"}
+            saved = services.register_version(
+                model=data["model"],
+                version=data["version"],
+                format=data["format"],
+                upload=upload,
+                declared_sha256=declared,
+                make_default=data.get("make_default", False),
+                **fields,
+            )
+        else:
+            changes = {f: data[f] for f in form.changed_data if f in services.EDITABLE_VERSION_FIELDS}
+            if data.get("make_default"):
+                changes["is_default"] = True
+            saved = services.update_version(version=obj, changes=changes) if changes else obj
+            if upload is not None:
+                saved = services.attach_file(version=saved, upload=upload, declared_sha256=declared)
+        adopt(obj, saved)
+
+    def delete_model(self, request, obj):
+        services.delete_version(version=obj)
+
+    def delete_queryset(self, request, queryset):
+        for version in queryset:
+            services.delete_version(version=version)
+
+    # Actions.
+    def has_deploy_permission(self, request) -> bool:
+        return request.user.has_perm("deployments_app.add_deployment")
+
+    @admin.action(description="Make default (select one version)", permissions=["change"])
+    def make_default(self, request, queryset):
+        versions = list(queryset.select_related("model")[:2])
+        if len(versions) != 1:
+            self.message_user(request, "Select exactly one version to make it its model's default.", messages.ERROR)
+            return
+        version = versions[0]
+        previous = (
+            ModelVersion.objects.filter(model_id=version.model_id, is_default=True)
+            .exclude(pk=version.pk)
+            .values_list("version", flat=True)
+            .first()
+        )
+        try:
+            services.set_default_version(version=version)
+        except RegistryError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        self.log_change(request, version, "Made the default version.")
+        replaced = f" (instead of {previous})" if previous else ""
+        self.message_user(
+            request, f"Made {version} the default version of {version.model.name}{replaced}.", messages.SUCCESS
+        )
+
+    @admin.action(description="Archive selected versions", permissions=["change"])
+    def archive(self, request, queryset):
+        archived = []
+        for version in queryset.select_related("model"):
+            if version.status == VersionStatus.ARCHIVED:
+                continue
+            try:
+                services.update_version(version=version, changes={"status": VersionStatus.ARCHIVED})
+            except RegistryError as exc:
+                self.message_user(request, f"{version.model.name}: {exc.message}", messages.ERROR)
+                continue
+            self.log_change(request, version, "Archived.")
+            archived.append(str(version))
+        if archived:
+            self.message_user(request, f"Archived {', '.join(archived)}.", messages.SUCCESS)
+
+    @admin.action(description="Deploy to target…", permissions=["deploy"])
+    def deploy_to_target(self, request, queryset):
+        versions = list(queryset.select_related("model"))
+        per_model = Counter(version.model.name for version in versions)
+        repeated = sorted(name for name, count in per_model.items() if count > 1)
+        if repeated:
+            self.message_user(
+                request,
+                f"Select at most one version per model: a target runs one version of a model "
+                f"({', '.join(repeated)} selected more than once).",
+                messages.ERROR,
+            )
+            return None
+        form = DeployForm(request.POST if "apply" in request.POST else None)
+        if not form.is_bound or not form.is_valid():
+            return self.render_action_form(
+                request,
+                action="deploy_to_target",
+                objects=versions,
+                form=form,
+                title="Deploy to a target",
+                intro="Each version below becomes its model's active deployment on the target; whatever "
+                "was active there is superseded and can be restored by rolling back.",
+                submit="Deploy",
+            )
+        target = form.cleaned_data["target"]
+        for version in versions:
+            try:
+                result = deployment_services.deploy_version(
+                    version=version, target=target, deployed_by=request.user.get_username(), user=request.user
+                )
+            except RegistryError as exc:
+                self.message_user(request, f"{version.model.name}: {exc.message}", messages.ERROR)
+                continue
+            if result.created:
+                self.message_user(
+                    request, f"Deployed {version} to {target} (deployment #{result.deployment.pk}).", messages.SUCCESS
+                )
+            else:
+                self.message_user(request, f"{version} is already active on {target}; nothing changed.", messages.INFO)
+        return None
+
+
+# --- Stored files -------------------------------------------------------------------------------------
+@admin.register(Artifact)
+class ArtifactAdmin(admin.ModelAdmin):
+    """The stored files, read-only: they are written by registering a version and removed by gc_artifacts."""
+
+    list_display = ("sha256", "file_size", "storage_key", "created_at")
+    search_fields = ("^sha256", "storage_key")
+    readonly_fields = ("sha256", "size", "storage_key", "created_at")
+    ordering = ("-created_at",)
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+
+    @admin.display(description="size", ordering="size")
+    def file_size(self, artifact: Artifact) -> str:
+        return human_size(artifact.size)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,197 @@
+"""The admin console in a real headless Chromium against a live server: login, styled pages (the admin's
+CSS is served), and actions run by clicking, as an ML engineer uses them.
+
+Needs the Debian packages chromium and chromium-driver (.ci/run installs them). Without them the tests
+skip, unless REQUIRE_BROWSER=1 (CI), where a missing browser is a failure rather than a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+
+from deployments_app.models import Deployment
+from models_app.models import ModelVersion
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",  # the suite may run as root (CI containers), where Chromium's sandbox refuses to start
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
+    "--window-size=1400,1000",
+)
+PASSWORD = "correct horse battery staple"
+# The admin's header colour (--header-bg in admin/css/base.css): seen only if the stylesheet loaded.
+ADMIN_HEADER_BG = "rgb(65, 118, 144)"
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason}; REQUIRE_BROWSER=1 makes this a failure instead of a skip.", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _unavailable("selenium is not installed (pip install -r requirements-dev.txt)")
+    chromium = shutil.which("chromium")
+    chromedriver = shutil.which("chromedriver")
+    if not chromium or not chromedriver:
+        _unavailable("Chromium is not installed (apt-get install chromium chromium-driver)")
+
+    options = webdriver.ChromeOptions()
+    # Both paths given, so Selenium Manager never tries to download a browser or a driver.
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    """Where screenshots go: ADMIN_SCREENSHOT_DIR to keep them for a look, else the test's tmp folder."""
+    folder = Path(os.environ.get("ADMIN_SCREENSHOT_DIR") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def engineer(django_user_model):
+    return django_user_model.objects.create_superuser("ml-engineer", "ml@example.com", PASSWORD)
+
+
+def wait_for(driver, css: str, timeout: float = 15):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def log_in(driver, live_server, user) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{live_server.url}/admin/login/?next=/admin/")
+    driver.find_element(By.ID, "id_username").send_keys(user.username)
+    driver.find_element(By.ID, "id_password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "#login-form [type=submit]").click()
+    wait_for(driver, "#user-tools")
+    assert driver.current_url == f"{live_server.url}/admin/"
+
+
+def run_action(driver, version_pks: list[int], action: str) -> None:
+    """Tick rows on the versions changelist, choose an action and press Go."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    for pk in version_pks:
+        driver.find_element(By.CSS_SELECTOR, f'input[name="_selected_action"][value="{pk}"]').click()
+    Select(driver.find_element(By.NAME, "action")).select_by_value(action)
+    driver.find_element(By.CSS_SELECTOR, 'button[name="index"]').click()
+
+
+def assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 10_000, "a styled admin page does not fit in so few bytes"
+
+
+def test_browse_the_admin_styled_and_make_a_version_default(
+    browser, live_server, engineer, make_model, make_version, screenshots
+):
+    from selenium.webdriver.common.by import By
+
+    model = make_model(name="resnet50", description="ResNet-50 image classifier")
+    v1 = make_version(model, "v1.0.0", data=b"first weights", accuracy="0.91")
+    v2 = make_version(model, "v1.1.0", data=b"second weights", accuracy="0.93")
+    log_in(browser, live_server, engineer)
+
+    # The models list, styled: the stylesheet the page links to is served, and applied.
+    browser.get(f"{live_server.url}/admin/models_app/registeredmodel/")
+    row = wait_for(browser, "#result_list tbody tr")
+    assert "resnet50" in row.text and "v1.0.0" in row.text
+    header_bg = browser.execute_script("return getComputedStyle(document.getElementById('header')).backgroundColor")
+    assert header_bg == ADMIN_HEADER_BG
+    stylesheets = [
+        link.get_attribute("href") for link in browser.find_elements(By.CSS_SELECTOR, 'link[rel="stylesheet"]')
+    ]
+    # admin/css/base.css, or its hashed name once collectstatic has built the manifest.
+    base_css = next(href for href in stylesheets if re.search(r"/admin/css/base(\.[0-9a-f]{12})?\.css$", href))
+    response = requests.get(base_css, timeout=10)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/css")
+    browser.save_screenshot(str(screenshots / "models-changelist.png"))
+    assert_png(screenshots / "models-changelist.png")
+
+    # A version's page: its file facts, read-only.
+    browser.get(f"{live_server.url}/admin/models_app/modelversion/{v1.pk}/change/")
+    checksum = wait_for(browser, ".field-checksum_full code")
+    assert checksum.text == v1.checksum
+    assert browser.find_element(By.CSS_SELECTOR, ".field-version .readonly").text == "v1.0.0"
+    browser.save_screenshot(str(screenshots / "version-change.png"))
+    assert_png(screenshots / "version-change.png")
+
+    # "Make default", by clicking.
+    browser.get(f"{live_server.url}/admin/models_app/modelversion/")
+    wait_for(browser, "#result_list")
+    run_action(browser, [v2.pk], "make_default")
+    message = wait_for(browser, ".messagelist .success")
+    assert message.text == "Made resnet50:v1.1.0 the default version of resnet50 (instead of v1.0.0)."
+    assert ModelVersion.objects.get(pk=v2.pk).is_default
+    assert not ModelVersion.objects.get(pk=v1.pk).is_default
+    browser.save_screenshot(str(screenshots / "make-default-done.png"))
+    assert_png(screenshots / "make-default-done.png")
+
+
+def test_deploy_a_version_through_the_intermediate_form(
+    browser, live_server, engineer, make_model, make_version, screenshots
+):
+    from selenium.webdriver.common.by import By
+
+    version = make_version(make_model(name="detector"), "v2", data=b"detector weights")
+    log_in(browser, live_server, engineer)
+    browser.get(f"{live_server.url}/admin/models_app/modelversion/")
+    wait_for(browser, "#result_list")
+    run_action(browser, [version.pk], "deploy_to_target")
+
+    target = wait_for(browser, "input#id_target")
+    assert "detector:v2" in browser.find_element(By.CSS_SELECTOR, ".registry-action-objects").text
+    target.send_keys("production")
+    browser.save_screenshot(str(screenshots / "deploy-form.png"))
+    browser.find_element(By.CSS_SELECTOR, 'input[name="apply"]').click()
+
+    message = wait_for(browser, ".messagelist .success")
+    deployment = Deployment.objects.get()
+    assert message.text == f"Deployed detector:v2 to production (deployment #{deployment.pk})."
+    assert (deployment.deployment_target, deployment.deployed_by) == ("production", "ml-engineer")
+    assert_png(screenshots / "deploy-form.png")
+
+
+def test_a_missing_browser_skips_here_and_fails_in_ci(monkeypatch):
+    monkeypatch.delenv("REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        _unavailable("Chromium is not installed")
+    monkeypatch.setenv("REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="REQUIRE_BROWSER=1"):
+        _unavailable("Chromium is not installed")
