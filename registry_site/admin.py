@@ -1,0 +1,77 @@
+"""Admin pages for API tokens (created and revoked here or by `manage.py create_token`) and the
+read-only audit trail."""
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from registry_site.authentication import issue_token, revoke_token
+from registry_site.models import ApiToken, AuditEvent
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "user", "created_at", "expires_at", "last_used_at", "state"]
+    list_filter = ["revoked_at"]
+    list_select_related = ["user"]
+    search_fields = ["name", "prefix", "user__username"]
+    fields = ["user", "name", "expires_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    autocomplete_fields = ["user"]
+    actions = ["revoke"]
+    show_full_result_count = False
+
+    @admin.display(description="state")
+    def state(self, token: ApiToken) -> str:
+        if token.revoked_at:
+            return "revoked"
+        return "active" if token.is_usable else "expired"
+
+    def get_fields(self, request, obj=None):
+        # A token's user and secret never change; an existing token shows what it is, not a form.
+        return self.fields if obj is None else ["user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is None else ["user", "name", "prefix", "created_at", "expires_at",
+                                                         "last_used_at", "revoked_at"]  # fmt: skip
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        row, token = issue_token(user=obj.user, name=obj.name, expires_at=obj.expires_at)
+        obj.pk = row.pk
+        obj._state.adding = False
+        self.message_user(
+            request,
+            format_html("Token for {}: <code>{}</code> — copy it now, it is not stored and is shown only once.",
+                        row.user, token),  # fmt: skip
+            messages.WARNING,
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the row records that the token existed
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke(self, request, queryset):
+        for token in queryset.select_related("user"):
+            revoke_token(token=token)
+        self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["at", "actor", "via", "action", "object_repr", "client_address"]
+    list_filter = ["action", "via", "object_type"]
+    search_fields = ["actor", "object_repr", "model_name"]
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
