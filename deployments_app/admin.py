@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from deployments_app import services
 from deployments_app.models import Deployment
 from models_app.admin import RegistryAdmin, admin_link
+from registry_site.admin import ReadOnlyAdminMixin
 from registry_site.errors import RegistryError
 
 
@@ -25,7 +26,7 @@ class RollbackForm(forms.Form):
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(RegistryAdmin):
+class DeploymentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
     list_display = (
         "id", "model_link", "version_link", "deployment_target", "deployment_status",
         "deployed_at", "deployed_by", "rollback_at",
@@ -52,15 +53,6 @@ class DeploymentAdmin(RegistryAdmin):
 
     # History is not edited by hand: no add, change or delete here. Deleting a model still takes its
     # history along (models_app.admin.RegisteredModelAdmin.get_deleted_objects).
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     def has_rollback_permission(self, request) -> bool:
         return request.user.has_perm("deployments_app.rollback_deployment")
 

@@ -29,6 +29,7 @@ from deployments_app.models import Deployment, target_validator
 from models_app import selectors, services
 from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionStatus
 from models_app.views import safe_file_name
+from registry_site.admin import ReadOnlyAdminMixin
 from registry_site.api import parse_json_text
 from registry_site.errors import RegistryError
 from registry_site.fields import JSONObjectField, ShapeField
@@ -156,7 +157,7 @@ def _api_field_clean(field: serializers.Field, value):
 
 
 # --- Models -------------------------------------------------------------------------------------------
-class VersionInline(admin.TabularInline):
+class VersionInline(ReadOnlyAdminMixin, admin.TabularInline):
     """A model's versions as read-only summary rows; each links to its version page, where it is edited."""
 
     model = ModelVersion
@@ -170,15 +171,6 @@ class VersionInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("model", "artifact")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="version")
     def version_link(self, version: ModelVersion) -> str:
@@ -359,7 +351,7 @@ class ModelVersionForm(forms.ModelForm):
         return cleaned
 
 
-class DeploymentInline(admin.TabularInline):
+class DeploymentInline(ReadOnlyAdminMixin, admin.TabularInline):
     """A version's deployment history, read-only: it changes only through deploy and roll back."""
 
     model = Deployment
@@ -373,15 +365,6 @@ class DeploymentInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("model_version__model")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class DeployForm(forms.Form):
@@ -624,7 +607,7 @@ class ModelVersionAdmin(RegistryAdmin):
 
 # --- Stored files -------------------------------------------------------------------------------------
 @admin.register(Artifact)
-class ArtifactAdmin(admin.ModelAdmin):
+class ArtifactAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The stored files, read-only: they are written by registering a version and removed by gc_artifacts."""
 
     list_display = ("sha256", "file_size", "storage_key", "created_at")
@@ -637,12 +620,3 @@ class ArtifactAdmin(admin.ModelAdmin):
     @admin.display(description="size", ordering="size")
     def file_size(self, artifact: Artifact) -> str:
         return human_size(artifact.size)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -9,6 +9,19 @@ from registry_site.authentication import issue_token, revoke_token
 from registry_site.models import ApiToken, AuditEvent
 
 
+class ReadOnlyAdminMixin:
+    """Shown, never written through the admin: history (deployments, audit events), stored files."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ["name", "prefix", "user", "created_at", "expires_at", "last_used_at", "state"]
@@ -59,19 +72,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["at", "actor", "via", "action", "object_repr", "client_address"]
     list_filter = ["action", "via", "object_type"]
     search_fields = ["actor", "object_repr", "model_name"]
     readonly_fields = [f.name for f in AuditEvent._meta.fields]
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

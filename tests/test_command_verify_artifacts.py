@@ -16,7 +16,7 @@ def test_all_files_whole(make_version, storage_dir):
     make_version(version="v1", data=b"b" * 3000)
     output = run()
     assert "2 files checked, 8000 bytes read: 0 missing, 0 corrupted, 0 orphaned" in output
-    assert "2/2 files" in output
+    assert "2/2 files read, 8000 bytes" in output
 
 
 @pytest.mark.django_db

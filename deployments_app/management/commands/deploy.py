@@ -4,7 +4,6 @@ import getpass
 from django.core.management.base import CommandError
 
 from deployments_app import services
-from models_app.models import ModelVersion
 from registry_site.commands import RegistryCommand
 from registry_site.errors import RegistryError
 
@@ -19,10 +18,7 @@ class Command(RegistryCommand):
         parser.add_argument("--by", default=None, help="who deploys (default: the shell user)")
 
     def handle(self, *args, **options):
-        try:
-            version = ModelVersion.objects.get(model__name=options["model"], version=options["version"])
-        except ModelVersion.DoesNotExist:
-            raise CommandError(f"No version '{options['version']}' of model '{options['model']}'.") from None
+        version = self.find_version(options["model"], options["version"])
         try:
             result = services.deploy_version(
                 version=version, target=options["target"], deployed_by=options["by"] or getpass.getuser()

@@ -23,13 +23,10 @@ class Command(RegistryCommand):
     def handle(self, *args, **options):
         if options["grace_hours"] < 0:
             raise CommandError("--grace-hours cannot be negative.")
-
-        def progress(done: int, total: int, freed: int) -> None:
-            if done == total or done % 100 == 0:
-                self.stdout.write(f"  {done}/{total} unreferenced files, {freed} bytes")
-
         report = collect_garbage(
-            grace=timedelta(hours=options["grace_hours"]), dry_run=options["dry_run"], progress=progress
+            grace=timedelta(hours=options["grace_hours"]),
+            dry_run=options["dry_run"],
+            progress=self.progress("unreferenced files"),
         )
         verb = "Would remove" if options["dry_run"] else "Removed"
         for sha256 in report.artifacts:

@@ -2,7 +2,6 @@
 from django.core.management.base import CommandError
 
 from models_app import services
-from models_app.models import ModelVersion
 from registry_site.commands import RegistryCommand
 from registry_site.errors import RegistryError
 
@@ -15,10 +14,7 @@ class Command(RegistryCommand):
         parser.add_argument("version")
 
     def handle(self, *args, **options):
-        try:
-            version = ModelVersion.objects.get(model__name=options["model"], version=options["version"])
-        except ModelVersion.DoesNotExist:
-            raise CommandError(f"No version '{options['version']}' of model '{options['model']}'.") from None
+        version = self.find_version(options["model"], options["version"])
         try:
             services.set_default_version(version=version)
         except RegistryError as exc:

@@ -16,12 +16,7 @@ class Command(RegistryCommand):
         name = options["model"]
         if name and not RegisteredModel.objects.filter(name=name).exists():
             raise CommandError(f"No model named '{name}'.")
-
-        def progress(done: int, total: int, read: int) -> None:
-            if done == total or done % 100 == 0:
-                self.stdout.write(f"  {done}/{total} files, {read} bytes read")
-
-        report = verify_artifacts(model_name=name, progress=progress)
+        report = verify_artifacts(model_name=name, progress=self.progress("files read"))
         for sha256 in report.missing:
             self.stdout.write(f"MISSING   {sha256}")
         for problem in report.corrupted:
