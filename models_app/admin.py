@@ -384,7 +384,7 @@ class ModelVersionAdmin(RegistryAdmin):
         "file_size", "checksum", "deployed_to", "created_at",
     )  # fmt: skip
     list_display_links = ("version",)
-    list_filter = ("status", "format", "is_default", "model__model_type")
+    list_filter = ("status", "format", "is_default", "format_check", "model__model_type")
     list_select_related = ("model", "artifact")
     search_fields = ("model__name", "version")
     autocomplete_fields = ("model",)
@@ -415,7 +415,7 @@ class ModelVersionAdmin(RegistryAdmin):
             ]
         default_field = "is_default" if obj.is_default else "make_default"
         file_fields = (
-            ("file_name", "checksum_full", "file_size_exact", "file_path", "download")
+            ("file_name", "checksum_full", "file_size_exact", "file_path", "format_check_result", "download")
             if obj.artifact_id
             else ("file", "sha256")
         )
@@ -442,13 +442,19 @@ class ModelVersionAdmin(RegistryAdmin):
         # The version string, its model and its file never change once registered.
         return (
             "model_link", "version", "is_default", "deployed_to", "file_name", "checksum_full",
-            "file_size_exact", "file_path", "download", "created_at", "updated_at",
+            "file_size_exact", "file_path", "format_check_result", "download", "created_at", "updated_at",
         )  # fmt: skip
 
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else []
 
     # Columns and read-only fields.
+    @admin.display(description="format check")
+    def format_check_result(self, version: ModelVersion) -> str:
+        if not version.format_check:
+            return "-"
+        return f"{version.format_check}: {version.format_check_detail}"
+
     @admin.display(description="model", ordering="model__name")
     def model_link(self, version: ModelVersion) -> str:
         return admin_link(version.model, version.model.name)

@@ -117,7 +117,7 @@ class ModelVersionViewSet(
             version=fields.pop("version"),
             format=fields.pop("format"),
             upload=upload,
-            declared_sha256=fields.pop("sha256", None),
+            declared_sha256=fields.pop("sha256", None) or _digest_header(request),
             make_default=fields.pop("is_default", False),
             **fields,
         )

@@ -699,3 +699,16 @@ def test_user_text_is_shown_escaped(admin_client, make_model, make_version):
         assert XSS not in html, page
     for page in pages[:3]:
         assert XSS_ESCAPED in admin_client.get(page).content.decode(), page
+
+
+
+def test_version_page_shows_the_format_check(admin_client, api, make_model):
+    model = make_model()
+    response = api.post(
+        f"/models/{model.name}/versions",
+        {"version": "v1", "format": "tflite", "file": upload(b"not a flatbuffer")},
+        format="multipart",
+    )
+    assert response.status_code == 201
+    page = admin_client.get(f"/admin/models_app/modelversion/{response.json()['id']}/change/")
+    assert "failed: no TFL3 FlatBuffer identifier at bytes 4-8" in page.content.decode()

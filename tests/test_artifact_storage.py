@@ -199,3 +199,24 @@ def test_gc_removes_unreferenced_files_and_abandoned_multipart_uploads(make_mode
     if backend.name == "s3":
         assert "abandoned multipart upload models/sha256/zz/abandoned" in out.getvalue()
         assert backend.client.list_multipart_uploads(Bucket=backend.bucket).get("Uploads", []) == []
+
+
+def test_multipart_upload_checks_a_content_digest_header(api, make_model, backend):
+    model = make_model()
+    wrong = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+    response = api.post(
+        f"/models/{model.name}/versions",
+        {"version": "v1", "format": "onnx", "file": upload(PAYLOAD)},
+        format="multipart",
+        HTTP_CONTENT_DIGEST=f"sha-256=:{wrong}:",
+    )
+    assert response.status_code == 400 and "sha256" in response.json()["errors"]
+    assert backend.keys() == []
+    right = base64.b64encode(hashlib.sha256(PAYLOAD).digest()).decode()
+    response = api.post(
+        f"/models/{model.name}/versions",
+        {"version": "v1", "format": "onnx", "file": upload(PAYLOAD)},
+        format="multipart",
+        HTTP_CONTENT_DIGEST=f"sha-256=:{right}:",
+    )
+    assert response.status_code == 201
