@@ -3,30 +3,7 @@ from django.contrib.auth.management import create_permissions
 from django.core.management import call_command
 from django.db import migrations
 
-VIEW = [
-    "models_app.view_registeredmodel",
-    "models_app.view_modelversion",
-    "models_app.view_artifact",
-    "deployments_app.view_deployment",
-]
-EDIT = [
-    f"models_app.{verb}_{model}"
-    for verb in ("add", "change", "delete")
-    for model in ("registeredmodel", "modelversion")
-]
-ROLES = {
-    "viewer": VIEW,
-    # Editors register and change models and versions, and deploy to targets other than production.
-    "editor": VIEW + EDIT + ["deployments_app.add_deployment"],
-    # Deployers decide what runs: deploy anywhere, production included, and roll back.
-    "deployer": VIEW + [
-        "deployments_app.add_deployment",
-        "deployments_app.rollback_deployment",
-        "deployments_app.deploy_to_production",
-    ],
-    "admin": None,  # every permission of the registry's apps
-}
-APPS = ("models_app", "deployments_app", "registry_site")
+from registry_site.roles import ensure_roles
 
 
 def create_cache_table(apps, schema_editor):
@@ -39,18 +16,7 @@ def create_roles(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, names in ROLES.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        if names is None:
-            perms = Permission.objects.filter(content_type__app_label__in=APPS)
-        else:
-            perms = [
-                Permission.objects.get(content_type__app_label=name.split(".")[0], codename=name.split(".")[1])
-                for name in names
-            ]
-        group.permissions.set(perms)
+    ensure_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
 
 
 def make_audit_append_only(apps, schema_editor):

@@ -2,15 +2,14 @@
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
 
 from registry_site.authentication import issue_token
 from registry_site.commands import RegistryCommand
-
-ROLES = ("viewer", "editor", "deployer", "admin")
+from registry_site.roles import ROLES, ensure_roles
 
 
 class Command(RegistryCommand):
@@ -18,7 +17,7 @@ class Command(RegistryCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("user")
-        parser.add_argument("--role", choices=ROLES, help="add the user to this role's group")
+        parser.add_argument("--role", choices=tuple(ROLES), help="add the user to this role's group")
         parser.add_argument("--name", default="cli", help="what the token is for")
         parser.add_argument("--expires-days", type=int, help="the token stops working after this many days")
         parser.add_argument("--create-user", action="store_true", help="create the user if it does not exist")
@@ -34,6 +33,7 @@ class Command(RegistryCommand):
                     raise CommandError(f"No user '{options['user']}' (use --create-user to create one).")
                 user = User.objects.create_user(username=options["user"])  # no password: token-only
             if options["role"]:
+                ensure_roles(Group, Permission)
                 user.groups.add(Group.objects.get(name=options["role"]))
             expires = timezone.now() + timedelta(days=options["expires_days"]) if options["expires_days"] else None
             row, token = issue_token(user=user, name=options["name"], expires_at=expires)
