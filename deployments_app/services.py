@@ -51,7 +51,7 @@ def deploy_version(
 
     `user` is the authenticated user of the API or the admin, when there is one: deploying to the
     production target needs the deployer role's permission."""
-    if user is not None and target == PRODUCTION_TARGET and not user.has_perm(DEPLOY_TO_PRODUCTION):
+    if user is not None and target.lower() == PRODUCTION_TARGET and not user.has_perm(DEPLOY_TO_PRODUCTION):
         raise Forbidden(f"Deploying to '{PRODUCTION_TARGET}' needs the deployer role.", field="deployment_target")
     RegisteredModel.objects.select_for_update().get(pk=version.model_id)
     version = ModelVersion.objects.select_related("model").get(pk=version.pk)

@@ -2,11 +2,11 @@
 import django_filters
 
 from models_app.models import ModelFormat, ModelType, ModelVersion, RegisteredModel, VersionStatus
-from registry_site.fields import StrictBooleanFilter
+from registry_site.fields import StrictBooleanFilter, choice_filter
 
 
 class RegisteredModelFilter(django_filters.FilterSet):
-    model_type = django_filters.ChoiceFilter(choices=ModelType.choices)
+    model_type = choice_filter(ModelType.choices)
     is_active = StrictBooleanFilter()
 
     class Meta:
@@ -15,9 +15,9 @@ class RegisteredModelFilter(django_filters.FilterSet):
 
 
 class ModelVersionFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=VersionStatus.choices)
+    status = choice_filter(VersionStatus.choices)
     is_default = StrictBooleanFilter()
-    format = django_filters.ChoiceFilter(choices=ModelFormat.choices)
+    format = choice_filter(ModelFormat.choices)
 
     class Meta:
         model = ModelVersion

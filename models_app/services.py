@@ -91,7 +91,8 @@ def update_model(*, model: RegisteredModel, changes: dict[str, Any]) -> Register
         field = sorted(unknown)[0]
         raise InvalidInput(f"'{field}' cannot be changed.", field=field)
     with transaction.atomic():
-        before = {field: getattr(model, field) for field in changes}
+        # From the database: a caller (the admin's form) may already have changed the instance it holds.
+        before = RegisteredModel.objects.filter(pk=model.pk).values(*changes).get() if changes else {}
         for field, value in changes.items():
             setattr(model, field, value)
         model.save(update_fields=[*changes, "updated_at"])

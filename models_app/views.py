@@ -12,7 +12,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from models_app import selectors, services
@@ -27,6 +26,7 @@ from models_app.serializers import (
     VersionCreateSerializer,
 )
 from models_app.uploads import receive_raw_body
+from registry_site.api import RegistryMultiPartParser
 from registry_site.errors import InvalidInput, NotFound
 
 UNSAFE_FILE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._+\-]")
@@ -174,7 +174,7 @@ class ModelVersionViewSet(
         detail=True,
         methods=["get", "put"],
         url_path="file",
-        parser_classes=[MultiPartParser],
+        parser_classes=[RegistryMultiPartParser],
     )
     def file(self, request, *args, **kwargs):
         version = self.get_object()

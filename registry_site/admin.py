@@ -52,7 +52,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         if change:
             return
         row, token = issue_token(user=obj.user, name=obj.name, expires_at=obj.expires_at)
-        obj.pk = row.pk
+        obj.pk, obj.prefix, obj.digest, obj.created_at = row.pk, row.prefix, row.digest, row.created_at
         obj._state.adding = False
         self.message_user(
             request,

@@ -10,11 +10,14 @@ import logging
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
+from django.http.multipartparser import MultiPartParserError
+from django.views import defaults
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions, status
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import DataAndFiles, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -32,6 +35,28 @@ class StrictJSONParser(JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise exceptions.ParseError("JSON parse error - the document is nested too deeply.") from None
+
+
+class _KeepEveryFilePart(DjangoMultiPartParser):
+    """Django drops a file part whose client file name sanitizes to nothing ("..", "."), so a version
+    would be registered without the file the client sent. The name is only metadata here (files are
+    stored under their sha256): keep the part under a neutral name instead."""
+
+    def sanitize_file_name(self, file_name):
+        return super().sanitize_file_name(file_name) or "model-file"
+
+
+class RegistryMultiPartParser(MultiPartParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = parser_context["request"]
+        meta = request.META.copy()
+        meta["CONTENT_TYPE"] = media_type
+        encoding = parser_context.get("encoding", "utf-8")
+        try:
+            data, files = _KeepEveryFilePart(meta, stream, request.upload_handlers, encoding).parse()
+        except MultiPartParserError as exc:
+            raise exceptions.ParseError(f"Multipart form parse error - {exc}") from None
+        return DataAndFiles(data, files)
 
 
 class StrictFilterBackend(DjangoFilterBackend):
@@ -121,3 +146,10 @@ def parse_json_text(value: str):
         raise exceptions.ValidationError("The JSON is nested too deeply.") from None
     except ValueError as exc:
         raise exceptions.ValidationError(f"Not valid JSON: {exc}") from None
+
+
+def not_found(request, exception):
+    """No route matched: the API answers in JSON like everywhere else; the admin keeps its HTML page."""
+    if request.path.startswith("/admin/"):
+        return defaults.page_not_found(request, exception)
+    return JsonResponse({"detail": "Not found."}, status=404)

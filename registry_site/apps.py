@@ -6,3 +6,6 @@ class RegistrySiteConfig(AppConfig):
 
     name = "registry_site"
     verbose_name = "Access and audit"
+
+    def ready(self) -> None:
+        from registry_site import schema  # noqa: F401  (registers the token scheme with drf-spectacular)

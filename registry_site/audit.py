@@ -9,10 +9,13 @@ operating-system user who ran them.
 from __future__ import annotations
 
 import getpass
+import ipaddress
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
+
+from django.conf import settings
 
 from registry_site.models import AuditEvent
 
@@ -71,6 +74,38 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list]:
     return {key: [before.get(key), value] for key, value in after.items() if before.get(key) != value}
 
 
+def client_address(request) -> str | None:
+    """The address of the client. Behind the reverse proxies named in FORWARDED_ALLOW_IPS, the nearest
+    address in X-Forwarded-For that is not one of them; otherwise the connection's peer. Audit events and
+    the throttles both use it, so one client behind the proxy cannot lock out the others."""
+    peer = request.META.get("REMOTE_ADDR")
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
+    if not forwarded or not _is_trusted_proxy(peer):
+        return peer
+    hops = [part.strip() for part in forwarded.split(",")]
+    for hop in reversed(hops):
+        if not _valid_ip(hop):
+            return peer
+        if not _is_trusted_proxy(hop):
+            return hop
+    return hops[0]  # every hop is a trusted proxy: the first one is where the request came from
+
+
+def _valid_ip(value: str | None) -> bool:
+    try:
+        ipaddress.ip_address(value or "")
+        return True
+    except ValueError:
+        return False
+
+
+def _is_trusted_proxy(address: str | None) -> bool:
+    if not _valid_ip(address):
+        return False
+    ip = ipaddress.ip_address(address)
+    return any(ip in network for network in settings.REGISTRY_TRUSTED_PROXIES)
+
+
 class AuditActorMiddleware:
     """Names the actor of each request: the admin's session user, or 'anonymous' until the API's token
     authentication says who it is."""
@@ -82,5 +117,5 @@ class AuditActorMiddleware:
         user = getattr(request, "user", None)
         name = user.get_username() if user is not None and user.is_authenticated else "anonymous"
         via = "admin" if request.path.startswith("/admin/") else "api"
-        with acting_as(Actor(name, via, request.META.get("REMOTE_ADDR"))):
+        with acting_as(Actor(name, via, client_address(request))):
             return self.get_response(request)

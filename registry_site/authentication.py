@@ -44,7 +44,7 @@ def revoke_token(*, token: ApiToken) -> ApiToken:
 
 
 def _client_key(request) -> str:
-    return f"registry:auth-failures:{request.META.get('REMOTE_ADDR', '')}"
+    return f"registry:auth-failures:{audit.client_address(request)}"
 
 
 class BearerTokenAuthentication(BaseAuthentication):

@@ -97,6 +97,7 @@ class JSONObjectField(serializers.Field):
         "not_object": "Must be a JSON object, such as {{\"epochs\": 90}}.",
         "too_large": f"Must be at most {MAX_JSON_OBJECT_BYTES} bytes as JSON.",
         "too_deep": f"Must be nested at most {MAX_JSON_DEPTH} levels deep.",
+        "not_finite": "Numbers must be finite (1e400 is out of range; NaN and Infinity are not JSON).",
     }
 
     def to_internal_value(self, data):
@@ -105,6 +106,8 @@ class JSONObjectField(serializers.Field):
             self.fail("not_object")
         if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
             self.fail("too_deep")
+        if has_non_finite_number(data):
+            self.fail("not_finite")
         if len(json.dumps(data)) > MAX_JSON_OBJECT_BYTES:
             self.fail("too_large")
         return data
@@ -116,6 +119,17 @@ class JSONObjectField(serializers.Field):
 # JSON escapes can spell text that no database stores: NUL (PostgreSQL refuses it in text and jsonb)
 # and lone UTF-16 surrogates (not encodable as UTF-8).
 UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def has_non_finite_number(value) -> bool:
+    """JSON's grammar has no NaN or infinity, but a number such as 1e400 parses to one."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(has_non_finite_number(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_non_finite_number(v) for v in value)
+    return False
 
 
 def has_unstorable_text(value) -> bool:
@@ -155,6 +169,16 @@ class StrictFieldsMixin:
             if errors:
                 raise serializers.ValidationError(errors)
         return attrs
+
+
+def choice_filter(choices, **kwargs) -> django_filters.ChoiceFilter:
+    """A ChoiceFilter whose error lists the allowed values, like the serializers' choice fields."""
+    allowed = ", ".join(value for value, _ in choices)
+    return django_filters.ChoiceFilter(
+        choices=choices,
+        error_messages={"invalid_choice": f'"%(value)s" is not a valid choice; use one of: {allowed}.'},
+        **kwargs,
+    )
 
 
 class StrictBooleanFilter(django_filters.TypedChoiceFilter):

@@ -9,6 +9,8 @@ from django.conf import settings
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.throttling import SimpleRateThrottle
 
+from registry_site.audit import client_address
+
 PRODUCTION_TARGET = "production"
 DEPLOY_TO_PRODUCTION = "deployments_app.deploy_to_production"
 
@@ -51,5 +53,5 @@ class WriteRateThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request, view):
         user = request.user
-        ident = f"user:{user.pk}" if user is not None and user.is_authenticated else f"ip:{self.get_ident(request)}"
+        ident = f"user:{user.pk}" if user is not None and user.is_authenticated else f"ip:{client_address(request)}"
         return f"registry:throttle:write:{ident}"

@@ -16,8 +16,9 @@ ROLES: dict[str, list[str] | None] = {
     # Deployers decide what runs: deploy anywhere, production included, and roll back.
     "deployer": VIEW
     + ["deployments_app.add_deployment", "deployments_app.rollback_deployment", "deployments_app.deploy_to_production"],
-    "admin": None,  # every permission of the registry's apps
+    "admin": None,  # every permission of the registry's apps, and seeing users (to give them tokens)
 }
+ADMIN_EXTRA = ["auth.view_user"]
 APPS = ("models_app", "deployments_app", "registry_site")
 
 
@@ -28,6 +29,10 @@ def ensure_roles(Group, Permission) -> None:
         group, _ = Group.objects.get_or_create(name=role)
         if names is None:
             perms = list(Permission.objects.filter(content_type__app_label__in=APPS))
+            perms += [
+                Permission.objects.get(content_type__app_label=name.split(".")[0], codename=name.split(".")[1])
+                for name in ADMIN_EXTRA
+            ]
         else:
             perms = [
                 Permission.objects.get(content_type__app_label=name.split(".")[0], codename=name.split(".")[1])

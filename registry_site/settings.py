@@ -7,6 +7,7 @@ README; a malformed value stops the process with ImproperlyConfigured rather tha
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -276,7 +277,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "registry_site.api.StrictJSONParser",
-        "rest_framework.parsers.MultiPartParser",
+        "registry_site.api.RegistryMultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": ["registry_site.authentication.BearerTokenAuthentication"],
@@ -292,6 +293,20 @@ REST_FRAMEWORK = {
 }
 
 # --- Access ---------------------------------------------------------------------------------------
+def _networks(name: str, default: str) -> list:
+    items = envlist(name, default.split(","))
+    if "*" in items:  # gunicorn's "trust every peer"
+        return [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")]
+    try:
+        return [ipaddress.ip_network(item, strict=False) for item in items]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
+# The reverse proxies whose X-Forwarded-For names the real client (audit addresses, throttles). The
+# same variable tells gunicorn whose X-Forwarded-Proto to believe.
+REGISTRY_TRUSTED_PROXIES = _networks("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
 # Production only (local mode is open): reads without a token when set; writes always need one.
 REGISTRY_PUBLIC_READ = envbool("REGISTRY_PUBLIC_READ", False)
 REGISTRY_THROTTLE_WRITES = envstr("REGISTRY_THROTTLE_WRITES", "600/min")
@@ -333,6 +348,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Three different choice sets are all called "status".
+    "ENUM_NAME_OVERRIDES": {
+        "VersionStatusEnum": "models_app.models.VersionStatus",
+        "DeploymentStatusEnum": "deployments_app.models.DeploymentStatus",
+        "HealthStatusEnum": ["healthy", "unhealthy"],
+    },
 }
 
 # The seed's JavaScript client runs in a web page: any origin may call a local registry; a production

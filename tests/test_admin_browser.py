@@ -18,7 +18,9 @@ import requests
 from deployments_app.models import Deployment
 from models_app.models import ModelVersion
 
-pytestmark = pytest.mark.browser
+# transaction=True (live_server needs it anyway) lets pytest-django run these after the other database
+# tests: the flush that ends a transactional test also empties the groups the migrations made.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM_FLAGS = (
     "--headless",
