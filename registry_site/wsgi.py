@@ -25,31 +25,39 @@ class GunicornLengthBody:
     def read(self, size=-1):
         if size is None or size < 0:
             size = self._reader.length + len(self._body.buf.getvalue())
+        buffer = bytearray(size)
+        received = self.readinto(buffer)
+        return bytes(memoryview(buffer)[:received])
+
+    def readinto(self, buffer) -> int:
+        """Fill `buffer` from the body (fewer bytes only at its end, or if the client stops sending)."""
+        view = memoryview(buffer).cast("B")
         pending = self._body.buf.getvalue()
         if pending:  # bytes gunicorn's Body already buffered (after a readline)
+            taken = pending[: len(view)]
             self._body.buf = io.BytesIO()
-            self._body.buf.write(pending[size:])
-            return pending[:size]
-        size = min(size, self._reader.length)
+            self._body.buf.write(pending[len(taken) :])
+            view[: len(taken)] = taken
+            return len(taken)
+        size = min(len(view), self._reader.length)
         if size <= 0:
-            return b""
+            return 0
         buffered = self._unreader.buf.getvalue()
         if buffered:  # bytes received with the request's head
+            taken = buffered[:size]
             self._unreader.buf = io.BytesIO()
-            self._unreader.buf.write(buffered[size:])
-            data = buffered[:size]
+            self._unreader.buf.write(buffered[len(taken) :])
+            view[: len(taken)] = taken
+            received = len(taken)
         else:
-            buffer = bytearray(size)
-            view = memoryview(buffer)
             received = 0
             while received < size:
-                n = self._unreader.sock.recv_into(view[received:], size - received)
+                n = self._unreader.sock.recv_into(view[received:size], size - received)
                 if n == 0:  # the client stopped sending
                     break
                 received += n
-            data = bytes(view[:received])
-        self._reader.length -= len(data)
-        return data
+        self._reader.length -= received
+        return received
 
     def readline(self, size=None):
         return self._body.readline(size)
