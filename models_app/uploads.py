@@ -20,7 +20,7 @@ from django.core.files.uploadhandler import FileUploadHandler
 from registry_site.errors import InvalidInput, PayloadTooLarge
 
 CHUNK_SIZE = 1024 * 1024  # 1 MiB chunks parse 10-35% faster than Django's 64 KiB on this stack.
-WRITEBACK_EVERY = 32 * 1024 * 1024
+WRITEBACK_EVERY = 8 * 1024 * 1024
 
 
 def _sync_file_range():
