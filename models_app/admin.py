@@ -98,6 +98,10 @@ class RegistryAdmin(admin.ModelAdmin):
     service_error_fields: dict[str, str] = {}
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "POST":
+            # Receive (and hash) an uploaded file now, before Django opens the form's transaction: on
+            # SQLite that transaction holds the write lock, which must not wait on a client's upload.
+            request.FILES  # noqa: B018  (reading it parses the body)
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except RegistryError as exc:
