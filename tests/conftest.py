@@ -11,8 +11,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from rest_framework.test import APIClient
 
+from deployments_app.models import Deployment
 from models_app import services
-from models_app.models import ModelVersion, RegisteredModel
+from models_app.models import Artifact, ModelVersion, RegisteredModel
+from registry_site.models import ApiToken, AuditEvent
 from tests.s3 import s3_bucket, s3_endpoint, s3_storage_settings  # noqa: F401  (fixtures)
 
 _names = itertools.count(1)
@@ -64,6 +66,20 @@ def backend(request, settings, storage_dir):
         client=client,
         bucket=bucket,
     )
+
+
+def registry_state(storage_dir) -> dict:
+    """Every row a write could touch, and every stored or staged file: equal before and after a
+    refused request."""
+    return {
+        "models": list(RegisteredModel.objects.order_by("pk").values()),
+        "versions": list(ModelVersion.objects.order_by("pk").values()),
+        "artifacts": list(Artifact.objects.order_by("pk").values()),
+        "deployments": list(Deployment.objects.order_by("pk").values()),
+        "audit": list(AuditEvent.objects.order_by("pk").values()),
+        "tokens": list(ApiToken.objects.order_by("pk").values("pk", "digest", "revoked_at", "expires_at")),
+        "files": sorted(str(p) for p in storage_dir.rglob("*") if p.is_file()),
+    }
 
 
 def stored_files(storage_dir) -> list:

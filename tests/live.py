@@ -25,6 +25,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop(process: subprocess.Popen, timeout: float = 20) -> None:
+    """Ask a server to stop, and make it if it does not."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def _database(workdir: Path):
     db = settings.DATABASES["default"]
@@ -80,9 +90,5 @@ def running_registry(workdir: Path, *, extra_env: dict[str, str] | None = None, 
                 time.sleep(0.1)
             yield base
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server)
             log.close()

@@ -11,7 +11,7 @@ import boto3
 import pytest
 import requests
 
-from tests.live import free_port
+from tests.live import free_port, stop
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -34,8 +34,7 @@ def s3_endpoint(tmp_path_factory):
                 raise RuntimeError("moto's S3 server did not start") from None
             time.sleep(0.1)
     yield url
-    server.terminate()
-    server.wait(timeout=10)
+    stop(server)
     log.close()
 
 

@@ -12,9 +12,9 @@ from django.test import Client
 from django.urls import reverse
 
 from deployments_app.models import Deployment
-from models_app.models import Artifact, ModelVersion, RegisteredModel
+from models_app.models import ModelVersion, RegisteredModel
 from registry_site.models import AuditEvent
-from tests.conftest import sha256, staged_files, stored_files, upload
+from tests.conftest import registry_state, sha256, staged_files, stored_files, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -49,14 +49,6 @@ PATH_TRICKS = [
 PATH_TRICK_IDS = [repr(t) for t in PATH_TRICKS]
 
 
-def snapshot(storage_dir) -> dict:
-    return {
-        "models": list(RegisteredModel.objects.order_by("pk").values()),
-        "versions": list(ModelVersion.objects.order_by("pk").values()),
-        "artifacts": list(Artifact.objects.order_by("pk").values()),
-        "deployments": list(Deployment.objects.order_by("pk").values()),
-        "audit": list(AuditEvent.objects.order_by("pk").values()),
-    }
 
 
 def files_under(root) -> set[str]:
@@ -78,11 +70,11 @@ def guard(storage_dir, tmp_path):
 
     class Guard:
         def __init__(self):
-            self.rows = snapshot(storage_dir)
+            self.rows = registry_state(storage_dir)
             self.tree = files_under(tmp_path)
 
         def assert_untouched(self):
-            assert snapshot(storage_dir) == self.rows, "a refused request wrote to the database"
+            assert registry_state(storage_dir) == self.rows, "a refused request wrote to the database"
             assert files_under(tmp_path) == self.tree, files_under(tmp_path) - self.tree
             assert staged_files(storage_dir) == []
 

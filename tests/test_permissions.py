@@ -16,10 +16,10 @@ from rest_framework.test import APIClient
 
 from deployments_app import services as deployment_services
 from deployments_app.models import Deployment
-from models_app.models import Artifact, ModelVersion, RegisteredModel
+from models_app.models import ModelVersion, RegisteredModel
 from registry_site.authentication import issue_token
-from registry_site.models import ApiToken, AuditEvent
-from tests.conftest import upload
+from registry_site.models import AuditEvent
+from tests.conftest import registry_state, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -73,17 +73,6 @@ def personas(world) -> dict[str, Persona]:
     return result
 
 
-def snapshot(storage_dir) -> dict:
-    """Every row a write could touch, and the stored and staged files."""
-    return {
-        "models": list(RegisteredModel.objects.order_by("pk").values()),
-        "versions": list(ModelVersion.objects.order_by("pk").values()),
-        "artifacts": list(Artifact.objects.order_by("pk").values()),
-        "deployments": list(Deployment.objects.order_by("pk").values()),
-        "audit": list(AuditEvent.objects.order_by("pk").values()),
-        "tokens": list(ApiToken.objects.order_by("pk").values("pk", "digest", "revoked_at", "expires_at")),
-        "files": [str(p) for p in storage_dir.rglob("*") if p.is_file()],
-    }
 
 
 # --- The actions ----------------------------------------------------------------------------------------
@@ -159,13 +148,13 @@ def test_reads_need_a_token_with_any_role(personas, world, role, action):
 @pytest.mark.parametrize("action", WRITES)
 def test_write_matrix(personas, world, storage_dir, role, action):
     run, allowed = WRITES[action]
-    before = snapshot(storage_dir)
+    before = registry_state(storage_dir)
 
     response = run(personas[role].client, world)
 
     if role in allowed:
         assert 200 <= response.status_code < 300, (role, action, response.content[:500])
-        assert snapshot(storage_dir) != before
+        assert registry_state(storage_dir) != before
         # The write is answered for: one event, naming the token's user.
         events = AuditEvent.objects.exclude(pk__in=[e["id"] for e in before["audit"]])
         assert [(e.actor, e.via) for e in events] == [(personas[role].user.username, "api")], action
@@ -175,24 +164,24 @@ def test_write_matrix(personas, world, storage_dir, role, action):
         if expected == 401:
             assert response["WWW-Authenticate"] == "Bearer"
         assert response.json()["detail"]
-        assert snapshot(storage_dir) == before, "a refused write changed something"
+        assert registry_state(storage_dir) == before, "a refused write changed something"
 
 
 def test_the_editors_refusal_to_deploy_to_production_says_why(personas, world, storage_dir):
-    before = snapshot(storage_dir)
+    before = registry_state(storage_dir)
     response = _deploy("production")(personas["editor"].client, world)
     assert response.status_code == 403
     assert "deployer" in response.json()["detail"]
-    assert snapshot(storage_dir) == before
+    assert registry_state(storage_dir) == before
     # The same editor may deploy that version elsewhere.
     assert _deploy("canary")(personas["editor"].client, world).status_code == 201
 
 
 def test_superseding_production_also_needs_the_deployer_role(personas, world, storage_dir):
     deployment_services.deploy_version(version=world.v1, target="production", deployed_by="ci")
-    before = snapshot(storage_dir)
+    before = registry_state(storage_dir)
     assert _deploy("production", "v2")(personas["editor"].client, world).status_code == 403
-    assert snapshot(storage_dir) == before
+    assert registry_state(storage_dir) == before
     assert _deploy("production", "v2")(personas["deployer"].client, world).status_code == 201
 
 
@@ -215,10 +204,10 @@ def test_public_read_lets_anonymous_read(personas, world, settings, action):
 @pytest.mark.parametrize("action", WRITES)
 def test_public_read_keeps_writes_closed(personas, world, settings, storage_dir, action):
     settings.REGISTRY_PUBLIC_READ = True
-    before = snapshot(storage_dir)
+    before = registry_state(storage_dir)
     response = WRITES[action][0](personas["anonymous"].client, world)
     assert response.status_code == 401
-    assert snapshot(storage_dir) == before
+    assert registry_state(storage_dir) == before
 
 
 def test_public_read_keeps_the_audit_trail_private(personas, world, settings):
@@ -294,7 +283,7 @@ def test_admin_viewer_sees_every_page(world):
 
 def test_admin_viewer_cannot_change_add_or_delete(world, storage_dir):
     client = staff("viewer")
-    before = snapshot(storage_dir)
+    before = registry_state(storage_dir)
     posts = [
         (admin_url("models_app_registeredmodel_change", world.model.pk),
          {"model_type": "audio", "description": "hacked", "is_active": "on"}),
@@ -308,7 +297,7 @@ def test_admin_viewer_cannot_change_add_or_delete(world, storage_dir):
     for page, data in posts:
         assert client.post(page, data).status_code == 403, page
     assert client.get(admin_url("models_app_registeredmodel_add")).status_code == 403
-    assert snapshot(storage_dir) == before
+    assert registry_state(storage_dir) == before
 
 
 def test_admin_viewer_gets_no_actions_and_cannot_run_them(world, storage_dir):
@@ -318,7 +307,7 @@ def test_admin_viewer_gets_no_actions_and_cannot_run_them(world, storage_dir):
         response = client.get(admin_url(changelist))
         assert response.status_code == 200
         assert response.context["action_form"] is None, changelist
-    before = snapshot(storage_dir)
+    before = registry_state(storage_dir)
     attempts = [
         ("models_app_modelversion_changelist", "make_default", [world.v2.pk], {}),
         ("models_app_modelversion_changelist", "archive", [world.v2.pk], {}),
@@ -329,12 +318,12 @@ def test_admin_viewer_gets_no_actions_and_cannot_run_them(world, storage_dir):
     for changelist, action, selected, extra in attempts:
         response = client.post(admin_url(changelist), {"action": action, "_selected_action": selected, **extra})
         assert response.status_code in (200, 302, 403), action
-    assert snapshot(storage_dir) == before
+    assert registry_state(storage_dir) == before
 
 
 def test_admin_editor_cannot_deploy_to_production(world, storage_dir):
     client = staff("editor")
-    before = snapshot(storage_dir)
+    before = registry_state(storage_dir)
     response = client.post(
         admin_url("models_app_modelversion_changelist"),
         {"action": "deploy_to_target", "_selected_action": [world.v2.pk], "apply": "1", "target": "production"},
@@ -342,7 +331,7 @@ def test_admin_editor_cannot_deploy_to_production(world, storage_dir):
     assert response.status_code in (200, 302)
     messages = [m.message for m in get_messages(response.wsgi_request)]
     assert any("deployer" in m for m in messages), messages
-    assert snapshot(storage_dir) == before
+    assert registry_state(storage_dir) == before
     # Staging is the editor's to deploy to.
     client.post(
         admin_url("models_app_modelversion_changelist"),
@@ -361,9 +350,9 @@ def test_admin_editor_has_no_rollback_and_deployer_does(world):
 
 def test_admin_deployer_cannot_create_models(world, storage_dir):
     client = staff("deployer")
-    before = snapshot(storage_dir)
+    before = registry_state(storage_dir)
     assert (
         client.post(admin_url("models_app_registeredmodel_add"), {"name": "nope", "model_type": "audio"}).status_code
         == 403
     )
-    assert snapshot(storage_dir) == before
+    assert registry_state(storage_dir) == before

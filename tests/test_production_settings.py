@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.live import ROOT, free_port, running_registry
+from tests.live import ROOT, free_port, running_registry, stop
 
 CHECK = [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"]
 
@@ -191,12 +191,7 @@ def test_gunicorn_serves_local_mode_on_any_address_when_told_to(tmp_path):
             time.sleep(0.1)
         assert "LOCAL MODE" in log.read_text()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 @pytest.mark.parametrize("bind", ["127.0.0.1", "localhost", "[::1]", "127.0.0.2"])

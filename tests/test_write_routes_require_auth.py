@@ -13,10 +13,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from deployments_app import services as deployment_services
-from deployments_app.models import Deployment
-from models_app.models import Artifact, ModelVersion, RegisteredModel
 from registry_site.authentication import issue_token
-from registry_site.models import ApiToken, AuditEvent
+from registry_site.models import AuditEvent
+from tests.conftest import registry_state
 
 pytestmark = pytest.mark.django_db
 
@@ -112,16 +111,6 @@ def body_for(route: str, method: str) -> tuple[object, str]:
     return '{"accuracy": 0.5}', "application/json"
 
 
-def snapshot(storage_dir) -> dict:
-    return {
-        "models": list(RegisteredModel.objects.order_by("pk").values()),
-        "versions": list(ModelVersion.objects.order_by("pk").values()),
-        "artifacts": list(Artifact.objects.order_by("pk").values()),
-        "deployments": list(Deployment.objects.order_by("pk").values()),
-        "audit": list(AuditEvent.objects.order_by("pk").values()),
-        "tokens": list(ApiToken.objects.order_by("pk").values("pk", "digest", "revoked_at")),
-        "files": sorted(str(p) for p in storage_dir.rglob("*") if p.is_file()),
-    }
 
 
 def test_the_walk_finds_the_write_routes():
@@ -147,7 +136,7 @@ def _refused_everywhere(client: APIClient, world, storage_dir, expected: int) ->
         url = url_for(route.route, world)
         for method in WRITE_METHODS:
             body, content_type = body_for(route.route, method)
-            before = snapshot(storage_dir)
+            before = registry_state(storage_dir)
             response = client.generic(method.upper(), url, body, content_type=content_type)
             what = f"{method.upper()} {url}"
             if method in route.accepted_writes:
@@ -156,7 +145,7 @@ def _refused_everywhere(client: APIClient, world, storage_dir, expected: int) ->
             else:
                 # A method the route does not serve: refused one way or another, never served.
                 assert response.status_code in (401, 403, 405), (what, response.status_code)
-            assert snapshot(storage_dir) == before, f"{what} changed something"
+            assert registry_state(storage_dir) == before, f"{what} changed something"
     return checked
 
 
@@ -199,10 +188,10 @@ def test_the_bodies_used_would_succeed_with_a_role(world, storage_dir, settings)
                 continue  # would remove what later routes use
             url = url_for(route.route, world)
             body, content_type = body_for(route.route, method)
-            before = snapshot(storage_dir)
+            before = registry_state(storage_dir)
             response = client.generic(method.upper(), url, body, content_type=content_type)
             if 200 <= response.status_code < 300:
-                assert snapshot(storage_dir) != before
+                assert registry_state(storage_dir) != before
                 succeeded.append(f"{method.upper()} {url}")
     for expected in ("POST /models", "PUT /models/resnet/versions/v3/file", "POST /deploy",
                      "PATCH /models/resnet", "POST /models/resnet/versions", "PATCH /models/resnet/versions/v3",
