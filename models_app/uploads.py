@@ -10,8 +10,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import hashlib
+import itertools
 import os
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
 
 from django.conf import settings
 from django.core.files.uploadedfile import TemporaryUploadedFile
@@ -37,7 +39,6 @@ def _sync_file_range():
 
 _SYNC_FILE_RANGE = _sync_file_range()
 SYNC_FILE_RANGE_WRITE = 2
-_WRITEBACK_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="upload-writeback")
 
 
 class HashedUpload(TemporaryUploadedFile):
@@ -47,17 +48,27 @@ class HashedUpload(TemporaryUploadedFile):
 
 
 class _HashingSink:
-    """Writes chunks to a temporary file beside the storage folder while hashing and counting them."""
+    """Writes chunks to a temporary file beside the storage folder while hashing and counting them.
+
+    Hashing and writing each cost about as much CPU as the other, so they run side by side: the
+    caller hashes a chunk and hands it to this sink's writer thread, which writes it (both release the
+    GIL) and starts the disk's write-back as it goes. At most QUEUE_DEPTH chunks wait in between, so
+    memory stays bounded whatever the file's size."""
+
+    QUEUE_DEPTH = 2
 
     def __init__(self, name: str, content_type: str | None, charset=None, extra=None) -> None:
         os.makedirs(settings.FILE_UPLOAD_TEMP_DIR, exist_ok=True)
         self.file = HashedUpload(name or "upload", content_type or "application/octet-stream", 0, charset, extra)
         self.hasher = hashlib.sha256()
         self.size = 0
-        self.written_back = 0
-        self.writeback = None  # the running sync_file_range call, if any
+        self._chunks: queue.Queue = queue.Queue(maxsize=self.QUEUE_DEPTH)
+        self._error: BaseException | None = None
+        self._writer = threading.Thread(target=self._write_chunks, name="upload-writer", daemon=True)
+        self._writer.start()
 
     def write(self, chunk: bytes) -> None:
+        """Take a chunk. The caller must not change it until QUEUE_DEPTH + 1 more chunks were taken."""
         self.size += len(chunk)
         if self.size > settings.REGISTRY_MAX_UPLOAD_BYTES:
             self.discard()
@@ -65,41 +76,53 @@ class _HashingSink:
                 f"The file is larger than this registry accepts ({settings.REGISTRY_MAX_UPLOAD_BYTES} bytes).",
                 field="file",
             )
+        if self._error is not None:
+            self.discard()
+            raise self._error
         self.hasher.update(chunk)
-        self.file.write(chunk)
-        if (
-            _SYNC_FILE_RANGE is not None
-            and self.size - self.written_back >= WRITEBACK_EVERY
-            and (self.writeback is None or self.writeback.done())
-        ):
-            self._start_writeback()
+        self._chunks.put(chunk)
 
-    def _start_writeback(self) -> None:
-        """Let the disk work while the rest streams in. Otherwise the kernel holds the whole upload in
-        memory (up to a tenth of RAM before it starts writing) and the final fsync then waits for all
-        of it: the upload would take network time plus disk time instead of the larger of the two.
-        The call can wait for the disk's queue, so it runs beside the request, not in its way."""
-        self.file.flush()
-        start, length = self.written_back, self.size - self.written_back
-        self.writeback = _WRITEBACK_THREADS.submit(
-            _SYNC_FILE_RANGE, self.file.fileno(), start, length, SYNC_FILE_RANGE_WRITE
-        )
-        self.written_back = self.size
+    def _write_chunks(self) -> None:
+        written = written_back = 0
+        try:
+            while (chunk := self._chunks.get()) is not None:
+                self.file.write(chunk)
+                written += len(chunk)
+                if _SYNC_FILE_RANGE is not None and written - written_back >= WRITEBACK_EVERY:
+                    # Let the disk work while the rest streams in. Otherwise the kernel keeps the
+                    # whole upload in memory (up to a tenth of RAM) and the final fsync waits for all
+                    # of it: the upload would take receive time plus disk time, not the larger.
+                    self.file.flush()
+                    _SYNC_FILE_RANGE(self.file.fileno(), written_back, written - written_back, SYNC_FILE_RANGE_WRITE)
+                    written_back = written
+        except BaseException as exc:  # reported to the caller by write() or finish()
+            self._error = exc
+            while self._chunks.get() is not None:  # keep taking, so the caller never blocks
+                pass
+
+    def _stop_writer(self) -> None:
+        if self._writer.is_alive():
+            self._chunks.put(None)
+            self._writer.join()
 
     def finish(self) -> HashedUpload:
-        # Durable before any row can point to it.
-        if self.writeback is not None:
-            self.writeback.result()
-        self.file.flush()
-        os.fsync(self.file.fileno())
+        self._stop_writer()
+        if self._error is not None:
+            self.discard()
+            raise self._error
+        try:  # durable before any row can point to it
+            self.file.flush()
+            os.fsync(self.file.fileno())
+        except OSError:
+            self.discard()
+            raise
         self.file.seek(0)
         self.file.size = self.size
         self.file.sha256 = self.hasher.hexdigest()
         return self.file
 
     def discard(self) -> None:
-        if self.writeback is not None:
-            self.writeback.result()  # the call holds the file's descriptor
+        self._stop_writer()
         self.file.close()  # a NamedTemporaryFile: closing removes it
 
 
@@ -111,7 +134,11 @@ class HashingUploadHandler(FileUploadHandler):
         self.sink = _HashingSink(self.file_name, self.content_type, self.charset, self.content_type_extra)
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
-        self.sink.write(raw_data)
+        try:
+            self.sink.write(raw_data)
+        except BaseException:
+            self.sink.discard()  # at once: Django's parser does not close a file it was still receiving
+            raise
 
     def file_complete(self, file_size: int) -> HashedUpload:
         return self.sink.finish()
@@ -133,14 +160,16 @@ def receive_raw_body(request, *, file_name: str) -> HashedUpload:
         raise InvalidInput("A raw upload needs a Content-Length header.", field="file")
     expected = int(raw_length)  # RequestSizeLimitMiddleware has checked that it is a number in bounds
     sink = _HashingSink(file_name, request.META.get("CONTENT_TYPE"))
-    # Under gunicorn, registry_site.wsgi gives the body a readinto(): the bytes land in one reused
-    # buffer, with no copy and no allocation per chunk. Elsewhere (tests, runserver) plain reads.
+    # Under gunicorn, registry_site.wsgi gives the body a readinto(): the bytes land in reused
+    # buffers, with no copy and no allocation per chunk. Elsewhere (tests, runserver) plain reads.
     body = request.META.get("wsgi.input")
-    buffer = memoryview(bytearray(CHUNK_SIZE))
+    # The sink may still be writing the last QUEUE_DEPTH + 1 chunks: cycle through enough buffers.
+    buffers = itertools.cycle([memoryview(bytearray(CHUNK_SIZE)) for _ in range(_HashingSink.QUEUE_DEPTH + 2)])
     try:
         remaining = expected
         while remaining > 0:
             if hasattr(body, "readinto"):
+                buffer = next(buffers)
                 n = body.readinto(buffer[: min(CHUNK_SIZE, remaining)])
                 chunk = buffer[:n]
             else:

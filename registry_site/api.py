@@ -5,6 +5,7 @@ An error is always JSON: {"detail": "<one sentence>", "errors": {"<field>": ["<p
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 
@@ -112,6 +113,9 @@ def exception_handler(exc, context):
     if isinstance(exc, RegistryError):
         errors = {exc.field: [exc.message]} if exc.field else None
         return error_response(exc.message, exc.status_code, errors)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        logger.error("storage is full: %s", exc)
+        return error_response("The registry's storage is full; nothing was stored.", 507)
     if isinstance(exc, RequestDataTooBig):
         return error_response("The request body is larger than this registry accepts.", 413)
     if isinstance(exc, TooManyFieldsSent):

@@ -66,3 +66,16 @@ def test_pipelined_requests_after_a_raw_upload(live):
             reply += chunk
     assert reply.count(b"HTTP/1.1 200") == 2, reply[:500]
     assert b'"status": "healthy"' in reply or b'"status":"healthy"' in reply
+
+
+def test_a_raw_upload_of_many_chunks_is_stored_byte_for_byte(live):
+    """More chunks than the receive buffers cycle through (registry_site.wsgi readinto, the sink's
+    writer thread): a buffer reused too early would corrupt the file and its digest would differ."""
+    payload = b"".join(i.to_bytes(4, "little") * (256 * 1024) for i in range(9))  # 9 MiB, every MiB distinct
+    requests.post(f"{live}/models/keepalive/versions", json={"version": "many", "format": "onnx"})
+    response = requests.put(
+        f"{live}/models/keepalive/versions/many/file", data=payload, headers={"Content-Type": "application/octet-stream"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["checksum"] == hashlib.sha256(payload).hexdigest()
+    assert requests.get(f"{live}/models/keepalive/versions/many/file").content == payload
