@@ -28,7 +28,7 @@ from deployments_app import services as deployment_services
 from deployments_app.models import Deployment, target_validator
 from models_app import selectors, services
 from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionStatus
-from models_app.views import safe_file_name
+from models_app.uploads import safe_file_name
 from registry_site.admin import ReadOnlyAdminMixin
 from registry_site.api import parse_json_text
 from registry_site.errors import RegistryError

@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import os
 import queue
+import re
 import threading
 
 from django.conf import settings
@@ -39,6 +40,15 @@ def _sync_file_range():
 
 _SYNC_FILE_RANGE = _sync_file_range()
 SYNC_FILE_RANGE_WRITE = 2
+
+
+UNSAFE_FILE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._+\-]")
+
+
+def safe_file_name(name: str) -> str:
+    """The client's file name, kept only as metadata: no folders, no control, bidi or shell characters."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return UNSAFE_FILE_NAME_CHARS.sub("_", base).lstrip(".")[:200] or "model-file"
 
 
 class HashedUpload(TemporaryUploadedFile):

@@ -25,17 +25,9 @@ from models_app.serializers import (
     VersionChangeSerializer,
     VersionCreateSerializer,
 )
-from models_app.uploads import receive_raw_body
+from models_app.uploads import receive_raw_body, safe_file_name
 from registry_site.api import RegistryMultiPartParser
 from registry_site.errors import InvalidInput, NotFound
-
-UNSAFE_FILE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._+\-]")
-
-
-def safe_file_name(name: str) -> str:
-    """The client's file name, kept only as metadata: no folders, no control, bidi or shell characters."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return UNSAFE_FILE_NAME_CHARS.sub("_", base).lstrip(".")[:200] or "model-file"
 
 
 class RegisteredModelViewSet(viewsets.ModelViewSet):

@@ -20,7 +20,6 @@ from rest_framework import exceptions, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import DataAndFiles, JSONParser, MultiPartParser
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from registry_site.errors import RegistryError
 
@@ -130,6 +129,10 @@ def exception_handler(exc, context):
         if isinstance(detail, list):
             detail = {"non_field_errors": detail}
         return error_response(f"Invalid input: {_flatten(detail)}", status.HTTP_400_BAD_REQUEST, detail)
+
+    # Imported here: rest_framework.views reads DEFAULT_PARSER_CLASSES (which names this module) when
+    # it is first imported, so importing it at the top would make this module's import order matter.
+    from rest_framework.views import exception_handler as drf_exception_handler
 
     response = drf_exception_handler(exc, context)
     if response is not None:
