@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from django.contrib.auth.models import Group, Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from rest_framework.test import APIClient
@@ -14,7 +15,9 @@ from rest_framework.test import APIClient
 from deployments_app.models import Deployment
 from models_app import services
 from models_app.models import Artifact, ModelVersion, RegisteredModel
+from registry_site.authentication import issue_token
 from registry_site.models import ApiToken, AuditEvent
+from registry_site.roles import ensure_roles
 from tests.s3 import s3_bucket, s3_endpoint, s3_storage_settings  # noqa: F401  (fixtures)
 
 _names = itertools.count(1)
@@ -66,6 +69,23 @@ def backend(request, settings, storage_dir):
         client=client,
         bucket=bucket,
     )
+
+
+def user_with_role(username: str, role: str | None = "editor", **fields) -> User:
+    """A user in one of the role groups (remade first: a transactional test's flush empties them)."""
+    user = User.objects.create_user(username, **fields)
+    if role is not None:
+        ensure_roles(Group, Permission)
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+def token_client(user: User, address: str = "127.0.0.1") -> APIClient:
+    """An API client calling from `address` with a fresh token of `user`."""
+    _, token = issue_token(user=user, name=f"{user.get_username()} token")
+    client = APIClient(REMOTE_ADDR=address)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
 
 
 def registry_state(storage_dir) -> dict:

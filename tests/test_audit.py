@@ -9,7 +9,7 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
@@ -19,9 +19,8 @@ from rest_framework.test import APIClient
 from deployments_app import services as deployment_services
 from deployments_app.models import Deployment
 from models_app.models import ModelVersion, RegisteredModel
-from registry_site.authentication import issue_token
 from registry_site.models import AuditEvent
-from tests.conftest import sha256, stored_files, upload
+from tests.conftest import sha256, stored_files, token_client, upload, user_with_role
 
 pytestmark = pytest.mark.django_db
 
@@ -46,12 +45,7 @@ def operator(world, settings):
     """Production mode and a token of the admin role, calling from CLIENT_ADDRESS."""
     settings.LOCAL_MODE = False
     settings.REGISTRY_THROTTLE_WRITES = "10000/min"
-    user = User.objects.create_user("olivia")
-    user.groups.add(Group.objects.get(name="admin"))
-    _, token = issue_token(user=user, name="ops")
-    client = APIClient(REMOTE_ADDR=CLIENT_ADDRESS)
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
+    return token_client(user_with_role("olivia", "admin"), CLIENT_ADDRESS)
 
 
 def new_events(since_id: int) -> list[AuditEvent]:
@@ -487,11 +481,8 @@ def test_audit_cannot_be_written_through_the_api(trail, method, settings):
     assert getattr(api, method)(f"/audit/{events[0].pk}", {"actor": "x"}, format="json").status_code == 405
     # In production, the admin role's token is refused too.
     settings.LOCAL_MODE = False
-    user = User.objects.create_user("auditor")
-    user.groups.add(Group.objects.get(name="admin"))
-    _, token = issue_token(user=user, name="audit")
+    api = token_client(user_with_role("auditor", "admin"))
     after_token = list(AuditEvent.objects.order_by("pk").values())
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     assert getattr(api, method)("/audit", {"actor": "x"}, format="json").status_code in (403, 405)
     assert getattr(api, method)(f"/audit/{events[0].pk}", {"actor": "x"}, format="json").status_code in (403, 405)
     assert list(AuditEvent.objects.order_by("pk").values()) == after_token

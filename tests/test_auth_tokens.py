@@ -8,7 +8,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.urls import reverse
@@ -18,6 +17,7 @@ from rest_framework.test import APIClient
 from models_app.models import RegisteredModel
 from registry_site.authentication import digest_of, issue_token, revoke_token
 from registry_site.models import ApiToken, AuditEvent
+from tests.conftest import user_with_role
 
 pytestmark = pytest.mark.django_db
 
@@ -29,12 +29,6 @@ def production(settings):
     settings.REGISTRY_THROTTLE_WRITES = "1000/min"
     settings.REGISTRY_AUTH_FAILURES_PER_MINUTE = 20
     return settings
-
-
-def user_with_role(username: str, role: str = "editor", **fields) -> User:
-    user = User.objects.create_user(username, **fields)
-    user.groups.add(Group.objects.get(name=role))
-    return user
 
 
 def client_with(token: str | None, address: str = "127.0.0.1") -> APIClient:

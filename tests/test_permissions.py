@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
@@ -17,9 +17,8 @@ from rest_framework.test import APIClient
 from deployments_app import services as deployment_services
 from deployments_app.models import Deployment
 from models_app.models import ModelVersion, RegisteredModel
-from registry_site.authentication import issue_token
 from registry_site.models import AuditEvent
-from tests.conftest import registry_state, upload
+from tests.conftest import registry_state, token_client, upload, user_with_role
 
 pytestmark = pytest.mark.django_db
 
@@ -64,12 +63,8 @@ def world(make_model, make_version, settings) -> World:
 def personas(world) -> dict[str, Persona]:
     result = {"anonymous": Persona("anonymous", None, APIClient())}
     for role in ROLES:
-        user = User.objects.create_user(f"{role}-user")
-        user.groups.add(Group.objects.get(name=role))
-        _, token = issue_token(user=user, name=f"{role} token")
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        result[role] = Persona(role, user, client)
+        user = user_with_role(f"{role}-user", role)
+        result[role] = Persona(role, user, token_client(user))
     return result
 
 
@@ -252,8 +247,7 @@ def test_local_mode_audit_names_anonymous(world, settings):
 
 # --- The admin console ----------------------------------------------------------------------------------
 def staff(role: str) -> Client:
-    user = User.objects.create_user(f"staff-{role}", password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
+    user = user_with_role(f"staff-{role}", role, password="x", is_staff=True)
     client = Client()
     client.force_login(user)
     return client

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings as django_settings
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.core.cache import cache, caches
 from django.core.cache.backends.db import DatabaseCache
 from django.db import connection
@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from models_app.models import RegisteredModel
 from registry_site.authentication import issue_token
 from registry_site.models import AuditEvent
+from tests.conftest import token_client, user_with_role
 
 pytestmark = pytest.mark.django_db
 
@@ -28,12 +29,8 @@ def production(settings, make_model):
 
 
 def editor_client(username: str, address: str = "127.0.0.1") -> tuple[User, APIClient]:
-    user = User.objects.create_user(username)
-    user.groups.add(Group.objects.get(name="editor"))
-    _, token = issue_token(user=user, name="t")
-    client = APIClient(REMOTE_ADDR=address)
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return user, client
+    user = user_with_role(username, "editor")
+    return user, token_client(user, address)
 
 
 def write(client: APIClient, text: str = "x"):
@@ -112,12 +109,7 @@ def test_local_mode_is_not_throttled(production):
 
 def test_refused_requests_are_not_served_even_when_under_the_limit(production):
     """The throttle adds a refusal; it never replaces the permission check."""
-    viewer = User.objects.create_user("victor")
-    viewer.groups.add(Group.objects.get(name="viewer"))
-    _, token = issue_token(user=viewer, name="t")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    assert write(client).status_code == 403
+    assert write(token_client(user_with_role("victor", "viewer"))).status_code == 403
     assert write(APIClient()).status_code == 401
 
 

@@ -8,14 +8,14 @@ import re
 from dataclasses import dataclass
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from deployments_app import services as deployment_services
 from registry_site.authentication import issue_token
 from registry_site.models import AuditEvent
-from tests.conftest import registry_state
+from tests.conftest import registry_state, token_client, user_with_role
 
 pytestmark = pytest.mark.django_db
 
@@ -167,12 +167,7 @@ def test_every_write_route_refuses_a_token_without_a_role(world, storage_dir):
 
 
 def test_every_write_route_refuses_the_viewer_role(world, storage_dir):
-    viewer = User.objects.create_user("viewer")
-    viewer.groups.add(Group.objects.get(name="viewer"))
-    _, token = issue_token(user=viewer, name="viewer")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    checked = _refused_everywhere(client, world, storage_dir, 403)
+    checked = _refused_everywhere(token_client(user_with_role("viewer", "viewer")), world, storage_dir, 403)
     assert len(checked) >= 9
 
 
