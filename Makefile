@@ -9,7 +9,7 @@ TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 REQUIRE_POSTGRES ?= 0
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres venv bench clean
+.PHONY: run test test-sqlite test-postgres lint venv bench clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,12 @@ test-postgres: $(STAMP)
 	else \
 		echo "== PostgreSQL at $(TEST_POSTGRES_URL) is not reachable: its suite is skipped (CI requires it)"; \
 	fi
+
+# The gates CI runs before the tests: lint, formatting, and no model change without its migration.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	env -u DATABASE_URL $(PY) manage.py makemigrations --check --dry-run --verbosity 0
 
 bench: $(STAMP)
 	$(PY) bench/file_transfer.py

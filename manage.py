@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Django's command-line entry point: `python manage.py help` lists the registry's commands."""
+
 import os
 import sys
 

@@ -19,6 +19,7 @@ The worker's peak resident memory is read from /proc (VmHWM, reset before each t
 printed and written to bench/results/file_transfer.json. The targets come from the issue: multipart
 >= 60% and raw >= 90% of min(sha256, disk write), download >= 70% of loopback, RSS growth < 64 MiB.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -118,12 +119,14 @@ def loopback_sendfile_rate(path: Path) -> float:
 def worker_pid(master_port: int) -> int:
     """The gunicorn worker that owns the listening socket's connections (there is one)."""
     master = next(
-        int(p) for p in os.listdir("/proc") if p.isdigit()
+        int(p)
+        for p in os.listdir("/proc")
+        if p.isdigit()
         and b"gunicorn" in Path(f"/proc/{p}/cmdline").read_bytes()
         and Path(f"/proc/{p}/environ").exists()
         and f"127.0.0.1:{master_port}".encode() in Path(f"/proc/{p}/environ").read_bytes()
         and Path(f"/proc/{p}/stat").read_text().split()[3] == str(os.getpid())
-    )  # fmt: skip
+    )
     children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
     return int(children[0])
 
@@ -159,7 +162,9 @@ def send_request(base: str, head: bytes, path: Path | None, tail: bytes = b"") -
 def multipart_upload(base: str, model: str, version: str, path: Path) -> float:
     boundary = "----registry-bench-boundary"
     fields = {"version": version, "format": "onnx", "accuracy": "0.9", "input_shape": "[1,3,224,224]"}
-    head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in fields.items())
+    head = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in fields.items()
+    )
     head += f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="model.onnx"\r\n'
     head += "Content-Type: application/octet-stream\r\n\r\n"
     tail = f"\r\n--{boundary}--\r\n".encode()

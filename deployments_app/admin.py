@@ -28,9 +28,15 @@ class RollbackForm(forms.Form):
 @admin.register(Deployment)
 class DeploymentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
     list_display = (
-        "id", "model_link", "version_link", "deployment_target", "deployment_status",
-        "deployed_at", "deployed_by", "rollback_at",
-    )  # fmt: skip
+        "id",
+        "model_link",
+        "version_link",
+        "deployment_target",
+        "deployment_status",
+        "deployed_at",
+        "deployed_by",
+        "rollback_at",
+    )
     list_display_links = ("id",)
     list_filter = ("deployment_status", "deployment_target")
     list_select_related = ("model", "model_version")
@@ -38,9 +44,16 @@ class DeploymentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
     ordering = ("-deployed_at", "-id")
     actions = ["roll_back"]
     fields = (
-        "model_link", "version_link", "deployment_target", "deployment_status", "deployed_at",
-        "deployed_by", "deployment_config", "rollback_at", "rollback_reason",
-    )  # fmt: skip
+        "model_link",
+        "version_link",
+        "deployment_target",
+        "deployment_status",
+        "deployed_at",
+        "deployed_by",
+        "deployment_config",
+        "rollback_at",
+        "rollback_reason",
+    )
     readonly_fields = fields
 
     @admin.display(description="model", ordering="model__name")

@@ -1,4 +1,5 @@
 """Query parameters of the deployment list."""
+
 import django_filters
 
 from deployments_app.models import Deployment, DeploymentStatus

@@ -1,4 +1,5 @@
 """Deployments of model versions to targets (the seed's `model_deployments` table) and their rollbacks."""
+
 from __future__ import annotations
 
 from django.core.validators import RegexValidator

@@ -1,4 +1,5 @@
 """The JSON shapes of deployments, of the seed's POST /deploy body and of a rollback."""
+
 from __future__ import annotations
 
 from rest_framework import serializers
@@ -16,10 +17,18 @@ class DeploymentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Deployment
         fields = [
-            "id", "model_name", "version", "model_version_id", "deployment_target",
-            "deployment_status", "deployed_at", "deployed_by", "deployment_config",
-            "rollback_at", "rollback_reason",
-        ]  # fmt: skip
+            "id",
+            "model_name",
+            "version",
+            "model_version_id",
+            "deployment_target",
+            "deployment_status",
+            "deployed_at",
+            "deployed_by",
+            "deployment_config",
+            "rollback_at",
+            "rollback_reason",
+        ]
         read_only_fields = fields
 
 
@@ -30,9 +39,7 @@ class DeployRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     version = serializers.CharField(max_length=64, validators=[version_validator])
     deployment_target = serializers.CharField(max_length=64, validators=[target_validator])
     deployed_by = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
-    deployment_config = JSONObjectField(
-        required=False, help_text="Defaults to the version's own deployment_config."
-    )
+    deployment_config = JSONObjectField(required=False, help_text="Defaults to the version's own deployment_config.")
 
 
 class RollbackRequestSerializer(StrictFieldsMixin, serializers.Serializer):

@@ -4,6 +4,7 @@ actions and the management commands alike.
 Both lock the model's row first, so deploys and rollbacks of one model's targets take turns across all
 workers; the partial unique index on (model, target) for active rows backs that up in the database.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """REST endpoints for deployments: the seed's POST /deploy, the deployment history and rollback."""
+
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
@@ -73,7 +74,9 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
                 f"'{rolled_back.deployment_target}' again."
             )
         else:
-            detail = f"Rolled back; no earlier deployment to restore, so '{rolled_back.deployment_target}' is now empty."
+            detail = (
+                f"Rolled back; no earlier deployment to restore, so '{rolled_back.deployment_target}' is now empty."
+            )
         return Response(
             {
                 "rolled_back": DeploymentSerializer(rolled_back).data,

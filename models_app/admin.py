@@ -166,8 +166,16 @@ class VersionInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     model = ModelVersion
     fields = (
-        "version_link", "format", "status", "is_default", "accuracy", "f1_score", "file_size", "checksum", "created_at",
-    )  # fmt: skip
+        "version_link",
+        "format",
+        "status",
+        "is_default",
+        "accuracy",
+        "f1_score",
+        "file_size",
+        "checksum",
+        "created_at",
+    )
     readonly_fields = fields
     extra = 0
     ordering = ("-id",)
@@ -383,10 +391,21 @@ class DeployForm(forms.Form):
 class ModelVersionAdmin(RegistryAdmin):
     form = ModelVersionForm
     list_display = (
-        "version", "model_link", "format", "status", "is_default",
-        "accuracy", "precision", "recall", "f1_score", "mAP",
-        "file_size", "checksum", "deployed_to", "created_at",
-    )  # fmt: skip
+        "version",
+        "model_link",
+        "format",
+        "status",
+        "is_default",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1_score",
+        "mAP",
+        "file_size",
+        "checksum",
+        "deployed_to",
+        "created_at",
+    )
     list_display_links = ("version",)
     list_filter = ("status", "format", "is_default", "format_check", "model__model_type")
     list_select_related = ("model", "artifact")
@@ -445,9 +464,19 @@ class ModelVersionAdmin(RegistryAdmin):
             return ()
         # The version string, its model and its file never change once registered.
         return (
-            "model_link", "version", "is_default", "deployed_to", "file_name", "checksum_full",
-            "file_size_exact", "file_path", "format_check_result", "download", "created_at", "updated_at",
-        )  # fmt: skip
+            "model_link",
+            "version",
+            "is_default",
+            "deployed_to",
+            "file_name",
+            "checksum_full",
+            "file_size_exact",
+            "file_path",
+            "format_check_result",
+            "download",
+            "created_at",
+            "updated_at",
+        )
 
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else []

@@ -7,6 +7,7 @@ that points to them is written (see services.register_version), and no transacti
 Reading streams: a local file is handed to the server (sendfile), an S3 object's body is read chunk by
 chunk; neither is ever copied whole into memory or a temporary file.
 """
+
 from __future__ import annotations
 
 import io
@@ -115,6 +116,4 @@ def read_chunks(key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
 
 def presigned_url(key: str, *, file_name: str) -> str:
     """A short-lived URL to fetch the object from S3 directly (the registry steps out of the way)."""
-    return default_storage.url(
-        key, parameters={"ResponseContentDisposition": f'attachment; filename="{file_name}"'}
-    )
+    return default_storage.url(key, parameters={"ResponseContentDisposition": f'attachment; filename="{file_name}"'})

@@ -1,5 +1,6 @@
 """Serving a version's file: streamed, with its sha256 as ETag, single byte ranges (206) and 304s, or a
 redirect to a short-lived S3 URL when the registry is configured to step aside."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Query parameters of the model and version lists (the seed's filters)."""
+
 import django_filters
 
 from models_app.models import ModelFormat, ModelType, ModelVersion, RegisteredModel, VersionStatus

@@ -5,6 +5,7 @@ only read, and no model file is ever loaded or unpickled.
 The result is recorded on the version (passed / failed / skipped, with the reason). Whether a failed
 check refuses the upload is a setting (REGISTRY_REJECT_FORMAT_MISMATCH), off by default.
 """
+
 from __future__ import annotations
 
 import tarfile
@@ -46,7 +47,9 @@ def _check_saved_model(path: str, head: bytes) -> FormatCheck:
     kind = "zip"
     if names is None:
         if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
-            return FormatCheck("skipped", "compressed tar archives are not listed (it would mean decompressing the whole file)")
+            return FormatCheck(
+                "skipped", "compressed tar archives are not listed (it would mean decompressing the whole file)"
+            )
         try:
             with tarfile.open(path, mode="r:") as archive:  # uncompressed: member headers are seeked over
                 names = archive.getnames()

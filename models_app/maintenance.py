@@ -3,6 +3,7 @@ storage_usage): re-hash what is stored, reclaim what nothing references, and cou
 
 These are the only places that read a stored file back or delete one.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -3,6 +3,7 @@
 Invariants live here as database constraints, so they hold whichever front door (API, admin, command)
 or however many workers write. The workflows that change several rows at once are in services.py.
 """
+
 from __future__ import annotations
 
 from django.core.validators import MaxLengthValidator, RegexValidator
@@ -69,9 +70,7 @@ class RegisteredModel(models.Model):
         ordering = ["name"]
         verbose_name = "model"
         constraints = [
-            models.CheckConstraint(
-                condition=Q(model_type__in=ModelType.values), name="models_model_type_valid"
-            ),
+            models.CheckConstraint(condition=Q(model_type__in=ModelType.values), name="models_model_type_valid"),
         ]
 
     def __str__(self) -> str:
@@ -91,9 +90,7 @@ class Artifact(models.Model):
         db_table = "artifacts"
         constraints = [
             models.CheckConstraint(condition=Q(size__gte=0), name="artifacts_size_nonnegative"),
-            models.CheckConstraint(
-                condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="artifacts_sha256_hex"
-            ),
+            models.CheckConstraint(condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="artifacts_sha256_hex"),
         ]
 
     def __str__(self) -> str:
@@ -147,23 +144,16 @@ class ModelVersion(models.Model):
         verbose_name = "model version"
         constraints = [
             models.UniqueConstraint(fields=["model", "version"], name="model_versions_unique_version"),
-            models.UniqueConstraint(
-                fields=["model"], condition=Q(is_default=True), name="model_versions_one_default"
-            ),
+            models.UniqueConstraint(fields=["model"], condition=Q(is_default=True), name="model_versions_one_default"),
             models.CheckConstraint(
                 condition=~Q(status=VersionStatus.ARCHIVED, is_default=True),
                 name="model_versions_archived_not_default",
             ),
-            models.CheckConstraint(
-                condition=Q(format__in=ModelFormat.values), name="model_versions_format_valid"
-            ),
-            models.CheckConstraint(
-                condition=Q(status__in=VersionStatus.values), name="model_versions_status_valid"
-            ),
+            models.CheckConstraint(condition=Q(format__in=ModelFormat.values), name="model_versions_format_valid"),
+            models.CheckConstraint(condition=Q(status__in=VersionStatus.values), name="model_versions_status_valid"),
             *(
                 models.CheckConstraint(
-                    condition=Q(**{f"{field}__isnull": True})
-                    | Q(**{f"{field}__gte": 0.0, f"{field}__lte": 1.0}),
+                    condition=Q(**{f"{field}__isnull": True}) | Q(**{f"{field}__gte": 0.0, f"{field}__lte": 1.0}),
                     name=f"model_versions_{field.lower()}_in_unit_range",
                 )
                 for field in METRIC_FIELDS

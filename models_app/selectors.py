@@ -1,4 +1,5 @@
 """Reads: the querysets the API and admin list from, shaped so a page costs a fixed number of queries."""
+
 from __future__ import annotations
 
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery

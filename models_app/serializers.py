@@ -1,4 +1,5 @@
 """The JSON shapes of models and versions, and validation of what clients send."""
+
 from __future__ import annotations
 
 from django.urls import reverse
@@ -116,12 +117,33 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = [
-            "id", "model", "version", "format", "status",
-            "file_path", "file_name", "file_size", "checksum", "file_url", "format_check", "format_check_detail",
-            "accuracy", "precision", "recall", "f1_score", "mAP",
-            "input_shape", "output_shape", "training_config", "release_notes",
-            "deployed_to", "deployment_config", "is_default", "created_at", "updated_at",
-        ]  # fmt: skip
+            "id",
+            "model",
+            "version",
+            "format",
+            "status",
+            "file_path",
+            "file_name",
+            "file_size",
+            "checksum",
+            "file_url",
+            "format_check",
+            "format_check_detail",
+            "accuracy",
+            "precision",
+            "recall",
+            "f1_score",
+            "mAP",
+            "input_shape",
+            "output_shape",
+            "training_config",
+            "release_notes",
+            "deployed_to",
+            "deployment_config",
+            "is_default",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(serializers.CharField(allow_null=True))

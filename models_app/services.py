@@ -6,6 +6,7 @@ Every workflow that changes a model's versions first locks the model's row (SELE
 PostgreSQL; SQLite's IMMEDIATE transactions serialize all writers anyway), so two workers acting on the
 same model take turns, and the database's constraints back up every rule.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -77,7 +78,9 @@ def create_model(*, name: str, model_type: str, description: str = "", is_active
             model = RegisteredModel.objects.create(
                 name=name, model_type=model_type, description=description, is_active=is_active
             )
-            _audit_model("create", model, {"model_type": model_type, "description": description, "is_active": is_active})
+            _audit_model(
+                "create", model, {"model_type": model_type, "description": description, "is_active": is_active}
+            )
             return model
     except IntegrityError:
         if RegisteredModel.objects.filter(name=name).exists():
@@ -106,9 +109,7 @@ def delete_model(*, model: RegisteredModel) -> None:
     Stored files are left to `gc_artifacts`, which removes them once no version points to them."""
     model = _lock_model(model.pk)
     if _has_active_deployment(Q(model=model)):
-        raise Conflict(
-            f"Model '{model.name}' has an active deployment; roll it back before deleting the model."
-        )
+        raise Conflict(f"Model '{model.name}' has an active deployment; roll it back before deleting the model.")
     versions = list(model.versions.values_list("version", flat=True))
     model.delete()
     _audit_model("delete", model, {"versions": versions})
@@ -213,9 +214,16 @@ def register_version(
                 is_default=is_default,
                 **fields,
             )
-            _audit_version("create", created, {
-                "format": format, "is_default": is_default, **_jsonable(fields), **_file_facts(created),
-            })  # fmt: skip
+            _audit_version(
+                "create",
+                created,
+                {
+                    "format": format,
+                    "is_default": is_default,
+                    **_jsonable(fields),
+                    **_file_facts(created),
+                },
+            )
             return created
     except IntegrityError:
         # Only reachable where row locks do not serialize writers; the unique constraint decides.

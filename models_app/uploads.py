@@ -5,6 +5,7 @@ settings.FILE_UPLOAD_HANDLERS) and a raw request body (`PUT .../file` with appli
 read by receive_raw_body). Both hand the service a HashedUpload whose sha256 and size were computed on
 the way in, so a stored file is never read back on the request path.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -194,9 +195,7 @@ def receive_raw_body(request, *, file_name: str) -> HashedUpload:
         raise
     if sink.size != expected:
         sink.discard()
-        raise InvalidInput(
-            f"The upload was cut short: {sink.size} of {expected} bytes arrived.", field="file"
-        )
+        raise InvalidInput(f"The upload was cut short: {sink.size} of {expected} bytes arrived.", field="file")
     return sink.finish()
 
 

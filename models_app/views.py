@@ -1,5 +1,6 @@
 """REST endpoints for models and their versions, at the seed's root paths. Viewsets validate input with
 serializers and hand every change to models_app.services."""
+
 from __future__ import annotations
 
 import base64
@@ -114,9 +115,7 @@ class ModelVersionViewSet(
             **fields,
         )
         response = _version_response(version, status.HTTP_201_CREATED)
-        response["Location"] = request.build_absolute_uri(
-            f"/models/{version.model.name}/versions/{version.version}"
-        )
+        response["Location"] = request.build_absolute_uri(f"/models/{version.model.name}/versions/{version.version}")
         return response
 
     def partial_update(self, request, *args, **kwargs):
@@ -217,6 +216,8 @@ def _digest_header(request) -> str | None:
             except (binascii.Error, ValueError):
                 digest = b""
             if len(digest) != 32:
-                raise InvalidInput(f"The {header[5:].replace('_', '-').title()} header is not a base64 sha-256.", field="sha256")
+                raise InvalidInput(
+                    f"The {header[5:].replace('_', '-').title()} header is not a base64 sha-256.", field="sha256"
+                )
             return digest.hex()
     return None

@@ -1,5 +1,6 @@
 """Admin pages for API tokens (created and revoked here or by `manage.py create_token`) and the
 read-only audit trail."""
+
 from __future__ import annotations
 
 from django.contrib import admin, messages
@@ -42,11 +43,18 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         # A token's user and secret never change; an existing token shows what it is, not a form.
-        return self.fields if obj is None else ["user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+        return (
+            self.fields
+            if obj is None
+            else ["user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+        )
 
     def get_readonly_fields(self, request, obj=None):
-        return self.readonly_fields if obj is None else ["user", "name", "prefix", "created_at", "expires_at",
-                                                         "last_used_at", "revoked_at"]  # fmt: skip
+        return (
+            self.readonly_fields
+            if obj is None
+            else ["user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+        )
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -56,8 +64,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
         obj._state.adding = False
         self.message_user(
             request,
-            format_html("Token for {}: <code>{}</code> — copy it now, it is not stored and is shown only once.",
-                        row.user, token),  # fmt: skip
+            format_html(
+                "Token for {}: <code>{}</code> — copy it now, it is not stored and is shown only once.", row.user, token
+            ),
             messages.WARNING,
         )
 

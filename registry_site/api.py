@@ -3,6 +3,7 @@
 An error is always JSON: {"detail": "<one sentence>", "errors": {"<field>": ["<problem>", ...]}}, with
 "errors" present when the problem belongs to named fields.
 """
+
 from __future__ import annotations
 
 import errno

@@ -6,6 +6,7 @@ Who is acting is carried in a context variable: the request middleware sets it f
 admin (the API's token authentication then names the user), and management commands set it to the
 operating-system user who ran them.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -55,7 +56,9 @@ def acting_from_command():
         yield
 
 
-def record(action: str, *, object_type: str, object_repr: str, model_name: str = "", changes: dict[str, Any] | None = None) -> AuditEvent:
+def record(
+    action: str, *, object_type: str, object_repr: str, model_name: str = "", changes: dict[str, Any] | None = None
+) -> AuditEvent:
     actor = current_actor()
     return AuditEvent.objects.create(
         actor=actor.name[:150],

@@ -1,4 +1,5 @@
 """GET /audit: the audit trail, newest first, read-only."""
+
 from __future__ import annotations
 
 import django_filters
@@ -10,8 +11,18 @@ from registry_site.models import AuditEvent
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = ["id", "at", "actor", "via", "client_address", "action", "object_type", "object_repr",
-                  "model_name", "changes"]  # fmt: skip
+        fields = [
+            "id",
+            "at",
+            "actor",
+            "via",
+            "client_address",
+            "action",
+            "object_type",
+            "object_repr",
+            "model_name",
+            "changes",
+        ]
         read_only_fields = fields
 
 

@@ -1,4 +1,5 @@
 """`Authorization: Bearer <token>` for scripts and CI, and the throttle on failed attempts."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,12 @@ def issue_token(*, user, name: str, expires_at=None) -> tuple[ApiToken, str]:
     row = ApiToken.objects.create(
         user=user, name=name, prefix=token[:12], digest=digest_of(token), expires_at=expires_at
     )
-    audit.record("create_token", object_type="token", object_repr=f"{row.name} ({row.prefix}…)",
-                 changes={"user": user.get_username(), "expires_at": expires_at.isoformat() if expires_at else None})  # fmt: skip
+    audit.record(
+        "create_token",
+        object_type="token",
+        object_repr=f"{row.name} ({row.prefix}…)",
+        changes={"user": user.get_username(), "expires_at": expires_at.isoformat() if expires_at else None},
+    )
     return row, token
 
 
@@ -38,8 +43,12 @@ def revoke_token(*, token: ApiToken) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        audit.record("revoke_token", object_type="token", object_repr=f"{token.name} ({token.prefix}…)",
-                     changes={"user": token.user.get_username()})  # fmt: skip
+        audit.record(
+            "revoke_token",
+            object_type="token",
+            object_repr=f"{token.name} ({token.prefix}…)",
+            changes={"user": token.user.get_username()},
+        )
     return token
 
 

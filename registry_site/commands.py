@@ -1,5 +1,6 @@
 """The base of the registry's management commands: what they write is audited as the shell user's, and
 the lookups and progress lines they share are here."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from models_app.models import ModelVersion

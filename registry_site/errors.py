@@ -1,5 +1,6 @@
 """The errors the registry's rules raise. Services raise them whichever front door called; the API turns
 them into JSON (registry_site.api), the admin into messages, the commands into CommandError."""
+
 from __future__ import annotations
 
 

@@ -1,5 +1,6 @@
 """Serializer fields, a serializer mixin and a filter that both apps' APIs use. Forms send every value as
 text (the seed's multipart form), JSON bodies send typed values: each field accepts both, strictly."""
+
 from __future__ import annotations
 
 import json
@@ -94,7 +95,7 @@ class JSONObjectField(serializers.Field):
     form. Bounded in size and depth so one request cannot make the registry store or parse a monster."""
 
     default_error_messages = {
-        "not_object": "Must be a JSON object, such as {{\"epochs\": 90}}.",
+        "not_object": 'Must be a JSON object, such as {{"epochs": 90}}.',
         "too_large": f"Must be at most {MAX_JSON_OBJECT_BYTES} bytes as JSON.",
         "too_deep": f"Must be nested at most {MAX_JSON_DEPTH} levels deep.",
         "not_finite": "Numbers must be finite (1e400 is out of range; NaN and Infinity are not JSON).",
@@ -154,7 +155,10 @@ class StrictFieldsMixin:
         unstorable = [key for key, value in attrs.items() if has_unstorable_text(value)]
         if unstorable:
             raise serializers.ValidationError(
-                {key: ["Contains a NUL character or a lone UTF-16 surrogate, which cannot be stored."] for key in unstorable}
+                {
+                    key: ["Contains a NUL character or a lone UTF-16 surrogate, which cannot be stored."]
+                    for key in unstorable
+                }
             )
         initial = getattr(self, "initial_data", None)
         if hasattr(initial, "keys"):
@@ -186,8 +190,6 @@ class StrictBooleanFilter(django_filters.TypedChoiceFilter):
     silently ignores a value it cannot read, returning the unfiltered list)."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault(
-            "choices", [(v, v) for v in ("true", "false", "True", "False", "1", "0")]
-        )
+        kwargs.setdefault("choices", [(v, v) for v in ("true", "false", "True", "False", "1", "0")])
         kwargs.setdefault("coerce", lambda value: value in ("true", "True", "1"))
         super().__init__(*args, **kwargs)

@@ -1,5 +1,6 @@
 """gunicorn settings for `make run` and the Docker image. Every value can be overridden from the
 environment (see the README)."""
+
 import ipaddress
 import multiprocessing
 import os

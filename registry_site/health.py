@@ -1,4 +1,5 @@
 """GET /health: is the registry able to serve? Checks the database and the artifact storage."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Refuse oversized request bodies before any byte of them is read."""
+
 from __future__ import annotations
 
 from django.conf import settings

@@ -1,4 +1,5 @@
 """API tokens and the audit trail: who may write to the registry, and what each write did."""
+
 from __future__ import annotations
 
 from django.conf import settings

@@ -3,6 +3,7 @@ examples run as written. In production every write needs a token whose user hold
 permission the action names; reads need one too unless REGISTRY_PUBLIC_READ is set. The roles are
 Django groups (viewer, editor, deployer, admin; see the 0002 migration of registry_site), and the admin
 console checks the same permissions."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -23,7 +24,11 @@ class RegistryPermission(BasePermission):
     def has_permission(self, request, view) -> bool:
         if settings.LOCAL_MODE:
             return True
-        if request.method in SAFE_METHODS and settings.REGISTRY_PUBLIC_READ and not getattr(view, "private_reads", False):
+        if (
+            request.method in SAFE_METHODS
+            and settings.REGISTRY_PUBLIC_READ
+            and not getattr(view, "private_reads", False)
+        ):
             return True
         user = request.user
         if user is None or not user.is_authenticated:

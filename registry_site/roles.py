@@ -1,5 +1,6 @@
 """The four roles, as Django groups with permissions. Made by registry_site's 0002 migration and made
 again by `create_token --role` if someone removed one."""
+
 from __future__ import annotations
 
 VIEW = [
@@ -8,7 +9,11 @@ VIEW = [
     "models_app.view_artifact",
     "deployments_app.view_deployment",
 ]
-EDIT = [f"models_app.{verb}_{model}" for verb in ("add", "change", "delete") for model in ("registeredmodel", "modelversion")]
+EDIT = [
+    f"models_app.{verb}_{model}"
+    for verb in ("add", "change", "delete")
+    for model in ("registeredmodel", "modelversion")
+]
 ROLES: dict[str, list[str] | None] = {
     "viewer": VIEW,
     # Editors register and change models and versions, and deploy to targets other than production.

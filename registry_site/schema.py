@@ -1,4 +1,5 @@
 """What the OpenAPI schema says about our own authentication (drf-spectacular cannot guess it)."""
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 

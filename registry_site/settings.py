@@ -5,6 +5,7 @@ With no environment at all the registry runs embedded: a SQLite file and a local
 and S3, where any number of stateless gunicorn workers can serve it. Every variable is listed in the
 README; a malformed value stops the process with ImproperlyConfigured rather than being guessed at.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -291,6 +292,7 @@ REST_FRAMEWORK = {
     "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+
 
 # --- Access ---------------------------------------------------------------------------------------
 def _networks(name: str, default: str) -> list:

@@ -1,4 +1,5 @@
 """WSGI entry point for gunicorn (`registry_site.wsgi:application`)."""
+
 import io
 import os
 
@@ -7,6 +8,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry_site.settings")
 
 django_application = get_wsgi_application()
+
 
 class GunicornLengthBody:
     """gunicorn's request body, read in large pieces straight from the socket.

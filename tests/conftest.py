@@ -1,4 +1,5 @@
 """Shared fixtures: a private storage folder per test, API clients, and factories for test data."""
+
 from __future__ import annotations
 
 import hashlib
@@ -142,8 +143,9 @@ def make_version(db, api, make_model):
     """Register a version through the API's own multipart path, so its file is hashed and stored as in
     production."""
 
-    def make(model: RegisteredModel | None = None, version: str = "v1", data: bytes | None = b"weights",
-             **fields) -> ModelVersion:
+    def make(
+        model: RegisteredModel | None = None, version: str = "v1", data: bytes | None = b"weights", **fields
+    ) -> ModelVersion:
         model = model or make_model()
         form = {"version": version, "format": fields.pop("format", "onnx"), **fields}
         if data is not None:

@@ -1,6 +1,7 @@
 """A real registry for end-to-end tests: gunicorn in a subprocess, as `make run` starts it, on a free
 loopback port, with its own database (a SQLite file, or a fresh PostgreSQL database when the suite runs
 on PostgreSQL) and its own storage folder."""
+
 from __future__ import annotations
 
 import os
@@ -65,17 +66,24 @@ def running_registry(workdir: Path, *, extra_env: dict[str, str] | None = None, 
             **(extra_env or {}),
         }
         env.pop("DJANGO_SETTINGS_MODULE", None)
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
-        )
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
         port = free_port()
         env["REGISTRY_BIND"] = f"127.0.0.1:{port}"
         log = open(workdir / "gunicorn.log", "wb")
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "registry_site/gunicorn.conf.py",
-             "registry_site.wsgi:application"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                "registry_site/gunicorn.conf.py",
+                "registry_site.wsgi:application",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 30

@@ -1,5 +1,6 @@
 """A real S3 HTTP endpoint for the tests: moto's standalone server, started on a free loopback port by
 the suite itself (so `make test` needs nothing installed by hand)."""
+
 from __future__ import annotations
 
 import subprocess

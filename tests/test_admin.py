@@ -332,10 +332,14 @@ def test_adding_a_version_whose_file_does_not_match_the_expected_sha256_stores_n
     response = admin_client.post(
         url("models_app_modelversion_add"),
         {
-            "model": model.pk, "version": "v1", "format": "onnx", "status": "training",
-            "file": upload(b"actual"), "sha256": sha256(b"expected"),
+            "model": model.pk,
+            "version": "v1",
+            "format": "onnx",
+            "status": "training",
+            "file": upload(b"actual"),
+            "sha256": sha256(b"expected"),
         },
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     assert "nothing was stored" in response.context["adminform"].form.errors["sha256"][0]
     assert not ModelVersion.objects.exists() and not Artifact.objects.exists()
@@ -699,7 +703,6 @@ def test_user_text_is_shown_escaped(admin_client, make_model, make_version):
         assert XSS not in html, page
     for page in pages[:3]:
         assert XSS_ESCAPED in admin_client.get(page).content.decode(), page
-
 
 
 def test_version_page_shows_the_format_check(admin_client, api, make_model):

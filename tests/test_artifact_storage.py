@@ -1,5 +1,6 @@
 """The file path, on the local folder and on S3 (moto's real HTTP server): what is stored where, what a
 download sends, and that a refused or broken upload leaves nothing behind."""
+
 from __future__ import annotations
 
 import base64
@@ -110,9 +111,13 @@ def test_download_streams_whole_file_with_its_digest(api, make_version, backend)
 
 @pytest.mark.parametrize(
     "header, start, end",
-    [("bytes=10-19", 10, 19), ("bytes=16000-", 16000, len(PAYLOAD) - 1), ("bytes=-5", len(PAYLOAD) - 5, len(PAYLOAD) - 1),
-     ("bytes=100-999999", 100, len(PAYLOAD) - 1)],
-)  # fmt: skip
+    [
+        ("bytes=10-19", 10, 19),
+        ("bytes=16000-", 16000, len(PAYLOAD) - 1),
+        ("bytes=-5", len(PAYLOAD) - 5, len(PAYLOAD) - 1),
+        ("bytes=100-999999", 100, len(PAYLOAD) - 1),
+    ],
+)
 def test_range_requests_get_206_with_exactly_those_bytes(api, make_version, backend, header, start, end):
     version = make_version(data=PAYLOAD)
     response = api.get(f"/models/{version.model.name}/versions/v1/file", HTTP_RANGE=header)

@@ -65,54 +65,109 @@ API_WRITES = {
     # name: (request, action, object_type, object_repr, expected subset of changes)
     "create model": (
         lambda c, w: c.post("/models", {"name": "fresh", "model_type": "audio", "description": "d"}, format="json"),
-        "create", "model", "fresh", "fresh", {"model_type": "audio", "description": "d", "is_active": True},
+        "create",
+        "model",
+        "fresh",
+        "fresh",
+        {"model_type": "audio", "description": "d", "is_active": True},
     ),
     "update model": (
         lambda c, w: c.patch("/models/resnet", {"description": "new words"}, format="json"),
-        "update", "model", "resnet", "resnet", {"description": ["", "new words"]},
+        "update",
+        "model",
+        "resnet",
+        "resnet",
+        {"description": ["", "new words"]},
     ),
     "delete model": (
         lambda c, w: c.delete("/models/spare"),
-        "delete", "model", "spare", "spare", {"versions": []},
+        "delete",
+        "model",
+        "spare",
+        "spare",
+        {"versions": []},
     ),
     "register version with file": (
-        lambda c, w: c.post("/models/resnet/versions",
-                            {"version": "v9", "format": "onnx", "accuracy": "0.9", "file": upload(b"nine", "n.onnx")},
-                            format="multipart"),
-        "create", "version", "resnet:v9", "resnet",
-        {"format": "onnx", "is_default": False, "accuracy": 0.9, "checksum": sha256(b"nine"), "file_size": 4,
-         "file_name": "n.onnx"},
+        lambda c, w: c.post(
+            "/models/resnet/versions",
+            {"version": "v9", "format": "onnx", "accuracy": "0.9", "file": upload(b"nine", "n.onnx")},
+            format="multipart",
+        ),
+        "create",
+        "version",
+        "resnet:v9",
+        "resnet",
+        {
+            "format": "onnx",
+            "is_default": False,
+            "accuracy": 0.9,
+            "checksum": sha256(b"nine"),
+            "file_size": 4,
+            "file_name": "n.onnx",
+        },
     ),
     "upload file": (
-        lambda c, w: c.generic("PUT", "/models/resnet/versions/v3/file?filename=three.onnx", b"three",
-                               content_type="application/octet-stream"),
-        "upload", "version", "resnet:v3", "resnet",
+        lambda c, w: c.generic(
+            "PUT",
+            "/models/resnet/versions/v3/file?filename=three.onnx",
+            b"three",
+            content_type="application/octet-stream",
+        ),
+        "upload",
+        "version",
+        "resnet:v3",
+        "resnet",
         {"checksum": sha256(b"three"), "file_size": 5, "file_name": "three.onnx"},
     ),
     "set default": (
         lambda c, w: c.post("/models/resnet/versions/v2/default"),
-        "set_default", "version", "resnet:v2", "resnet", {"previous_default": "v1"},
+        "set_default",
+        "version",
+        "resnet:v2",
+        "resnet",
+        {"previous_default": "v1"},
     ),
     "update version": (
         lambda c, w: c.patch("/models/resnet/versions/v2", {"accuracy": 0.5, "release_notes": "rn"}, format="json"),
-        "update", "version", "resnet:v2", "resnet", {"accuracy": [None, 0.5], "release_notes": ["", "rn"]},
+        "update",
+        "version",
+        "resnet:v2",
+        "resnet",
+        {"accuracy": [None, 0.5], "release_notes": ["", "rn"]},
     ),
     "archive version": (
         lambda c, w: c.patch("/models/resnet/versions/v2", {"status": "archived"}, format="json"),
-        "archive", "version", "resnet:v2", "resnet", {"status": ["training", "archived"]},
+        "archive",
+        "version",
+        "resnet:v2",
+        "resnet",
+        {"status": ["training", "archived"]},
     ),
     "delete version": (
         lambda c, w: c.delete("/models/resnet/versions/v2"),
-        "delete", "version", "resnet:v2", "resnet", {"checksum": sha256(b"two")},
+        "delete",
+        "version",
+        "resnet:v2",
+        "resnet",
+        {"checksum": sha256(b"two")},
     ),
     "deploy": (
-        _deploy, "deploy", "deployment", "resnet:v2 -> staging", "resnet", {},
+        _deploy,
+        "deploy",
+        "deployment",
+        "resnet:v2 -> staging",
+        "resnet",
+        {},
     ),
     "roll back": (
         lambda c, w: c.post(f"/deployments/{w['staging'].pk}/rollback", {"reason": "broken"}, format="json"),
-        "rollback", "deployment", "resnet:v1 -> staging", "resnet", {"reason": "broken", "restored": None},
+        "rollback",
+        "deployment",
+        "resnet:v1 -> staging",
+        "resnet",
+        {"reason": "broken", "restored": None},
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", API_WRITES)
@@ -129,8 +184,11 @@ def test_api_writes_record_who_from_where_what_and_the_change(operator, world, n
     event = events[0]
     assert (event.actor, event.via, event.client_address) == ("olivia", "api", CLIENT_ADDRESS)
     assert (event.action, event.object_type, event.object_repr, event.model_name) == (
-        action, object_type, object_repr, model_name,
-    )  # fmt: skip
+        action,
+        object_type,
+        object_repr,
+        model_name,
+    )
     assert before <= event.at <= timezone.now()
     assert changes.items() <= event.changes.items(), event.changes
 
@@ -168,21 +226,36 @@ def test_actor_does_not_leak_between_requests(operator, world, settings):
 REFUSED = {
     "duplicate model": (lambda c, w: c.post("/models", {"name": "resnet", "model_type": "audio"}, format="json"), 409),
     "bad model type": (lambda c, w: c.post("/models", {"name": "x", "model_type": "robot"}, format="json"), 400),
-    "duplicate version": (lambda c, w: c.post("/models/resnet/versions", {"version": "v1", "format": "onnx"},
-                                              format="json"), 409),
-    "sha256 mismatch": (lambda c, w: c.post("/models/resnet/versions",
-                                            {"version": "v8", "format": "onnx", "file": upload(b"x"), "sha256": "0" * 64},
-                                            format="multipart"), 400),
-    "second file": (lambda c, w: c.generic("PUT", "/models/resnet/versions/v1/file", b"again",
-                                           content_type="application/octet-stream"), 409),
+    "duplicate version": (
+        lambda c, w: c.post("/models/resnet/versions", {"version": "v1", "format": "onnx"}, format="json"),
+        409,
+    ),
+    "sha256 mismatch": (
+        lambda c, w: c.post(
+            "/models/resnet/versions",
+            {"version": "v8", "format": "onnx", "file": upload(b"x"), "sha256": "0" * 64},
+            format="multipart",
+        ),
+        400,
+    ),
+    "second file": (
+        lambda c, w: c.generic(
+            "PUT", "/models/resnet/versions/v1/file", b"again", content_type="application/octet-stream"
+        ),
+        409,
+    ),
     "delete default": (lambda c, w: c.delete("/models/resnet/versions/v1"), 409),
     "archive default": (lambda c, w: c.patch("/models/resnet/versions/v1", {"status": "archived"}, format="json"), 409),
     "delete deployed model": (lambda c, w: c.delete("/models/resnet"), 409),
-    "deploy without file": (lambda c, w: c.post("/deploy", {"model_name": "resnet", "version": "v3",
-                                                           "deployment_target": "staging"}, format="json"), 409),
+    "deploy without file": (
+        lambda c, w: c.post(
+            "/deploy", {"model_name": "resnet", "version": "v3", "deployment_target": "staging"}, format="json"
+        ),
+        409,
+    ),
     "unknown field": (lambda c, w: c.patch("/models/resnet", {"descripton": "typo"}, format="json"), 400),
     "rename": (lambda c, w: c.patch("/models/resnet", {"name": "other"}, format="json"), 400),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", REFUSED)
@@ -266,9 +339,14 @@ def test_admin_edit_of_a_model_records_the_change(admin_client, admin_user, worl
     since = last_id()
     response = admin_client.post(
         admin_url("models_app_registeredmodel_change", world["spare"].pk),
-        {"model_type": "classification", "description": "edited", "is_active": "on",
-         "versions-TOTAL_FORMS": "0", "versions-INITIAL_FORMS": "0"},
-    )  # fmt: skip
+        {
+            "model_type": "classification",
+            "description": "edited",
+            "is_active": "on",
+            "versions-TOTAL_FORMS": "0",
+            "versions-INITIAL_FORMS": "0",
+        },
+    )
     assert response.status_code == 302
     [event] = _admin_events(since, admin_user)
     assert (event.action, event.object_repr) == ("update", "spare")
@@ -404,7 +482,7 @@ def trail(db):
             object_type="model",
             object_repr=model,
             model_name=model,
-        )  # fmt: skip
+        )
         for actor, action, model, h in rows
     ]
     return start, events
@@ -420,8 +498,18 @@ def test_audit_lists_newest_first_with_every_field(trail):
     response = APIClient().get("/audit")
     assert ids(response) == [e.pk for e in reversed(events)]
     first = response.json()["results"][0]
-    assert set(first) == {"id", "at", "actor", "via", "client_address", "action", "object_type", "object_repr",
-                          "model_name", "changes"}  # fmt: skip
+    assert set(first) == {
+        "id",
+        "at",
+        "actor",
+        "via",
+        "client_address",
+        "action",
+        "object_type",
+        "object_repr",
+        "model_name",
+        "changes",
+    }
     assert (first["actor"], first["action"], first["model_name"]) == ("bob", "deploy", "alpha")
 
 
@@ -538,16 +626,20 @@ def test_the_model_refuses_to_change_or_delete_an_event(trail):
 def test_events_survive_deleting_their_model(operator, world):
     model_name = "short_lived"
     assert operator.post("/models", {"name": model_name, "model_type": "audio"}, format="json").status_code == 201
-    assert operator.post(f"/models/{model_name}/versions", {"version": "v1", "format": "onnx"},
-                         format="json").status_code == 201  # fmt: skip
+    assert (
+        operator.post(f"/models/{model_name}/versions", {"version": "v1", "format": "onnx"}, format="json").status_code
+        == 201
+    )
     assert operator.delete(f"/models/{model_name}").status_code == 204
     assert not RegisteredModel.objects.filter(name=model_name).exists()
     assert not ModelVersion.objects.filter(model__name=model_name).exists()
 
     response = operator.get("/audit", {"model": model_name})
     assert [(e["action"], e["object_repr"]) for e in response.json()["results"]] == [
-        ("delete", model_name), ("create", f"{model_name}:v1"), ("create", model_name),
-    ]  # fmt: skip
+        ("delete", model_name),
+        ("create", f"{model_name}:v1"),
+        ("create", model_name),
+    ]
     assert response.json()["results"][0]["changes"] == {"versions": ["v1"]}
 
 

@@ -239,8 +239,10 @@ def test_admin_creates_a_token_shown_once_in_a_message(admin_client, admin_user)
     # The token works. The page the admin goes to next shows it (the message); after that no page does.
     assert client_with(token).get("/models").status_code == 200
     assert token in admin_client.get(response["Location"]).content.decode()
-    for page in (reverse("admin:registry_site_apitoken_change", args=[row.pk]),
-                 reverse("admin:registry_site_apitoken_changelist")):  # fmt: skip
+    for page in (
+        reverse("admin:registry_site_apitoken_change", args=[row.pk]),
+        reverse("admin:registry_site_apitoken_changelist"),
+    ):
         html = admin_client.get(page).content.decode()
         assert token not in html and row.digest not in html
         assert row.prefix in html

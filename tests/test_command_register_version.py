@@ -13,8 +13,20 @@ def test_registers_a_version_with_its_file(make_model, tmp_path, storage_dir):
     weights = tmp_path / "resnet.onnx"
     weights.write_bytes(b"onnx weights " * 1000)
     out = StringIO()
-    call_command("register_version", model.name, "v1.2.0", "--format", "onnx", "--file", str(weights),
-                 "--accuracy", "0.93", "--input-shape", "[1,3,224,224]", stdout=out)  # fmt: skip
+    call_command(
+        "register_version",
+        model.name,
+        "v1.2.0",
+        "--format",
+        "onnx",
+        "--file",
+        str(weights),
+        "--accuracy",
+        "0.93",
+        "--input-shape",
+        "[1,3,224,224]",
+        stdout=out,
+    )
     version = ModelVersion.objects.get(model=model, version="v1.2.0")
     assert version.checksum == sha256(weights.read_bytes())
     assert version.file_size == weights.stat().st_size

@@ -1,6 +1,7 @@
 """Races between requests, through a real gunicorn with several workers and threads. On PostgreSQL the
 model's row lock serializes them; on SQLite the IMMEDIATE write transactions do. Either way the outcome
 must be exactly one winner and a consistent history, never a 500."""
+
 from __future__ import annotations
 
 import threading
@@ -68,14 +69,9 @@ def test_concurrent_set_default_leaves_exactly_one_default(live):
     base, _ = live
     _model(base, "race_default")
     for i in range(THREADS):
-        response = requests.post(
-            f"{base}/models/race_default/versions", json={"version": f"v{i}", "format": "onnx"}
-        )
+        response = requests.post(f"{base}/models/race_default/versions", json={"version": f"v{i}", "format": "onnx"})
         assert response.status_code == 201
-    calls = [
-        (lambda i=i: requests.post(f"{base}/models/race_default/versions/v{i}/default"))
-        for i in range(THREADS)
-    ]
+    calls = [(lambda i=i: requests.post(f"{base}/models/race_default/versions/v{i}/default")) for i in range(THREADS)]
     assert [r.status_code for r in _all_at_once(calls)] == [200] * THREADS
     defaults = requests.get(f"{base}/models/race_default/versions?is_default=true").json()["results"]
     assert len(defaults) == 1

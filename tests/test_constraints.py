@@ -1,4 +1,5 @@
 """The database itself refuses rows that break the registry's invariants, whatever code writes them."""
+
 import pytest
 from django.db import IntegrityError, transaction
 

@@ -1,4 +1,5 @@
 """POST /deploy, GET /deployments, GET /deployments/{id} and POST /deployments/{id}/rollback."""
+
 from __future__ import annotations
 
 import pytest
@@ -224,7 +225,9 @@ def test_version_of_another_model_is_404(api, classifier, make_model, make_versi
 
 
 @pytest.mark.parametrize(
-    "target", ["", "../prod", "a/b", ".hidden", "x" * 65, "pro duction", "prød", "prod\x00", "prod;rm", "a\\b"], ids=repr
+    "target",
+    ["", "../prod", "a/b", ".hidden", "x" * 65, "pro duction", "prød", "prod\x00", "prod;rm", "a\\b"],
+    ids=repr,
 )
 def test_bad_target_names_are_400(api, classifier, target):
     response = deploy(api, classifier, "v1", target)

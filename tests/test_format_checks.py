@@ -1,4 +1,5 @@
 """A file is checked against its declared format by listing or reading headers only."""
+
 from __future__ import annotations
 
 import io
@@ -45,8 +46,18 @@ def onnx_bytes() -> bytes:
     producer = b"pytorch"
     graph = b"\x0a\x04node" * 3
     opset = b"\x10\x11"
-    return (b"\x08\x08" + b"\x12" + varint(len(producer)) + producer + b"\x3a" + varint(len(graph)) + graph
-            + b"\x42" + varint(len(opset)) + opset)  # fmt: skip
+    return (
+        b"\x08\x08"
+        + b"\x12"
+        + varint(len(producer))
+        + producer
+        + b"\x3a"
+        + varint(len(graph))
+        + graph
+        + b"\x42"
+        + varint(len(opset))
+        + opset
+    )
 
 
 CASES = [

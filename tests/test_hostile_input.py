@@ -49,8 +49,6 @@ PATH_TRICKS = [
 PATH_TRICK_IDS = [repr(t) for t in PATH_TRICKS]
 
 
-
-
 def files_under(root) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
@@ -160,10 +158,22 @@ def test_reserved_and_overlong_names_are_400(api, world, guard):
 
 # --- Names and versions in the URL path -------------------------------------------------------------
 URL_TRICKS = [
-    "..%2Fx", "%2e%2e", "%2E%2E%2Fetc%2Fpasswd", "..", "%2F", "a%5Cb", "%5C..%5Cx",
-    "%EF%BC%8E%EF%BC%8E", "a%0Ab", "%E2%80%AEx", "..%252Fx", "a%07b", "%7F",
-    "%00", "a%00b",
-]  # fmt: skip
+    "..%2Fx",
+    "%2e%2e",
+    "%2E%2E%2Fetc%2Fpasswd",
+    "..",
+    "%2F",
+    "a%5Cb",
+    "%5C..%5Cx",
+    "%EF%BC%8E%EF%BC%8E",
+    "a%0Ab",
+    "%E2%80%AEx",
+    "..%252Fx",
+    "a%07b",
+    "%7F",
+    "%00",
+    "a%00b",
+]
 
 
 @pytest.mark.parametrize("trick", URL_TRICKS)
@@ -304,18 +314,24 @@ def test_put_file_names_are_kept_only_sanitized(api, world, storage_dir, tmp_pat
 def test_raw_upload_filename_parameter_is_kept_only_sanitized(api, world, storage_dir, tmp_path, file_name):
     tree = files_under(tmp_path)
     response = api.generic(
-        "PUT", "/models/resnet/versions/v2/file", b"raw-2", content_type="application/octet-stream",
+        "PUT",
+        "/models/resnet/versions/v2/file",
+        b"raw-2",
+        content_type="application/octet-stream",
         QUERY_STRING=f"filename={quote(file_name, safe='')}",
-    )  # fmt: skip
+    )
     assert response.status_code == 200, response.content
     _upload_outcome(api, response, world, storage_dir, tmp_path, tree, "v2", b"raw-2")
 
 
 def test_a_nul_byte_in_the_raw_filename_parameter_is_sanitized(api, world):
     response = api.generic(
-        "PUT", "/models/resnet/versions/v2/file", b"raw-nul", content_type="application/octet-stream",
+        "PUT",
+        "/models/resnet/versions/v2/file",
+        b"raw-nul",
+        content_type="application/octet-stream",
         QUERY_STRING="filename=a%00b%0d%0aX-Evil:%201.onnx",
-    )  # fmt: skip
+    )
     assert response.status_code == 200, response.content
     assert SAFE_FILE_NAME.fullmatch(ModelVersion.objects.get(model=world, version="v2").file_name)
 
@@ -323,21 +339,39 @@ def test_a_nul_byte_in_the_raw_filename_parameter_is_sanitized(api, world):
 # --- Oversized and malformed bodies ----------------------------------------------------------------
 def test_oversized_description_is_400(api, world, guard):
     g = guard()
-    assert api.post("/models", {"name": "big", "model_type": "audio", "description": "x" * 10_001},
-                    format="json").status_code == 400  # fmt: skip
+    assert (
+        api.post(
+            "/models", {"name": "big", "model_type": "audio", "description": "x" * 10_001}, format="json"
+        ).status_code
+        == 400
+    )
     assert api.patch("/models/resnet", {"description": "x" * 10_001}, format="json").status_code == 400
     g.assert_untouched()
-    assert api.post("/models", {"name": "big", "model_type": "audio", "description": "x" * 10_000},
-                    format="json").status_code == 201  # fmt: skip
+    assert (
+        api.post(
+            "/models", {"name": "big", "model_type": "audio", "description": "x" * 10_000}, format="json"
+        ).status_code
+        == 201
+    )
 
 
 def test_oversized_release_notes_are_400(api, world, guard):
     g = guard()
     notes = "x" * 100_001
-    assert api.post("/models/resnet/versions", {"version": "v9", "format": "onnx", "release_notes": notes},
-                    format="json").status_code == 400  # fmt: skip
-    assert api.post("/models/resnet/versions", {"version": "v9", "format": "onnx", "release_notes": notes,
-                                                "file": upload(b"nine")}, format="multipart").status_code == 400  # fmt: skip
+    assert (
+        api.post(
+            "/models/resnet/versions", {"version": "v9", "format": "onnx", "release_notes": notes}, format="json"
+        ).status_code
+        == 400
+    )
+    assert (
+        api.post(
+            "/models/resnet/versions",
+            {"version": "v9", "format": "onnx", "release_notes": notes, "file": upload(b"nine")},
+            format="multipart",
+        ).status_code
+        == 400
+    )
     assert api.patch("/models/resnet/versions/v1", {"release_notes": notes}, format="json").status_code == 400
     g.assert_untouched()
     assert api.patch("/models/resnet/versions/v1", {"release_notes": "x" * 100_000}, format="json").status_code == 200
@@ -394,8 +428,9 @@ def test_malformed_and_huge_shapes_are_400(api, world, guard, shape):
 def test_huge_shape_as_form_text_is_400(api, world, guard):
     g = guard()
     text = "[" + ",".join(["1"] * 200_000) + "]"
-    response = api.post("/models/resnet/versions", {"version": "v9", "format": "onnx", "input_shape": text},
-                        format="multipart")  # fmt: skip
+    response = api.post(
+        "/models/resnet/versions", {"version": "v9", "format": "onnx", "input_shape": text}, format="multipart"
+    )
     assert response.status_code in (400, 413)
     g.assert_untouched()
 
@@ -418,8 +453,11 @@ def test_deeply_nested_configs_are_400(api, world, guard):
         response = api.generic("POST", "/models/resnet/versions", body, content_type="application/json")
         assert response.status_code == 400, (depth, response.status_code)
         # And as form text.
-        response = api.post("/models/resnet/versions", {"version": "v9", "format": "onnx", "training_config": nested},
-                            format="multipart")  # fmt: skip
+        response = api.post(
+            "/models/resnet/versions",
+            {"version": "v9", "format": "onnx", "training_config": nested},
+            format="multipart",
+        )
         assert response.status_code in (400, 413), (depth, response.status_code)
     g.assert_untouched()
 
@@ -427,10 +465,20 @@ def test_deeply_nested_configs_are_400(api, world, guard):
 def test_oversized_configs_are_400(api, world, guard):
     g = guard()
     big = {"k": "x" * 70_000}
-    assert api.post("/models/resnet/versions", {"version": "v9", "format": "onnx", "training_config": big},
-                    format="json").status_code == 400  # fmt: skip
-    assert api.post("/deploy", {"model_name": "resnet", "version": "v1", "deployment_target": "s",
-                                "deployment_config": big}, format="json").status_code == 400  # fmt: skip
+    assert (
+        api.post(
+            "/models/resnet/versions", {"version": "v9", "format": "onnx", "training_config": big}, format="json"
+        ).status_code
+        == 400
+    )
+    assert (
+        api.post(
+            "/deploy",
+            {"model_name": "resnet", "version": "v1", "deployment_target": "s", "deployment_config": big},
+            format="json",
+        ).status_code
+        == 400
+    )
     g.assert_untouched()
 
 
@@ -494,16 +542,36 @@ def test_nan_and_infinity_in_form_fields_are_400(api, world, guard, field, value
 def test_unknown_enum_values_are_400_with_the_allowed_list(api, world, guard):
     g = guard()
     cases = [
-        ("POST", "/models", {"name": "m", "model_type": "robot"}, "model_type",
-         ["classification", "object_detection", "face_recognition", "segmentation", "audio"]),
-        ("POST", "/models/resnet/versions", {"version": "v9", "format": "keras"}, "format",
-         ["tensorflow_saved_model", "onnx", "tflite", "pytorch"]),
-        ("POST", "/models/resnet/versions", {"version": "v9", "format": "onnx", "status": "live"}, "status",
-         ["training", "testing", "approved", "deprecated", "archived"]),
-        ("PATCH", "/models/resnet/versions/v1", {"status": "APPROVED"}, "status",
-         ["training", "testing", "approved", "deprecated", "archived"]),
+        (
+            "POST",
+            "/models",
+            {"name": "m", "model_type": "robot"},
+            "model_type",
+            ["classification", "object_detection", "face_recognition", "segmentation", "audio"],
+        ),
+        (
+            "POST",
+            "/models/resnet/versions",
+            {"version": "v9", "format": "keras"},
+            "format",
+            ["tensorflow_saved_model", "onnx", "tflite", "pytorch"],
+        ),
+        (
+            "POST",
+            "/models/resnet/versions",
+            {"version": "v9", "format": "onnx", "status": "live"},
+            "status",
+            ["training", "testing", "approved", "deprecated", "archived"],
+        ),
+        (
+            "PATCH",
+            "/models/resnet/versions/v1",
+            {"status": "APPROVED"},
+            "status",
+            ["training", "testing", "approved", "deprecated", "archived"],
+        ),
         ("PATCH", "/models/resnet", {"model_type": "Classification"}, "model_type", ["classification"]),
-    ]  # fmt: skip
+    ]
     for method, path, body, field, allowed in cases:
         response = api.generic(method, path, json.dumps(body), content_type="application/json")
         assert response.status_code == 400, (path, body)
@@ -528,8 +596,11 @@ def test_unknown_enum_values_in_filters_are_400_with_the_allowed_list(api, world
     assert response.status_code == 400  # (this part holds today)
     field = next(iter(query))
     message = " ".join(error_fields(response)[field])
-    choices = {"model_type": "classification", "status": "approved" if "versions" in path else "rolled_back",
-               "format": "onnx"}  # fmt: skip
+    choices = {
+        "model_type": "classification",
+        "status": "approved" if "versions" in path else "rolled_back",
+        "format": "onnx",
+    }
     assert choices[field] in message, message
 
 
@@ -610,8 +681,12 @@ XSS_ESCAPED = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
 
 def test_description_and_release_notes_are_escaped_in_the_admin(admin_client, api, world):
     assert api.patch("/models/resnet", {"description": XSS}, format="json").status_code == 200
-    assert api.patch("/models/resnet/versions/v1", {"release_notes": XSS, "training_config": {"k": XSS}},
-                     format="json").status_code == 200  # fmt: skip
+    assert (
+        api.patch(
+            "/models/resnet/versions/v1", {"release_notes": XSS, "training_config": {"k": XSS}}, format="json"
+        ).status_code
+        == 200
+    )
     version = ModelVersion.objects.get(model=world, version="v1")
     pages = [
         reverse("admin:models_app_registeredmodel_changelist"),
@@ -630,8 +705,11 @@ def test_description_and_release_notes_are_escaped_in_the_admin(admin_client, ap
 
 def test_audit_and_deployment_text_is_escaped_in_the_admin(admin_client, api, world):
     # In local mode a client's deployed_by is kept: it is user text, shown in the admin.
-    response = api.post("/deploy", {"model_name": "resnet", "version": "v1", "deployment_target": "staging",
-                                    "deployed_by": XSS}, format="json")  # fmt: skip
+    response = api.post(
+        "/deploy",
+        {"model_name": "resnet", "version": "v1", "deployment_target": "staging", "deployed_by": XSS},
+        format="json",
+    )
     assert response.status_code == 201
     deployment = response.json()["id"]
     api.post(f"/deployments/{deployment}/rollback", {"reason": XSS}, format="json")
@@ -657,11 +735,17 @@ def test_admin_forms_keep_csrf(admin_user, world):
     posts = [
         (reverse("admin:models_app_registeredmodel_add"), {"name": "csrf_victim", "model_type": "audio"}),
         (reverse("admin:models_app_registeredmodel_delete", args=[world.pk]), {"post": "yes"}),
-        (reverse("admin:models_app_modelversion_changelist"),
-         {"action": "deploy_to_target", "_selected_action": [ModelVersion.objects.get(version="v1").pk],
-          "apply": "1", "target": "production"}),
+        (
+            reverse("admin:models_app_modelversion_changelist"),
+            {
+                "action": "deploy_to_target",
+                "_selected_action": [ModelVersion.objects.get(version="v1").pk],
+                "apply": "1",
+                "target": "production",
+            },
+        ),
         (reverse("admin:registry_site_apitoken_add"), {"user": admin_user.pk, "name": "stolen"}),
-    ]  # fmt: skip
+    ]
     for page, data in posts:
         assert client.post(page, data).status_code == 403, page
     assert snapshot_counts() == before
@@ -679,8 +763,13 @@ def test_admin_forms_keep_csrf(admin_user, world):
 def snapshot_counts() -> tuple:
     from registry_site.models import ApiToken
 
-    return (RegisteredModel.objects.count(), ModelVersion.objects.count(), Deployment.objects.count(),
-            AuditEvent.objects.count(), ApiToken.objects.count())  # fmt: skip
+    return (
+        RegisteredModel.objects.count(),
+        ModelVersion.objects.count(),
+        Deployment.objects.count(),
+        AuditEvent.objects.count(),
+        ApiToken.objects.count(),
+    )
 
 
 def test_the_api_does_not_accept_admin_session_cookies_as_credentials(admin_user, world, settings):

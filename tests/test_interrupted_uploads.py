@@ -1,6 +1,7 @@
 """Uploads that go wrong on the wire, against a real gunicorn: a client that stops sending, and one
 that announces more than the registry accepts. Neither may leave a row, a stored file or a staged
 temporary file, and the second must get its 413 without the server waiting for the body."""
+
 from __future__ import annotations
 
 import socket

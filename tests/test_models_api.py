@@ -1,4 +1,5 @@
 """GET/POST /models and GET/PATCH/DELETE /models/{name}: the seed's model endpoints and their rules."""
+
 from __future__ import annotations
 
 import pytest
@@ -126,9 +127,7 @@ def test_unknown_model_type_is_400_listing_allowed_values(api):
 
 
 def test_unknown_field_is_400(api):
-    response = api.post(
-        "/models", {"name": "m", "model_type": "classification", "colour": "blue"}, format="json"
-    )
+    response = api.post("/models", {"name": "m", "model_type": "classification", "colour": "blue"}, format="json")
 
     assert response.status_code == 400
     assert "colour" in response.json()["errors"]
@@ -137,9 +136,7 @@ def test_unknown_field_is_400(api):
 
 @pytest.mark.parametrize("field", ["id", "created_at", "default_version"])
 def test_read_only_field_in_create_is_400(api, field):
-    response = api.post(
-        "/models", {"name": "m", "model_type": "classification", field: "x"}, format="json"
-    )
+    response = api.post("/models", {"name": "m", "model_type": "classification", field: "x"}, format="json")
 
     assert response.status_code == 400
     assert field in response.json()["errors"]

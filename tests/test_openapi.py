@@ -1,5 +1,6 @@
 """The OpenAPI schema is how script authors discover the API: it must render, validate, describe every
 route, and every route it lists must answer."""
+
 import re
 
 import pytest
@@ -24,8 +25,15 @@ def test_schema_is_valid_openapi_3(schema):
 
 @pytest.mark.django_db
 def test_schema_lists_the_seed_routes(schema):
-    for path in ["/health", "/models", "/models/{name}", "/models/{name}/versions",
-                 "/models/{name}/versions/{version}", "/models/{name}/versions/default", "/deploy"]:  # fmt: skip
+    for path in [
+        "/health",
+        "/models",
+        "/models/{name}",
+        "/models/{name}/versions",
+        "/models/{name}/versions/{version}",
+        "/models/{name}/versions/default",
+        "/deploy",
+    ]:
         assert path in schema["paths"], path
 
 
@@ -48,7 +56,9 @@ def test_every_route_in_the_schema_answers(schema, api, make_version):
             # An empty body: the route exists and accepts it, or refuses it cleanly.
             response = getattr(api, method)(url, {}, format="json")
             assert response.status_code not in (404, 405) and response.status_code < 500, (
-                method, url, response.status_code
+                method,
+                url,
+                response.status_code,
             )
 
 

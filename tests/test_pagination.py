@@ -1,6 +1,7 @@
 """Cursor pagination of the three lists (/models, /models/{m}/versions, /deployments): page shape and
 sizes, a stable order that visits every row once, and a number of SQL queries per page that does not
 grow with the page."""
+
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
@@ -216,9 +217,7 @@ def test_models_inserted_while_paging_are_neither_repeated_nor_skip_rows(api, db
 
 def test_filters_are_kept_in_next_links(api, db):
     bulk_models(6, prefix="a")
-    RegisteredModel.objects.bulk_create(
-        RegisteredModel(name=f"b{i}", model_type="audio") for i in range(6)
-    )
+    RegisteredModel.objects.bulk_create(RegisteredModel(name=f"b{i}", model_type="audio") for i in range(6))
 
     page = get_page(api, "/models", model_type="audio", page_size=4)
     names = [item["name"] for item in page["results"]]

@@ -68,17 +68,17 @@ def personas(world) -> dict[str, Persona]:
     return result
 
 
-
-
 # --- The actions ----------------------------------------------------------------------------------------
 def _create_version(c, w):
-    return c.post("/models/resnet/versions", {"version": "v9", "format": "onnx", "file": upload(b"nine")},
-                  format="multipart")  # fmt: skip
+    return c.post(
+        "/models/resnet/versions", {"version": "v9", "format": "onnx", "file": upload(b"nine")}, format="multipart"
+    )
 
 
 def _put_file(c, w):
-    return c.generic("PUT", "/models/resnet/versions/v3/file?filename=three.onnx", b"three",
-                     content_type="application/octet-stream")  # fmt: skip
+    return c.generic(
+        "PUT", "/models/resnet/versions/v3/file?filename=three.onnx", b"three", content_type="application/octet-stream"
+    )
 
 
 def _deploy(target: str, version: str = "v2"):
@@ -124,7 +124,7 @@ WRITES: dict[str, tuple[Callable, set[str]]] = {
     "roll back": (
         lambda c, w: c.post(f"/deployments/{w.staging.pk}/rollback", {"reason": "bad"}, format="json"),
         {"deployer", "admin"},
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -279,15 +279,19 @@ def test_admin_viewer_cannot_change_add_or_delete(world, storage_dir):
     client = staff("viewer")
     before = registry_state(storage_dir)
     posts = [
-        (admin_url("models_app_registeredmodel_change", world.model.pk),
-         {"model_type": "audio", "description": "hacked", "is_active": "on"}),
+        (
+            admin_url("models_app_registeredmodel_change", world.model.pk),
+            {"model_type": "audio", "description": "hacked", "is_active": "on"},
+        ),
         (admin_url("models_app_registeredmodel_add"), {"name": "evil", "model_type": "audio"}),
         (admin_url("models_app_registeredmodel_delete", world.spare.pk), {"post": "yes"}),
         (admin_url("models_app_modelversion_change", world.v2.pk), {"status": "archived", "format": "onnx"}),
         (admin_url("models_app_modelversion_delete", world.v2.pk), {"post": "yes"}),
-        (admin_url("models_app_modelversion_add"), {"model": world.model.pk, "version": "v7", "format": "onnx",
-                                                    "status": "training"}),
-    ]  # fmt: skip
+        (
+            admin_url("models_app_modelversion_add"),
+            {"model": world.model.pk, "version": "v7", "format": "onnx", "status": "training"},
+        ),
+    ]
     for page, data in posts:
         assert client.post(page, data).status_code == 403, page
     assert client.get(admin_url("models_app_registeredmodel_add")).status_code == 403
@@ -296,8 +300,11 @@ def test_admin_viewer_cannot_change_add_or_delete(world, storage_dir):
 
 def test_admin_viewer_gets_no_actions_and_cannot_run_them(world, storage_dir):
     client = staff("viewer")
-    for changelist in ("models_app_modelversion_changelist", "deployments_app_deployment_changelist",
-                       "models_app_registeredmodel_changelist"):  # fmt: skip
+    for changelist in (
+        "models_app_modelversion_changelist",
+        "deployments_app_deployment_changelist",
+        "models_app_registeredmodel_changelist",
+    ):
         response = client.get(admin_url(changelist))
         assert response.status_code == 200
         assert response.context["action_form"] is None, changelist

@@ -234,8 +234,9 @@ def test_production_mode_starts_quietly_and_refuses_anonymous_writes(tmp_path):
     with running_registry(tmp_path, extra_env=env, workers=1) as base:
         proxy = {"X-Forwarded-Proto": "https"}
         assert requests.get(f"{base}/health", timeout=5).status_code == 200
-        refused = requests.post(f"{base}/models", json={"name": "nope", "model_type": "audio"}, headers=proxy,
-                                timeout=5)  # fmt: skip
+        refused = requests.post(
+            f"{base}/models", json={"name": "nope", "model_type": "audio"}, headers=proxy, timeout=5
+        )
         assert refused.status_code == 401
         assert refused.headers["WWW-Authenticate"] == "Bearer"
         assert requests.get(f"{base}/models", headers=proxy, timeout=5).status_code == 401
@@ -259,8 +260,11 @@ def test_behind_the_proxy_failed_attempts_are_counted_per_client(tmp_path):
         made = run([sys.executable, "manage.py", "create_token", "ci", "--create-user", "--role", "editor"], token_env)
         assert made.returncode == 0, made.stderr
         token = made.stdout.strip()
-        attacker = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.66",
-                    "Authorization": "Bearer mvr_guess"}  # fmt: skip
+        attacker = {
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-For": "203.0.113.66",
+            "Authorization": "Bearer mvr_guess",
+        }
         for _ in range(4):
             requests.get(f"{base}/models", headers=attacker, timeout=5)
         honest = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7", "Authorization": f"Bearer {token}"}

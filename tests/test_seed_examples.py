@@ -1,6 +1,7 @@
 """The seed's curl, Python and JavaScript examples, read from the seed document itself and run verbatim
 against a real registry (gunicorn, as `make run` serves it). The only change is the origin: the test
 server listens on a free port instead of 8003, so a registry you are running does not get in the way."""
+
 from __future__ import annotations
 
 import hashlib
@@ -54,8 +55,11 @@ def run_curl(section: str, base: str, cwd: Path, *, only_curl_lines: bool = Fals
     assert SEED_ORIGIN in code
     result = subprocess.run(
         ["bash", "-c", CURL_STATUS + code.replace(SEED_ORIGIN, base)],
-        cwd=cwd, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     body, _, status = result.stdout.rpartition("\n")
     return {"status": int(status), "json": json.loads(body) if body.strip() else None}
 

@@ -1,5 +1,6 @@
 """Configuration from the environment: strict parsing, the seed's DATABASE_URL, and the Docker files
 that mirror the seed's local stack (this machine has no Docker engine to run them)."""
+
 from pathlib import Path
 
 import pytest
@@ -59,8 +60,9 @@ def test_compose_file_mirrors_the_seed():
     assert postgres["container_name"] == "photoidentifier-registry-db"
     assert registry["ports"] == ["127.0.0.1:8003:8003"]
     assert "./models:/models/storage" in registry["volumes"]
-    assert "DATABASE_URL=postgresql+asyncpg://photoidentifier:password@postgres:5432/photoidentifier" in (
-        registry["environment"]
+    assert (
+        "DATABASE_URL=postgresql+asyncpg://photoidentifier:password@postgres:5432/photoidentifier"
+        in (registry["environment"])
     )
     assert registry["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])

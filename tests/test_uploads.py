@@ -1,4 +1,5 @@
 """The hashing sink every upload goes through: digest, size, durability and clean-up on failure."""
+
 import errno
 import hashlib
 

@@ -1,6 +1,7 @@
 """/models/{name}/versions and everything under it: registering versions (the seed's multipart form and
 JSON), validation, the default version, archiving, files (attach, download), deletion, filters and the
 size and content-type limits."""
+
 from __future__ import annotations
 
 import base64
@@ -16,6 +17,7 @@ from tests.conftest import staged_files, stored_files, upload
 pytestmark = pytest.mark.django_db
 
 METRICS = ["accuracy", "precision", "recall", "f1_score", "mAP"]
+
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -121,8 +123,13 @@ def test_create_with_the_seed_python_client_form(api, make_model):
     response = post_form(
         api,
         model,
-        {"version": "v1", "format": "onnx", "accuracy": "0.85", "input_shape": "[1,3,224,224]",
-         "output_shape": "[1,1000]"},
+        {
+            "version": "v1",
+            "format": "onnx",
+            "accuracy": "0.85",
+            "input_shape": "[1,3,224,224]",
+            "output_shape": "[1,1000]",
+        },
         b"onnx bytes",
     )
 
@@ -375,7 +382,9 @@ def test_same_version_in_another_model_is_fine(api, make_model, make_version):
 
 # --- Metrics and shapes --------------------------------------------------------------------------------
 @pytest.mark.parametrize("field", METRICS)
-@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "Infinity", "1e400", "-0.1", "1.5", "abc", "0x1", "true"])
+@pytest.mark.parametrize(
+    "value", ["nan", "NaN", "inf", "-inf", "Infinity", "1e400", "-0.1", "1.5", "abc", "0x1", "true"]
+)
 def test_invalid_metric_in_form_is_400_naming_the_field(api, make_model, storage_dir, field, value):
     model = make_model()
 
@@ -567,8 +576,9 @@ def test_deep_but_parseable_training_config_is_400(api, make_model):
     ],
 )
 @pytest.mark.parametrize("method", ["create", "patch"])
-def test_unstorable_text_in_json_object_fields_is_400_or_round_trips(api, make_model, make_version, field, raw,
-                                                                     expected, method):
+def test_unstorable_text_in_json_object_fields_is_400_or_round_trips(
+    api, make_model, make_version, field, raw, expected, method
+):
     """Either refused with a 400 naming the field, or stored and returned unchanged; never a 500, and the
     same on both databases."""
     model = make_model()
@@ -833,15 +843,24 @@ def test_patch_metadata(api, make_model, make_version):
 
     response = api.patch(
         url(model, "v1"),
-        {"accuracy": 0.91, "status": "approved", "input_shape": [1, 3], "training_config": {"epochs": 5},
-         "release_notes": "better"},
+        {
+            "accuracy": 0.91,
+            "status": "approved",
+            "input_shape": [1, 3],
+            "training_config": {"epochs": 5},
+            "release_notes": "better",
+        },
         format="json",
     )
 
     assert response.status_code == 200, response.json()
     row = ModelVersion.objects.get(model=model, version="v1")
     assert (row.accuracy, row.status, row.input_shape, row.training_config, row.release_notes) == (
-        0.91, "approved", [1, 3], {"epochs": 5}, "better"
+        0.91,
+        "approved",
+        [1, 3],
+        {"epochs": 5},
+        "better",
     )
 
 
@@ -856,8 +875,10 @@ def test_patch_with_a_form(api, make_model, make_version):
     assert response.json()["output_shape"] == [1, 10]
 
 
-@pytest.mark.parametrize("field, value", [("version", "v9"), ("checksum", "0" * 64), ("model", "other"),
-                                          ("file_size", 1), ("colour", "blue")])
+@pytest.mark.parametrize(
+    "field, value",
+    [("version", "v9"), ("checksum", "0" * 64), ("model", "other"), ("file_size", 1), ("colour", "blue")],
+)
 def test_patch_immutable_or_unknown_field_is_400(api, make_model, make_version, field, value):
     model = make_model()
     make_version(model, "v1")
@@ -952,7 +973,9 @@ def test_filter_by_status(api, make_model, make_version):
     assert [v["version"] for v in response.json()["results"]] == ["v3", "v1"]
 
 
-@pytest.mark.parametrize("value, expected", [("true", ["v1"]), ("1", ["v1"]), ("false", ["v3", "v2"]), ("0", ["v3", "v2"])])
+@pytest.mark.parametrize(
+    "value, expected", [("true", ["v1"]), ("1", ["v1"]), ("false", ["v3", "v2"]), ("0", ["v3", "v2"])]
+)
 def test_filter_by_is_default(api, make_model, make_version, value, expected):
     model = make_model()
     for v in ("v1", "v2", "v3"):
@@ -1115,11 +1138,19 @@ def test_declared_sha256_mismatch_on_attach_is_400_and_stores_nothing(api, make_
     if how == "query":
         response = api.put(f"{target}?sha256={wrong.hex()}", data, content_type="application/octet-stream")
     elif how == "content-digest":
-        response = api.put(target, data, content_type="application/octet-stream",
-                           HTTP_CONTENT_DIGEST=f"sha-256=:{base64.b64encode(wrong).decode()}:")
+        response = api.put(
+            target,
+            data,
+            content_type="application/octet-stream",
+            HTTP_CONTENT_DIGEST=f"sha-256=:{base64.b64encode(wrong).decode()}:",
+        )
     elif how == "digest":
-        response = api.put(target, data, content_type="application/octet-stream",
-                           HTTP_DIGEST=f"SHA-256={base64.b64encode(wrong).decode()}")
+        response = api.put(
+            target,
+            data,
+            content_type="application/octet-stream",
+            HTTP_DIGEST=f"SHA-256={base64.b64encode(wrong).decode()}",
+        )
     else:
         response = api.put(target, {"file": upload(data), "sha256": wrong.hex()}, format="multipart")
 
@@ -1223,7 +1254,13 @@ def test_download_streams_exact_bytes_with_headers(api, make_model, make_version
 
 @pytest.mark.parametrize(
     "client_name",
-    ['../../etc/pass"wd;x.onnx', "..\\..\\evil.onnx", "mod\u00e8le \u202egnp.onnx", "a\r\nX-Injected: 1.onnx", ".bashrc"],
+    [
+        '../../etc/pass"wd;x.onnx',
+        "..\\..\\evil.onnx",
+        "mod\u00e8le \u202egnp.onnx",
+        "a\r\nX-Injected: 1.onnx",
+        ".bashrc",
+    ],
     ids=repr,
 )
 def test_download_file_name_is_safe(api, make_model, client_name):
@@ -1261,8 +1298,9 @@ def test_file_name_of_only_dots_is_handled_as_json(api, make_model, storage_dir,
         response = post_form(api, model, {"version": "v1", "format": "onnx"}, b"bytes", file_name=client_name)
     else:
         post_json(api, model, {"version": "v1", "format": "onnx"})
-        response = api.put(url(model, "v1", "/file") + f"?filename={client_name}", b"bytes",
-                           content_type="application/octet-stream")
+        response = api.put(
+            url(model, "v1", "/file") + f"?filename={client_name}", b"bytes", content_type="application/octet-stream"
+        )
 
     assert response["Content-Type"] == "application/json"
     assert response.status_code in (200, 201, 400)

@@ -111,8 +111,6 @@ def body_for(route: str, method: str) -> tuple[object, str]:
     return '{"accuracy": 0.5}', "application/json"
 
 
-
-
 def test_the_walk_finds_the_write_routes():
     routes = {r.route: r.accepted_writes for r in api_routes()}
     assert len(routes) >= 12, routes
@@ -188,7 +186,13 @@ def test_the_bodies_used_would_succeed_with_a_role(world, storage_dir, settings)
             if 200 <= response.status_code < 300:
                 assert registry_state(storage_dir) != before
                 succeeded.append(f"{method.upper()} {url}")
-    for expected in ("POST /models", "PUT /models/resnet/versions/v3/file", "POST /deploy",
-                     "PATCH /models/resnet", "POST /models/resnet/versions", "PATCH /models/resnet/versions/v3",
-                     "POST /models/resnet/versions/v3/default"):  # fmt: skip
+    for expected in (
+        "POST /models",
+        "PUT /models/resnet/versions/v3/file",
+        "POST /deploy",
+        "PATCH /models/resnet",
+        "POST /models/resnet/versions",
+        "PATCH /models/resnet/versions/v3",
+        "POST /models/resnet/versions/v3/default",
+    ):
         assert expected in succeeded, succeeded

@@ -1,5 +1,6 @@
 """registry_site.wsgi reads request bodies straight from gunicorn's socket; a connection must still
 carry the next request (keep-alive, pipelining) exactly where gunicorn expects it."""
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,12 @@ def live(tmp_path_factory):
 def test_keep_alive_connection_after_raw_and_multipart_uploads(live):
     host, port = live.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    conn.request("POST", "/models/keepalive/versions", json.dumps({"version": "raw", "format": "onnx"}),
-                 {"Content-Type": "application/json"})  # fmt: skip
+    conn.request(
+        "POST",
+        "/models/keepalive/versions",
+        json.dumps({"version": "raw", "format": "onnx"}),
+        {"Content-Type": "application/json"},
+    )
     created = conn.getresponse()
     assert created.status == 201 and created.read()
     conn.request("PUT", "/models/keepalive/versions/raw/file", PAYLOAD, {"Content-Type": "application/octet-stream"})
@@ -36,11 +41,17 @@ def test_keep_alive_connection_after_raw_and_multipart_uploads(live):
 
     boundary = "b0undary"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="version"\r\n\r\nform\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="format"\r\n\r\nonnx\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="m.onnx"\r\n\r\n'
-    ).encode() + PAYLOAD[::-1] + f"\r\n--{boundary}--\r\n".encode()
-    conn.request("POST", "/models/keepalive/versions", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="version"\r\n\r\nform\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="format"\r\n\r\nonnx\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="m.onnx"\r\n\r\n'
+        ).encode()
+        + PAYLOAD[::-1]
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    conn.request(
+        "POST", "/models/keepalive/versions", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
     response = conn.getresponse()
     assert response.status == 201
     assert json.loads(response.read())["checksum"] == hashlib.sha256(PAYLOAD[::-1]).hexdigest()
@@ -74,7 +85,9 @@ def test_a_raw_upload_of_many_chunks_is_stored_byte_for_byte(live):
     payload = b"".join(i.to_bytes(4, "little") * (256 * 1024) for i in range(9))  # 9 MiB, every MiB distinct
     requests.post(f"{live}/models/keepalive/versions", json={"version": "many", "format": "onnx"})
     response = requests.put(
-        f"{live}/models/keepalive/versions/many/file", data=payload, headers={"Content-Type": "application/octet-stream"}
+        f"{live}/models/keepalive/versions/many/file",
+        data=payload,
+        headers={"Content-Type": "application/octet-stream"},
     )
     assert response.status_code == 200, response.text
     assert response.json()["checksum"] == hashlib.sha256(payload).hexdigest()

@@ -1,4 +1,5 @@
 """manage.py deploy MODEL VERSION TARGET [--by NAME]"""
+
 import getpass
 
 from django.core.management.base import CommandError

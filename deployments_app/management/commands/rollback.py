@@ -1,4 +1,5 @@
 """manage.py rollback DEPLOYMENT_ID [--reason TEXT]"""
+
 from django.core.management.base import CommandError
 
 from deployments_app import services

@@ -1,4 +1,5 @@
 """manage.py gc_artifacts [--dry-run] [--grace-hours N]"""
+
 from datetime import timedelta
 
 from django.core.management.base import CommandError
@@ -16,9 +17,11 @@ class Command(RegistryCommand):
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="only say what would be removed")
         parser.add_argument(
-            "--grace-hours", type=float, default=24.0,
+            "--grace-hours",
+            type=float,
+            default=24.0,
             help="leave anything younger than this alone: uploads in flight (default 24)",
-        )  # fmt: skip
+        )
 
     def handle(self, *args, **options):
         if options["grace_hours"] < 0:

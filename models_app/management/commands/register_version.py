@@ -1,4 +1,5 @@
 """manage.py register_version MODEL VERSION --format onnx [--file PATH] [--accuracy 0.9 ...]"""
+
 from django.core.management.base import CommandError
 
 from models_app import services
@@ -33,8 +34,16 @@ class Command(RegistryCommand):
             raise CommandError(f"No model named '{options['model']}'.") from None
         given = {
             key: options[key]
-            for key in ("version", "format", "status", "release_notes", "input_shape", "output_shape",
-                        "training_config", *METRIC_FIELDS)  # fmt: skip
+            for key in (
+                "version",
+                "format",
+                "status",
+                "release_notes",
+                "input_shape",
+                "output_shape",
+                "training_config",
+                *METRIC_FIELDS,
+            )
             if options.get(key) is not None
         }
         # The API's own validation, so the command accepts exactly what the API accepts.

@@ -1,4 +1,5 @@
 """manage.py set_default MODEL VERSION"""
+
 from django.core.management.base import CommandError
 
 from models_app import services

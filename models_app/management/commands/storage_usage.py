@@ -1,4 +1,5 @@
 """manage.py storage_usage"""
+
 from models_app.maintenance import storage_usage
 from registry_site.commands import RegistryCommand
 

@@ -1,4 +1,5 @@
 """manage.py verify_artifacts [--model NAME]"""
+
 from django.core.management.base import CommandError
 
 from models_app.maintenance import verify_artifacts

@@ -1,4 +1,5 @@
 """manage.py create_token USER [--role viewer|editor|deployer|admin] [--name NAME] [--expires-days N]"""
+
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -38,6 +39,9 @@ class Command(RegistryCommand):
             expires = timezone.now() + timedelta(days=options["expires_days"]) if options["expires_days"] else None
             row, token = issue_token(user=user, name=options["name"], expires_at=expires)
         roles = ", ".join(user.groups.order_by("name").values_list("name", flat=True)) or "no role"
-        self.stderr.write(f"Token '{row.name}' for {user.get_username()} ({roles})"
-                          + (f", expires {expires:%Y-%m-%d}" if expires else "") + ". It is shown only now:")  # fmt: skip
+        self.stderr.write(
+            f"Token '{row.name}' for {user.get_username()} ({roles})"
+            + (f", expires {expires:%Y-%m-%d}" if expires else "")
+            + ". It is shown only now:"
+        )
         self.stdout.write(token)
