@@ -9,7 +9,7 @@ TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 REQUIRE_POSTGRES ?= 0
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres lint venv bench clean
+.PHONY: run test test-sqlite test-postgres lint venv bench bench-mlflow clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,16 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/file_transfer.py
+
+# MLflow in its own virtual environment, for the side-by-side comparison (bench/compare_mlflow.py).
+MLFLOW_VENV := bench/.venv-mlflow
+$(MLFLOW_VENV)/.installed:
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install --quiet mlflow==3.17.2
+	touch $@
+
+bench-mlflow: $(STAMP) $(MLFLOW_VENV)/.installed
+	$(PY) bench/compare_mlflow.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
