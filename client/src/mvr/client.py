@@ -168,6 +168,8 @@ class Registry:
     """The registry at `url` (default: $REGISTRY_URL, else http://localhost:8003), with `token` (default:
     $REGISTRY_TOKEN). `progress` shows progress bars on stderr for file transfers."""
 
+    page_size = 500  # items per request when a list is read (the registry's maximum)
+
     def __init__(
         self,
         url: str | None = None,
@@ -205,7 +207,7 @@ class Registry:
     def _pages(self, url_path: str, params: dict[str, Any]) -> Iterator[dict]:
         """Every item of a list, following the cursor pages. Only the `next` link's query is used: its
         host is whatever the registry believes it is called, which behind a proxy may not be ours."""
-        query = {**_query(params), "page_size": 500}
+        query = {**_query(params), "page_size": self.page_size}
         while True:
             page = self.http.request("GET", url_path, params=query).json()
             yield from page.get("results", [])
