@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
+
+from tests.live import ROOT, running_registry
 
 MVR = Path(sys.executable).parent / "mvr"
 
@@ -28,6 +32,34 @@ def run_mvr(
     return subprocess.run(
         [str(MVR), *args], capture_output=True, text=True, env=environment, cwd=cwd, stdin=subprocess.DEVNULL
     )
+
+
+@contextmanager
+def production_registry(workdir: Path, users: dict[str, str], *, workers: int = 2):
+    """A live registry in production mode (tokens required), with one token per user: {user: role}.
+    Yields (base URL, {role: token})."""
+    tokens: dict[str, str] = {}
+
+    def make_tokens(env: dict[str, str]) -> None:
+        for user, role in users.items():
+            made = subprocess.run(
+                [sys.executable, "manage.py", "create_token", user, "--create-user", "--role", role],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            assert made.returncode == 0, made.stderr
+            tokens[role] = made.stdout.strip()
+
+    env = {
+        "REGISTRY_ENV": "production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "REGISTRY_ALLOWED_HOSTS": "registry.example.com",
+        "REGISTRY_SSL_REDIRECT": "false",  # the tests speak plain HTTP on loopback, with no TLS proxy
+    }
+    with running_registry(workdir, extra_env=env, workers=workers, setup=make_tokens) as base:
+        yield base, tokens
 
 
 def mvr_json(*args: str, url: str, **kwargs) -> dict | list:

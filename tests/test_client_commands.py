@@ -4,15 +4,12 @@ models, versions, deployments, health; and the exit codes in production mode, wi
 from __future__ import annotations
 
 import json
-import secrets
-import subprocess
-import sys
 
 import pytest
 import requests
 
-from tests.client_support import mvr_json, run_mvr
-from tests.live import ROOT, running_registry
+from tests.client_support import mvr_json, production_registry, run_mvr
+from tests.live import running_registry
 
 
 @pytest.fixture(scope="module")
@@ -143,29 +140,9 @@ def test_health_and_usage(live):
 # --- production mode: tokens, and what 401 and 403 mean to a script ----------------------------------
 @pytest.fixture(scope="module")
 def production(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("client-production")
-    tokens: dict[str, str] = {}
-
-    def make_tokens(env: dict[str, str]) -> None:
-        for role in ("editor", "deployer"):
-            made = subprocess.run(
-                [sys.executable, "manage.py", "create_token", f"ci-{role}", "--create-user", "--role", role],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            assert made.returncode == 0, made.stderr
-            tokens[role] = made.stdout.strip()
-
-    env = {
-        "REGISTRY_ENV": "production",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "REGISTRY_ALLOWED_HOSTS": "registry.example.com",
-        "REGISTRY_SSL_REDIRECT": "false",
-    }
-    with running_registry(workdir, extra_env=env, workers=1, setup=make_tokens) as base:
-        yield base, tokens
+    users = {"ci-editor": "editor", "ci-deployer": "deployer"}
+    with production_registry(tmp_path_factory.mktemp("client-production"), users, workers=1) as live:
+        yield live
 
 
 def test_tokens_and_the_exit_codes_of_refusals(production, tmp_path):
