@@ -6,6 +6,7 @@ import pytest
 import requests
 
 from mvr import ApiError, Capabilities, NotFound, Registry, VersionMismatch
+from mvr._http import _retry_after
 from mvr.client import _request_properties, parse_ref, policy_checks
 from tests.live import running_registry
 
@@ -80,3 +81,10 @@ def test_refs_and_policy_answers():
     assert policy_checks({"detail": "x", "checks": checks}) == checks
     assert policy_checks({"evaluation": {"rules": checks}}) == checks
     assert policy_checks({"detail": "Version 'v1' is archived."}) == []
+
+
+def test_retry_after_in_seconds_or_as_a_date():
+    answer = requests.Response()
+    for value, expected in (("7", 7.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("soon", None)):
+        answer.headers["Retry-After"] = value
+        assert _retry_after(answer) == expected

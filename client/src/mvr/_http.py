@@ -55,8 +55,9 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
     if value.isdigit():
         return float(value)
-    when = email.utils.parsedate_to_datetime(value) if value else None
-    if when is None:
+    try:  # or an HTTP date
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
 
