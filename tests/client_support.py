@@ -35,7 +35,7 @@ def run_mvr(
 
 
 @contextmanager
-def production_registry(workdir: Path, users: dict[str, str], *, workers: int = 2):
+def production_registry(workdir: Path, users: dict[str, str], *, workers: int = 2, extra_env: dict | None = None):
     """A live registry in production mode (tokens required), with one token per user: {user: role}.
     Yields (base URL, {role: token})."""
     tokens: dict[str, str] = {}
@@ -57,6 +57,7 @@ def production_registry(workdir: Path, users: dict[str, str], *, workers: int = 
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "REGISTRY_ALLOWED_HOSTS": "registry.example.com",
         "REGISTRY_SSL_REDIRECT": "false",  # the tests speak plain HTTP on loopback, with no TLS proxy
+        **(extra_env or {}),
     }
     with running_registry(workdir, extra_env=env, workers=workers, setup=make_tokens) as base:
         yield base, tokens

@@ -9,7 +9,7 @@ import os
 import pytest
 import requests
 
-from tests.client_support import Proxy, mvr_json, run_mvr
+from tests.client_support import Proxy, mvr_json, production_registry, run_mvr
 from tests.live import running_registry
 
 SIZE = 12 * 1024 * 1024 + 345
@@ -115,3 +115,29 @@ def test_a_file_damaged_in_the_registry_is_refused_and_not_kept(tmp_path):
     assert result.returncode == 1
     assert f"not the registry's recorded {digest}" in result.stderr and "verify_artifacts" in result.stderr
     assert not (tmp_path / "out.onnx").exists() and not list(tmp_path.glob(".out.onnx.*"))
+
+
+def test_a_download_handed_to_s3_gets_no_token_and_resumes_there(tmp_path, s3_endpoint, s3_bucket):
+    """With REGISTRY_S3_REDIRECT_DOWNLOADS the registry answers with a presigned S3 URL: the client follows
+    it without the registry's token, and resumes a broken download from S3 with a plain Range."""
+    bucket, _ = s3_bucket
+    payload = os.urandom(SIZE)
+    (tmp_path / "s3.onnx").write_bytes(payload)
+    with Proxy(s3_endpoint, cut_down_after=5 * 1024 * 1024) as s3:
+        storage = {
+            "REGISTRY_S3_BUCKET": bucket,
+            "REGISTRY_S3_ENDPOINT_URL": s3.url,
+            "REGISTRY_S3_REGION": "us-east-1",
+            "REGISTRY_S3_REDIRECT_DOWNLOADS": "true",
+        }
+        with production_registry(tmp_path / "server", {"ci": "editor"}, workers=1, extra_env=storage) as (base, tokens):
+            push = ("push", "s3model", "v1", str(tmp_path / "s3.onnx"), "--create-model", "--model-type", "audio")
+            assert mvr_json(*push, url=base, token=tokens["editor"])["outcome"] == "created"
+            s3.reset_counts()
+            pulled = mvr_json("pull", "s3model:v1", "-o", str(tmp_path / "out.onnx"), url=base, token=tokens["editor"])
+        (resume,) = s3.ranges()
+        heads = list(s3.heads)
+    assert (tmp_path / "out.onnx").read_bytes() == payload and pulled["fetched"] == SIZE
+    assert len(heads) == 2 and all(head.startswith("GET /") and "Signature=" in head for head in heads)
+    assert not any("bearer" in head.lower() for head in heads)
+    assert "if-range" not in heads[1].lower() and resume.startswith("bytes=")

@@ -132,11 +132,14 @@ class Http:
         timeout: float | None = None,
         retry_ambiguous: bool = False,
         ok_statuses: Iterable[int] = (),
+        follow_redirects: bool | None = None,
+        anonymous: bool = False,
     ) -> requests.Response:
         """Send a request, retrying as the module says, and return a 2xx response (or one of
         `ok_statuses`). `body` is called again for every attempt, so a file is read from its start each
         time. Raises ApiError (and subclasses) for error answers, TransportError when every attempt failed
-        to get an answer."""
+        to get an answer. Redirects are followed for GET and HEAD unless `follow_redirects` says otherwise;
+        `anonymous` sends no token (for a URL that carries its own authorisation, such as S3's)."""
         method = method.upper()
         url = url_path if url_path.startswith(("http://", "https://")) else self.base + url_path
         repeatable = method in IDEMPOTENT_METHODS or retry_ambiguous
@@ -155,7 +158,8 @@ class Http:
                     stream=stream,
                     timeout=(self.connect_timeout, timeout or self.timeout),
                     # A POST redirected (http -> https) would silently become a GET: refuse instead.
-                    allow_redirects=method in ("GET", "HEAD"),
+                    allow_redirects=method in ("GET", "HEAD") if follow_redirects is None else follow_redirects,
+                    auth=_no_token if anonymous else None,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 never_sent = isinstance(exc, requests.ConnectTimeout) or _refused(exc)
@@ -190,6 +194,10 @@ class Http:
                 self.retries + 1,
             )
             self.sleep(delay)
+
+
+def _no_token(request):
+    return request
 
 
 def _refused(exc: Exception) -> bool:

@@ -144,14 +144,13 @@ def download(
     with progress_bar(size, destination.name, progress) as bar, open(part, "ab") as out:
         bar.update(have)
         while have < size:
-            headers = {"Range": f"bytes={have}-", "If-Range": f'"{sha256}"'} if have else {}
-            response = http.request("GET", url_path, headers=headers, stream=True, ok_statuses=(416,))
+            response = _get_file(http, url_path, have, sha256)
             try:
                 if have and not _continues_at(response, have):
                     # The whole file is coming instead (or the range cannot be served): start over.
                     if response.status_code != 200:
                         response.close()
-                        response = http.request("GET", url_path, stream=True)
+                        response = _get_file(http, url_path, 0, sha256)
                     log.info("the registry sent the whole file; restarting the download from byte 0")
                     out.truncate(0)
                     out.seek(0)
@@ -203,6 +202,26 @@ def download(
         resumed_from=resumed_from,
         outcome="resumed" if resumed_from else "downloaded",
     )
+
+
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+def _get_file(http: Http, url_path: str, offset: int, sha256: str) -> requests.Response:
+    """The file from `offset` on. The registry may hand the download to its storage with a redirect to a
+    presigned S3 URL: that URL carries its own authorisation (the registry's token must not go there), and
+    its ETag is S3's, not the sha256, so the range is asked for without If-Range: the object's key is
+    its sha256, so its bytes cannot change."""
+    headers = {"Range": f"bytes={offset}-", "If-Range": f'"{sha256}"'} if offset else {}
+    response = http.request(
+        "GET", url_path, headers=headers, stream=True, ok_statuses=(416, *REDIRECTS), follow_redirects=False
+    )
+    if response.status_code not in REDIRECTS:
+        return response
+    location = requests.compat.urljoin(response.url, response.headers["Location"])
+    response.close()
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    return http.request("GET", location, headers=headers, stream=True, ok_statuses=(416,), anonymous=True)
 
 
 def _continues_at(response: requests.Response, offset: int) -> bool:
