@@ -74,10 +74,14 @@ def test_running_the_same_push_again_is_success_and_sends_nothing(live, model_fi
     base, workdir = live
     (tmp_path / "NOTES.md").write_text("Notes end with a newline the registry trims.\n")
     args = ("push", "again", "v1", str(model_file), "--create-model", "--model-type", "audio", "--accuracy", "0.7")
-    args += ("--notes-file", str(tmp_path / "NOTES.md"), "--input-shape", "1,3")
+    args += ("--notes-file", str(tmp_path / "NOTES.md"), "--input-shape", "1,3", "--status", "testing")
     assert mvr_json(*args, url=base)["outcome"] == "created"
     second = mvr_json(*args, url=base)
     assert second["outcome"] == "unchanged" and second["uploaded"] == 0
+    # Approved since: a re-run of the job that pushed it still succeeds, and leaves the status alone.
+    requests.patch(f"{base}/models/again/versions/v1", json={"status": "approved"}).raise_for_status()
+    third = mvr_json(*args, url=base)
+    assert third["outcome"] == "unchanged" and third["version"]["status"] == "approved"
     assert len(file_puts(workdir, "again")) == 1
 
 

@@ -155,12 +155,17 @@ def _same(theirs: Any, ours: Any) -> bool:
     return theirs == ours
 
 
+# A version's lifecycle, which moves on after registration (someone approves it): a re-run of the push
+# that registered it neither compares nor resets it.
+LIFECYCLE_FIELDS = frozenset({"version", "status", "is_default"})
+
+
 def version_differences(existing: dict, wanted: dict) -> dict[str, tuple[Any, Any]]:
     """Fields this push states that the registered version has otherwise: {field: (registry's, ours)}."""
     return {
         name: (existing.get(name), value)
         for name, value in wanted.items()
-        if name != "version" and not _same(existing.get(name), value)
+        if name not in LIFECYCLE_FIELDS and not _same(existing.get(name), value)
     }
 
 
