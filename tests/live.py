@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -54,8 +55,15 @@ def _database(workdir: Path):
 
 
 @contextmanager
-def running_registry(workdir: Path, *, extra_env: dict[str, str] | None = None, workers: int = 2):
-    """Start the registry under gunicorn and yield its base URL; stop it afterwards."""
+def running_registry(
+    workdir: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    workers: int = 2,
+    setup: Callable[[dict[str, str]], None] | None = None,
+):
+    """Start the registry under gunicorn and yield its base URL; stop it afterwards. `setup` is called with
+    the server's environment once its database is migrated, e.g. to make API tokens with manage.py."""
     with _database(workdir) as database_url:
         env = {
             **os.environ,
@@ -67,6 +75,8 @@ def running_registry(workdir: Path, *, extra_env: dict[str, str] | None = None, 
         }
         env.pop("DJANGO_SETTINGS_MODULE", None)
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+        if setup is not None:
+            setup(env)
         port = free_port()
         env["REGISTRY_BIND"] = f"127.0.0.1:{port}"
         log = open(workdir / "gunicorn.log", "wb")

@@ -1,0 +1,5 @@
+import sys
+
+from mvr.cli import main
+
+sys.exit(main())
