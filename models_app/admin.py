@@ -30,9 +30,9 @@ from models_app import selectors, services
 from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionStatus
 from models_app.uploads import safe_file_name
 from registry_site.admin import ReadOnlyAdminMixin
-from registry_site.api import parse_json_text
 from registry_site.errors import RegistryError
 from registry_site.fields import JSONObjectField, ShapeField
+from registry_site.json_values import parse_json_text
 
 ACTION_FORM_TEMPLATE = "admin/registry_action_form.html"
 
@@ -158,6 +158,8 @@ def _api_field_clean(field: serializers.Field, value):
         return field.run_validation(value)
     except serializers.ValidationError as exc:
         raise forms.ValidationError([str(message) for message in exc.detail]) from None
+    except forms.ValidationError:
+        raise
 
 
 # --- Models -------------------------------------------------------------------------------------------
@@ -277,10 +279,7 @@ class StrictJSONField(forms.JSONField):
 
     def to_python(self, value):
         if isinstance(value, str) and value not in self.empty_values and not self.disabled:
-            try:
-                parse_json_text(value)
-            except serializers.ValidationError as exc:
-                raise forms.ValidationError([str(message) for message in exc.detail]) from None
+            parse_json_text(value)  # raises the form error
         return super().to_python(value)
 
     def bound_data(self, data, initial):

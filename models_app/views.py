@@ -27,8 +27,8 @@ from models_app.serializers import (
     VersionCreateSerializer,
 )
 from models_app.uploads import receive_raw_body, safe_file_name
-from registry_site.api import RegistryMultiPartParser
 from registry_site.errors import InvalidInput, NotFound
+from registry_site.parsers import RegistryMultiPartParser
 
 
 class RegisteredModelViewSet(viewsets.ModelViewSet):

@@ -1,18 +1,17 @@
-"""Serializer fields, a serializer mixin and a filter that both apps' APIs use. Forms send every value as
-text (the seed's multipart form), JSON bodies send typed values: each field accepts both, strictly."""
+"""Serializer fields and a serializer mixin that both apps' APIs use. Forms send every value as text (the
+seed's multipart form), JSON bodies send typed values: each field accepts both, strictly."""
 
 from __future__ import annotations
 
 import json
 import math
-import re
 
-import django_filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from registry_site.api import parse_json_text
+from registry_site.errors import invalid_choice_message
+from registry_site.json_values import deeper_than, has_non_finite_number, has_unstorable_text, parse_json_text
 
 MAX_JSON_OBJECT_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 32
@@ -22,11 +21,8 @@ MAX_DIMENSION = 2**31 - 1
 
 def choice_field(choices, **kwargs) -> serializers.ChoiceField:
     """A ChoiceField whose error lists the allowed values."""
-    allowed = ", ".join(value for value, _ in choices)
     return serializers.ChoiceField(
-        choices=choices,
-        error_messages={"invalid_choice": f'"{{input}}" is not a valid choice; use one of: {allowed}.'},
-        **kwargs,
+        choices=choices, error_messages={"invalid_choice": invalid_choice_message(choices, "{input}")}, **kwargs
     )
 
 
@@ -51,16 +47,6 @@ class UnitIntervalField(serializers.FloatField):
 
 def _json_from_text(data):
     return parse_json_text(data) if isinstance(data, str) else data
-
-
-def _depth(value, limit: int, level: int = 1) -> int:
-    if level > limit:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, limit, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, limit, level + 1) for v in value), default=level)
-    return level
 
 
 @extend_schema_field(
@@ -105,7 +91,7 @@ class JSONObjectField(serializers.Field):
         data = _json_from_text(data)
         if not isinstance(data, dict):
             self.fail("not_object")
-        if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        if deeper_than(data, MAX_JSON_DEPTH):
             self.fail("too_deep")
         if has_non_finite_number(data):
             self.fail("not_finite")
@@ -115,32 +101,6 @@ class JSONObjectField(serializers.Field):
 
     def to_representation(self, value):
         return value
-
-
-# JSON escapes can spell text that no database stores: NUL (PostgreSQL refuses it in text and jsonb)
-# and lone UTF-16 surrogates (not encodable as UTF-8).
-UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
-
-
-def has_non_finite_number(value) -> bool:
-    """JSON's grammar has no NaN or infinity, but a number such as 1e400 parses to one."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(has_non_finite_number(v) for v in value.values())
-    if isinstance(value, list):
-        return any(has_non_finite_number(v) for v in value)
-    return False
-
-
-def has_unstorable_text(value) -> bool:
-    if isinstance(value, str):
-        return UNSTORABLE_TEXT.search(value) is not None
-    if isinstance(value, dict):
-        return any(has_unstorable_text(k) or has_unstorable_text(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(has_unstorable_text(v) for v in value)
-    return False
 
 
 class StrictFieldsMixin:
@@ -173,23 +133,3 @@ class StrictFieldsMixin:
             if errors:
                 raise serializers.ValidationError(errors)
         return attrs
-
-
-def choice_filter(choices, **kwargs) -> django_filters.ChoiceFilter:
-    """A ChoiceFilter whose error lists the allowed values, like the serializers' choice fields."""
-    allowed = ", ".join(value for value, _ in choices)
-    return django_filters.ChoiceFilter(
-        choices=choices,
-        error_messages={"invalid_choice": f'"%(value)s" is not a valid choice; use one of: {allowed}.'},
-        **kwargs,
-    )
-
-
-class StrictBooleanFilter(django_filters.TypedChoiceFilter):
-    """A boolean query parameter that refuses anything but true/false/1/0 (django-filter's BooleanFilter
-    silently ignores a value it cannot read, returning the unfiltered list)."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("choices", [(v, v) for v in ("true", "false", "True", "False", "1", "0")])
-        kwargs.setdefault("coerce", lambda value: value in ("true", "True", "1"))
-        super().__init__(*args, **kwargs)

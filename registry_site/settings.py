@@ -277,16 +277,16 @@ USE_TZ = True
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "registry_site.api.StrictJSONParser",
-        "registry_site.api.RegistryMultiPartParser",
+        "registry_site.parsers.StrictJSONParser",
+        "registry_site.parsers.RegistryMultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": ["registry_site.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["registry_site.permissions.RegistryPermission"],
     "DEFAULT_THROTTLE_CLASSES": ["registry_site.permissions.WriteRateThrottle"],
-    "DEFAULT_FILTER_BACKENDS": ["registry_site.api.StrictFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "registry_site.api.RegistryCursorPagination",
-    "EXCEPTION_HANDLER": "registry_site.api.exception_handler",
+    "DEFAULT_FILTER_BACKENDS": ["registry_site.filters.StrictFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "registry_site.pagination.RegistryCursorPagination",
+    "EXCEPTION_HANDLER": "registry_site.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # `?format=` is a model version's field, not an output format switch.
     "URL_FORMAT_OVERRIDE": None,
