@@ -2,12 +2,11 @@
 
 from django.core.management.base import CommandError
 
-from models_app import services
-from models_app.models import METRIC_FIELDS, RegisteredModel
+from models_app import selectors, services
+from models_app.models import METRIC_FIELDS
 from models_app.serializers import VersionCreateSerializer
 from models_app.uploads import receive_local_file
 from registry_site.commands import RegistryCommand
-from registry_site.errors import RegistryError
 
 
 class Command(RegistryCommand):
@@ -28,10 +27,7 @@ class Command(RegistryCommand):
             parser.add_argument(f"--{metric.lower().replace('_', '-')}", dest=metric, help="in [0, 1]")
 
     def handle(self, *args, **options):
-        try:
-            model = RegisteredModel.objects.get(name=options["model"])
-        except RegisteredModel.DoesNotExist:
-            raise CommandError(f"No model named '{options['model']}'.") from None
+        model = selectors.get_model(options["model"])
         given = {
             key: options[key]
             for key in (
@@ -67,8 +63,6 @@ class Command(RegistryCommand):
                 make_default=options["default"],
                 **fields,
             )
-        except RegistryError as exc:
-            raise CommandError(exc.message) from None
         finally:
             if upload is not None:
                 upload.close()
