@@ -6,23 +6,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from django import forms
 from django.contrib import admin, messages
 
 from deployments_app import services
+from deployments_app.forms import RollbackForm
 from deployments_app.models import Deployment
-from models_app.admin import RegistryAdmin, admin_link
-from registry_site.admin import ReadOnlyAdminMixin
+from registry_site.admin_base import ReadOnlyAdminMixin, RegistryAdmin, admin_link
 from registry_site.errors import RegistryError
-
-
-class RollbackForm(forms.Form):
-    reason = forms.CharField(
-        required=False,
-        max_length=10_000,
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="Recorded with the rollback. Left empty: “rolled back from the admin by <your user name>”.",
-    )
 
 
 @admin.register(Deployment)

@@ -1,165 +1,30 @@
 """The admin console for ML engineers: models, their versions and the stored files they point to.
 
 Every change goes through the services the API calls (models_app.services, deployments_app.services), so
-no rule is re-implemented here and a refusal reads the same in the console as in the API. A RegistryError
-raised by a service rolls the admin's transaction back and comes back to the operator as a message or a
-form error, never as a 500.
+no rule is re-implemented here and a refusal reads the same in the console as in the API; the shared
+machinery (service errors as messages or form errors, never a 500) is registry_site.admin_base, the
+forms are models_app.forms.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.contrib.admin.actions import delete_selected
-from django.contrib.admin.utils import flatten_fieldsets, quote
-from django.db import router, transaction
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import OuterRef, Subquery
-from django.http import HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
-from rest_framework import serializers
 
 from deployments_app import services as deployment_services
-from deployments_app.models import Deployment, target_validator
+from deployments_app.models import Deployment
 from models_app import selectors, services
+from models_app.forms import DeployForm, ModelVersionForm
 from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionStatus
 from models_app.uploads import safe_file_name
-from registry_site.admin import ReadOnlyAdminMixin
+from registry_site.admin_base import ReadOnlyAdminMixin, RegistryAdmin, admin_link, adopt, human_size, short_sha
 from registry_site.errors import RegistryError
-from registry_site.fields import JSONObjectField, ShapeField
-from registry_site.json_values import parse_json_text
-
-ACTION_FORM_TEMPLATE = "admin/registry_action_form.html"
-
-
-# --- Small display helpers ---------------------------------------------------------------------------
-def admin_link(obj, text) -> str:
-    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[quote(obj.pk)])
-    return format_html('<a href="{}">{}</a>', url, text)
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    return format_html('<span title="{} bytes">{}</span>', size, filesizeformat(size))
-
-
-def short_sha(sha256: str | None) -> str:
-    if not sha256:
-        return "-"
-    return format_html('<code title="{}">{}</code>', sha256, sha256[:12])
-
-
-def adopt(target, saved) -> None:
-    """Copy a row a service saved onto the instance the admin holds, so the admin's log entry, message
-    and redirect name the saved row."""
-    for field in target._meta.concrete_fields:
-        setattr(target, field.attname, getattr(saved, field.attname))
-    target._state.adding = False
-    target._state.db = saved._state.db
-
-
-def _form_with_service_error(form_class, error: RegistryError, aliases: dict[str, str]):
-    class FormWithServiceError(form_class):
-        def clean(self):
-            cleaned = super().clean()
-            field = aliases.get(error.field, error.field)
-            self.add_error(field if field in self.fields else None, error.message)
-            return cleaned
-
-    FormWithServiceError.__name__ = form_class.__name__
-    return FormWithServiceError
-
-
-@admin.action(permissions=["delete"], description="Delete selected %(verbose_name_plural)s")
-def delete_selected_through_services(modeladmin, request, queryset):
-    """Django's own bulk delete (confirmation page included), all or nothing: delete_queryset calls a
-    service per row, and one refusal rolls back the others and the log entries written for them."""
-    try:
-        with transaction.atomic(using=router.db_for_write(modeladmin.model)):
-            return delete_selected(modeladmin, request, queryset)
-    except RegistryError as exc:
-        modeladmin.message_user(request, f"Nothing was deleted: {exc.message}", messages.ERROR)
-        return None
-
-
-class RegistryAdmin(admin.ModelAdmin):
-    """What the registry's ModelAdmins share: service errors as messages, no COUNT(*) of the whole table
-    on every changelist, and intermediate form pages for actions that need an answer (target, reason)."""
-
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER  # per-filter-option counts are a COUNT(*) each
-    # A service error's `field` may name something the admin form calls differently.
-    service_error_fields: dict[str, str] = {}
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        if request.method == "POST":
-            # Receive (and hash) an uploaded file now, before Django opens the form's transaction: on
-            # SQLite that transaction holds the write lock, which must not wait on a client's upload.
-            request.FILES  # noqa: B018  (reading it parses the body)
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except RegistryError as exc:
-            # The admin's transaction has been rolled back. Show the operator's form again, with their
-            # input and the service's reason next to the field it names.
-            request._registry_error = exc
-            return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change, **kwargs)
-        error = getattr(request, "_registry_error", None)
-        if error is not None:
-            form = _form_with_service_error(form, error, self.service_error_fields)
-        return form
-
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except RegistryError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            opts = self.opts
-            return HttpResponseRedirect(
-                reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(object_id)])
-            )
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if "delete_selected" in actions:
-            _, name, description = actions["delete_selected"]
-            actions["delete_selected"] = (delete_selected_through_services, name, description)
-        return actions
-
-    def render_action_form(self, request, *, action: str, objects, form, title: str, intro: str, submit: str):
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "subtitle": None,
-            "intro": intro,
-            "opts": self.opts,
-            "objects": objects,
-            "form": form,
-            "action": action,
-            "submit_label": submit,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "media": self.media + form.media,
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, ACTION_FORM_TEMPLATE, context)
-
-
-def _api_field_clean(field: serializers.Field, value):
-    """Validate a value with the API's own serializer field, so the admin accepts exactly what the API does."""
-    try:
-        return field.run_validation(value)
-    except serializers.ValidationError as exc:
-        raise forms.ValidationError([str(message) for message in exc.detail]) from None
-    except forms.ValidationError:
-        raise
 
 
 # --- Models -------------------------------------------------------------------------------------------
@@ -273,95 +138,6 @@ class RegisteredModelAdmin(RegistryAdmin):
 
 
 # --- Versions -----------------------------------------------------------------------------------------
-class StrictJSONField(forms.JSONField):
-    """Django's JSONField, parsing as the API does: NaN and Infinity (which PostgreSQL's jsonb refuses)
-    and JSON nested deeply enough to exhaust the stack are form errors, not 500s."""
-
-    def to_python(self, value):
-        if isinstance(value, str) and value not in self.empty_values and not self.disabled:
-            parse_json_text(value)  # raises the form error
-        return super().to_python(value)
-
-    def bound_data(self, data, initial):
-        try:
-            return super().bound_data(data, initial)
-        except RecursionError:
-            return forms.fields.InvalidJSONInput(data)
-
-
-def metric_field(label: str) -> forms.FloatField:
-    # Django's FloatField refuses "nan", "inf" and 1e400 (which is inf); the bounds are the API's.
-    return forms.FloatField(required=False, min_value=0.0, max_value=1.0, label=label)
-
-
-class ModelVersionForm(forms.ModelForm):
-    # Not columns: what the services take besides a version's fields.
-    FORM_ONLY_FIELDS = ("make_default", "file", "sha256")
-
-    make_default = forms.BooleanField(
-        required=False,
-        label="Make default",
-        help_text="Make this the model's default version; the current default stops being it.",
-    )
-    file = forms.FileField(
-        required=False,
-        help_text="Optional. Stored under its sha256; a version's file is attached once and never changes.",
-    )
-    sha256 = forms.RegexField(
-        r"^[0-9a-fA-F]{64}$",
-        required=False,
-        label="Expected sha256",
-        help_text="Optional: if the file's sha256 differs, nothing is stored.",
-        error_messages={"invalid": "Must be 64 hexadecimal digits."},
-    )
-    accuracy = metric_field("accuracy")
-    precision = metric_field("precision")
-    recall = metric_field("recall")
-    f1_score = metric_field("F1 score")
-    mAP = metric_field("mAP")
-    input_shape = StrictJSONField(
-        required=False, help_text="JSON list such as [1, 3, 224, 224]; -1 or null marks a dynamic dimension."
-    )
-    output_shape = StrictJSONField(required=False, help_text="JSON list such as [1, 1000].")
-    training_config = StrictJSONField(required=False, help_text='JSON object such as {"epochs": 90}.')
-    deployment_config = StrictJSONField(
-        required=False, help_text="JSON object; a deployment uses it unless given its own."
-    )
-    release_notes = forms.CharField(required=False, max_length=100_000, widget=forms.Textarea)  # as the API
-
-    class Meta:
-        model = ModelVersion
-        fields = ("model", "version", *sorted(services.EDITABLE_VERSION_FIELDS))
-
-    def clean_input_shape(self):
-        return _api_field_clean(ShapeField(allow_null=True), self.cleaned_data.get("input_shape"))
-
-    def clean_output_shape(self):
-        return _api_field_clean(ShapeField(allow_null=True), self.cleaned_data.get("output_shape"))
-
-    def _clean_json_object(self, name: str) -> dict:
-        value = self.cleaned_data.get(name)
-        if value in (None, ""):
-            return {}
-        # Checked here as well as by JSONObjectField, whose own "not an object" message cannot be
-        # formatted by DRF (its example's braces are read as placeholders) and would raise KeyError.
-        if not isinstance(value, dict):
-            raise forms.ValidationError('Must be a JSON object, such as {"epochs": 90}.')
-        return _api_field_clean(JSONObjectField(), value)
-
-    def clean_training_config(self):
-        return self._clean_json_object("training_config")
-
-    def clean_deployment_config(self):
-        return self._clean_json_object("deployment_config")
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("sha256") and not cleaned.get("file"):
-            self.add_error("sha256", "Only meaningful with a file.")
-        return cleaned
-
-
 class DeploymentInline(ReadOnlyAdminMixin, admin.TabularInline):
     """A version's deployment history, read-only: it changes only through deploy and roll back."""
 
@@ -376,14 +152,6 @@ class DeploymentInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("model_version__model")
-
-
-class DeployForm(forms.Form):
-    target = forms.CharField(
-        max_length=64,
-        validators=[target_validator],
-        help_text="Such as production or staging. The version becomes the model's active deployment there.",
-    )
 
 
 @admin.register(ModelVersion)

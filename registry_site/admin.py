@@ -6,21 +6,9 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from registry_site.admin_base import ReadOnlyAdminMixin
 from registry_site.authentication import issue_token, revoke_token
 from registry_site.models import ApiToken, AuditEvent
-
-
-class ReadOnlyAdminMixin:
-    """Shown, never written through the admin: history (deployments, audit events), stored files."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ApiToken)
