@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections import Counter
 
 from django.contrib import admin, messages
+from django.http import HttpRequest
 
 from deployments_app import services
 from deployments_app.forms import RollbackForm
 from deployments_app.models import Deployment
 from registry_site.admin_base import ReadOnlyAdminMixin, RegistryAdmin, admin_link
 from registry_site.errors import RegistryError
+from registry_site.permissions import allows, permission_for
 
 
 @admin.register(Deployment)
@@ -56,8 +58,8 @@ class DeploymentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
 
     # History is not edited by hand: no add, change or delete here. Deleting a model still takes its
     # history along (models_app.admin.RegisteredModelAdmin.get_deleted_objects).
-    def has_rollback_permission(self, request) -> bool:
-        return request.user.has_perm("deployments_app.rollback_deployment")
+    def has_rollback_permission(self, request: HttpRequest) -> bool:
+        return allows(request.user, permission_for(Deployment, "rollback"))
 
     @admin.action(description="Roll back…", permissions=["rollback"])
     def roll_back(self, request, queryset):

@@ -9,6 +9,10 @@ from django.utils import timezone
 
 from models_app.models import ModelVersion, RegisteredModel
 
+# Deploying to this target needs the deployer role's own permission, not just add_deployment.
+PRODUCTION_TARGET = "production"
+DEPLOY_TO_PRODUCTION = "deployments_app.deploy_to_production"
+
 target_validator = RegexValidator(
     r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}$",
     "Use 1-64 ASCII letters, digits, '_', '-' or '.', not starting with a dot.",

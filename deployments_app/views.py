@@ -25,12 +25,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     serializer_class = DeploymentSerializer
     filterset_class = DeploymentFilter
     ordering = ("-id",)
-    required_permissions = {
-        "list": ["deployments_app.view_deployment"],
-        "retrieve": ["deployments_app.view_deployment"],
-        "deploy": ["deployments_app.add_deployment"],
-        "rollback": ["deployments_app.rollback_deployment"],
-    }
+    action_verbs = {"rollback": "rollback"}  # deployments_app.rollback_deployment (deploy is POST: add)
 
     @extend_schema(
         request=DeployRequestSerializer,
@@ -45,14 +40,14 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         version = get_object_or_404(
             ModelVersion.objects.select_related("model"), model__name=data["model_name"], version=data["version"]
         )
-        user = request.user if request.user.is_authenticated else None
+        user = request.user
         result = services.deploy_version(
             version=version,
             target=data["deployment_target"],
+            acting_user=user,
             # Who deployed is the token's user; a client's own claim counts only in local mode.
-            deployed_by=user.get_username() if user else data["deployed_by"],
+            deployed_by=user.get_username() if user.is_authenticated else data["deployed_by"],
             deployment_config=data.get("deployment_config"),
-            user=user,
         )
         deployment = self.get_queryset().get(pk=result.deployment.pk)
         return Response(

@@ -13,6 +13,7 @@ from collections import Counter
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import OuterRef, Subquery
+from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html
@@ -25,6 +26,7 @@ from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionSt
 from models_app.uploads import safe_file_name
 from registry_site.admin_base import ReadOnlyAdminMixin, RegistryAdmin, admin_link, adopt, human_size, short_sha
 from registry_site.errors import RegistryError
+from registry_site.permissions import allows, permission_for
 
 
 # --- Models -------------------------------------------------------------------------------------------
@@ -325,8 +327,8 @@ class ModelVersionAdmin(RegistryAdmin):
             services.delete_version(version=version)
 
     # Actions.
-    def has_deploy_permission(self, request) -> bool:
-        return request.user.has_perm("deployments_app.add_deployment")
+    def has_deploy_permission(self, request: HttpRequest) -> bool:
+        return allows(request.user, permission_for(Deployment, "add"))
 
     @admin.action(description="Make default (select one version)", permissions=["change"])
     def make_default(self, request, queryset):
@@ -397,7 +399,7 @@ class ModelVersionAdmin(RegistryAdmin):
         for version in versions:
             try:
                 result = deployment_services.deploy_version(
-                    version=version, target=target, deployed_by=request.user.get_username(), user=request.user
+                    version=version, target=target, acting_user=request.user, deployed_by=request.user.get_username()
                 )
             except RegistryError as exc:
                 self.message_user(request, f"{version.model.name}: {exc.message}", messages.ERROR)

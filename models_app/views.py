@@ -37,13 +37,6 @@ class RegisteredModelViewSet(viewsets.ModelViewSet):
     filterset_class = RegisteredModelFilter
     lookup_field = "name"
     ordering = ("name",)
-    required_permissions = {
-        "list": ["models_app.view_registeredmodel"],
-        "retrieve": ["models_app.view_registeredmodel"],
-        "create": ["models_app.add_registeredmodel"],
-        "partial_update": ["models_app.change_registeredmodel"],
-        "destroy": ["models_app.delete_registeredmodel"],
-    }
 
     def perform_create(self, serializer):
         serializer.instance = services.create_model(**serializer.validated_data)
@@ -68,26 +61,13 @@ def _version_response(version: ModelVersion, status_code: int = status.HTTP_200_
 class ModelVersionViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
+    queryset = selectors.versions_with_files_and_targets()
     serializer_class = ModelVersionSerializer
     filterset_class = ModelVersionFilter
     lookup_field = "version"
     ordering = ("-id",)
     extra_query_params = ("filename", "sha256")  # PUT .../file
-    view = ["models_app.view_modelversion"]
-    change = ["models_app.change_modelversion"]
-    required_permissions = {
-        "list": view,
-        "retrieve": view,
-        "default": view,
-        "latest": view,
-        "default_file": view,
-        "file:get": view,
-        "file:put": change,
-        "create": ["models_app.add_modelversion"],
-        "partial_update": change,
-        "set_default": change,
-        "destroy": ["models_app.delete_modelversion"],
-    }
+    action_verbs = {"set_default": "change"}  # making a version the default changes it
 
     @cached_property
     def registered_model(self) -> RegisteredModel:
@@ -96,7 +76,7 @@ class ModelVersionViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no URL kwargs
             return ModelVersion.objects.none()
-        return selectors.versions_with_files_and_targets().filter(model=self.registered_model)
+        return super().get_queryset().filter(model=self.registered_model)
 
     def create(self, request, *args, **kwargs):
         serializer = VersionCreateSerializer(data=request.data)

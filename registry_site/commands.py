@@ -1,18 +1,26 @@
-"""The base of the registry's management commands: what they write is audited as the shell user's, a
-refusal by the registry's rules (a RegistryError) ends the command with its message, and the progress
-lines they share are here."""
+"""The base of the registry's management commands: they act as the shell's Operator (shell access to
+manage.py is operator authority, registry_site.permissions) and what they write is audited as the
+operating-system user's; a refusal by the registry's rules (a RegistryError) ends the command with its
+message; and the progress lines they share are here."""
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Callable
 
 from django.core.management.base import BaseCommand, CommandError
 
 from registry_site import audit
 from registry_site.errors import RegistryError
+from registry_site.permissions import Operator
 
 
 class RegistryCommand(BaseCommand):
+    @property
+    def operator(self) -> Operator:
+        """Who acts, for the services that check a rule."""
+        return Operator(f"{getpass.getuser()} (shell)")
+
     def execute(self, *args, **options):
         with audit.acting_from_command():
             try:

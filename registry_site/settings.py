@@ -283,7 +283,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": ["registry_site.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["registry_site.permissions.RegistryPermission"],
-    "DEFAULT_THROTTLE_CLASSES": ["registry_site.permissions.WriteRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["registry_site.throttling.WriteRateThrottle"],
     "DEFAULT_FILTER_BACKENDS": ["registry_site.filters.StrictFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "registry_site.pagination.RegistryCursorPagination",
     "EXCEPTION_HANDLER": "registry_site.exceptions.exception_handler",

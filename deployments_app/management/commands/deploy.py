@@ -19,7 +19,10 @@ class Command(RegistryCommand):
     def handle(self, *args, **options):
         version = selectors.get_version(options["model"], options["version"])
         result = services.deploy_version(
-            version=version, target=options["target"], deployed_by=options["by"] or getpass.getuser()
+            version=version,
+            target=options["target"],
+            acting_user=self.operator,
+            deployed_by=options["by"] or getpass.getuser(),
         )
         what = "Deployed" if result.created else "Already active:"
         self.stdout.write(
