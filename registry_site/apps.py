@@ -8,4 +8,4 @@ class RegistrySiteConfig(AppConfig):
     verbose_name = "Access and audit"
 
     def ready(self) -> None:
-        from registry_site import schema  # noqa: F401  (registers the token scheme with drf-spectacular)
+        from registry_site import checks, schema  # noqa: F401  (register the system checks, the token scheme)

@@ -208,14 +208,12 @@ STORAGE_DIR = Path(envstr("REGISTRY_STORAGE_DIR", str(DATA_DIR / "storage"))).re
 
 if S3_BUCKET:
     artifact_storage = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "registry_site.storage.S3ArtifactStorage",
         "OPTIONS": {
             "bucket_name": S3_BUCKET,
             "endpoint_url": envstr("REGISTRY_S3_ENDPOINT_URL") or None,
             "region_name": envstr("REGISTRY_S3_REGION") or None,
             "location": envstr("REGISTRY_S3_PREFIX"),
-            # Keys are content addressed: the same key always holds the same bytes.
-            "file_overwrite": True,
             "querystring_expire": envint("REGISTRY_S3_PRESIGN_SECONDS", 300, minimum=1),
         },
     }
@@ -223,8 +221,8 @@ if S3_BUCKET:
     FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "incoming")
 else:
     artifact_storage = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(STORAGE_DIR), "allow_overwrite": True},
+        "BACKEND": "registry_site.storage.LocalArtifactStorage",
+        "OPTIONS": {"location": str(STORAGE_DIR)},
     }
     # Same filesystem as the storage folder, so storing a finished upload is a rename, not a copy.
     FILE_UPLOAD_TEMP_DIR = str(STORAGE_DIR / ".incoming")
