@@ -18,6 +18,7 @@ from models_app.models import ModelVersion, RegisteredModel, VersionStatus
 from registry_site import audit
 from registry_site.errors import Conflict, Forbidden
 from registry_site.permissions import Caller, allows
+from registry_site.validators import clean_fields
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ def deploy_version(
     deploying to the production target needs the deployer role's permission."""
     if target.lower() == PRODUCTION_TARGET and not allows(acting_user, DEPLOY_TO_PRODUCTION):
         raise Forbidden(f"Deploying to '{PRODUCTION_TARGET}' needs the deployer role.", field="deployment_target")
+    given = {"deployment_target": target, "deployed_by": deployed_by}
+    if deployment_config is not None:
+        given["deployment_config"] = deployment_config
+    clean_fields(Deployment, given)
     RegisteredModel.objects.select_for_update().get(pk=version.model_id)
     version = ModelVersion.objects.select_related("model").get(pk=version.pk)
     if version.status == VersionStatus.ARCHIVED:

@@ -1,6 +1,7 @@
 """The registry's rules for models and versions: create, register a version with its file, set the
 default, archive, delete. The API, the admin and the management commands all call these functions;
-none of them re-implements a rule.
+none of them re-implements a rule. Each field's own rule is on the model (models.py); these functions
+apply it (clean_fields) to whatever they are given before they write anything.
 
 Every workflow that changes a model's versions first locks the model's row (SELECT ... FOR UPDATE on
 PostgreSQL; SQLite's IMMEDIATE transactions serialize all writers anyway), so two workers acting on the
@@ -28,6 +29,7 @@ from models_app.models import (
 from models_app.uploads import HashedUpload
 from registry_site import audit
 from registry_site.errors import Conflict, InvalidInput
+from registry_site.validators import clean_fields
 
 # Fields of a version that may change after it is registered. The version string and the file never do.
 EDITABLE_VERSION_FIELDS = frozenset(
@@ -73,14 +75,13 @@ def _audit_version(action: str, version: ModelVersion, changes: dict[str, Any]) 
 
 # --- Models -----------------------------------------------------------------------------------------
 def create_model(*, name: str, model_type: str, description: str = "", is_active: bool = True) -> RegisteredModel:
+    values = clean_fields(
+        RegisteredModel, {"name": name, "model_type": model_type, "description": description, "is_active": is_active}
+    )
     try:
         with transaction.atomic():
-            model = RegisteredModel.objects.create(
-                name=name, model_type=model_type, description=description, is_active=is_active
-            )
-            _audit_model(
-                "create", model, {"model_type": model_type, "description": description, "is_active": is_active}
-            )
+            model = RegisteredModel.objects.create(**values)
+            _audit_model("create", model, {key: value for key, value in values.items() if key != "name"})
             return model
     except IntegrityError:
         if RegisteredModel.objects.filter(name=name).exists():
@@ -93,6 +94,7 @@ def update_model(*, model: RegisteredModel, changes: dict[str, Any]) -> Register
     if unknown:
         field = sorted(unknown)[0]
         raise InvalidInput(f"'{field}' cannot be changed.", field=field)
+    changes = clean_fields(RegisteredModel, changes)
     with transaction.atomic():
         # From the database: a caller (the admin's form) may already have changed the instance it holds.
         before = RegisteredModel.objects.filter(pk=model.pk).values(*changes).get() if changes else {}
@@ -116,6 +118,16 @@ def delete_model(*, model: RegisteredModel) -> None:
 
 
 # --- Versions ---------------------------------------------------------------------------------------
+def clean_version_fields(**values: Any) -> dict[str, Any]:
+    """A new version's fields by the model's rules (InvalidInput naming each bad one), before any byte of
+    its file is received or stored. register_version applies it; a caller with a large file at hand
+    asks first, so a typo costs no hashing."""
+    unknown = set(values) - EDITABLE_VERSION_FIELDS - {"version", "format"}
+    if unknown:
+        raise InvalidInput(f"Unknown version field '{sorted(unknown)[0]}'.", field=sorted(unknown)[0])
+    return clean_fields(ModelVersion, values)
+
+
 def _check_version_string(version: str) -> None:
     if version.lower() in RESERVED_VERSIONS:
         raise InvalidInput(f"'{version}' is reserved and cannot be a version.", field="version")
@@ -177,10 +189,9 @@ def register_version(
     version first), the stored file has no row and `gc_artifacts` reclaims it after its grace period.
     The model's first version becomes its default.
     """
+    fields = clean_version_fields(version=version, format=format, **fields)
+    version, format = fields.pop("version"), fields.pop("format")
     _check_version_string(version)
-    unknown = set(fields) - EDITABLE_VERSION_FIELDS
-    if unknown:
-        raise InvalidInput(f"Unknown version field '{sorted(unknown)[0]}'.", field=sorted(unknown)[0])
     if fields.get("status") == VersionStatus.ARCHIVED and make_default:
         raise Conflict("An archived version cannot be the default.", field="is_default")
     # Cheap refusal before any byte is moved into storage.
@@ -287,6 +298,7 @@ def update_version(*, version: ModelVersion, changes: dict[str, Any]) -> ModelVe
             "A model keeps a default version: make another version the default instead of unsetting this one.",
             field="is_default",
         )
+    changes = clean_fields(ModelVersion, changes)
 
     _lock_model(version.model_id)
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)

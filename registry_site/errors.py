@@ -10,15 +10,12 @@ from typing import Any
 class RegistryError(Exception):
     status_code = 400
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, errors: dict[str, list[str]] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
-
-    @property
-    def errors(self) -> dict[str, list[str]] | None:
-        """The problem per field ({field: [message, ...]}), when it belongs to named fields."""
-        return {self.field: [self.message]} if self.field else None
+        # The problem per field ({field: [message, ...]}), when it belongs to named fields.
+        self.errors = errors if errors is not None else ({field: [message]} if field else None)
 
 
 class InvalidInput(RegistryError):
