@@ -171,7 +171,7 @@ def receive_raw_body(request, *, file_name: str) -> HashedUpload:
         raise InvalidInput("A raw upload needs a Content-Length header.", field="file")
     expected = int(raw_length)  # RequestSizeLimitMiddleware has checked that it is a number in bounds
     sink = _HashingSink(file_name, request.META.get("CONTENT_TYPE"))
-    # Under gunicorn, registry_site.wsgi gives the body a readinto(): the bytes land in reused
+    # Under gunicorn, registry_site.gunicorn_body gives the body a readinto(): the bytes land in reused
     # buffers, with no copy and no allocation per chunk. Elsewhere (tests, runserver) plain reads.
     body = request.META.get("wsgi.input")
     # The sink may still be writing the last QUEUE_DEPTH + 1 chunks: cycle through enough buffers.
