@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import TemporaryUploadedFile
 from storages.backends.s3 import S3Storage
+from whitenoise.storage import CompressedManifestStaticFilesStorage
 
 
 @dataclass(frozen=True)
@@ -196,3 +197,15 @@ class S3ArtifactStorage(S3Storage):
         if not settings.REGISTRY_S3_REDIRECT_DOWNLOADS:
             return None
         return self.url(key, parameters={"ResponseContentDisposition": f'attachment; filename="{file_name}"'})
+
+
+class RegistryStaticFilesStorage(CompressedManifestStaticFilesStorage):
+    """The admin's and the docs page's static files: cache-busted and compressed (whitenoise) once
+    `collectstatic` has written its manifest (make run, the Docker image); until then (tests, a fresh
+    checkout, served from the apps' folders by WHITENOISE_USE_FINDERS) under their own names. Decided
+    when the storage is first used, from the manifest itself, not by the settings."""
+
+    def stored_name(self, name: str) -> str:
+        if not self.hashed_files:  # no manifest: collectstatic has not run
+            return name
+        return super().stored_name(name)
