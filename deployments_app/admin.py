@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections import Counter
 
 from django.contrib import admin, messages
-from django.http import HttpRequest
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 
 from deployments_app import services
 from deployments_app.forms import RollbackForm
@@ -62,7 +63,7 @@ class DeploymentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
         return allows(request.user, permission_for(Deployment, "rollback"))
 
     @admin.action(description="Roll back…", permissions=["rollback"])
-    def roll_back(self, request, queryset):
+    def roll_back(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> HttpResponse | None:
         deployments = list(queryset.select_related("model", "model_version").order_by("-deployed_at", "-id"))
         # Rolling back one deployment can make another selected one active again; rolling that back too
         # would undo two deploys where the operator most likely meant one.

@@ -55,7 +55,7 @@ def deploy_version(
     deploying to the production target needs the deployer role's permission."""
     if target.lower() == PRODUCTION_TARGET and not allows(acting_user, DEPLOY_TO_PRODUCTION):
         raise Forbidden(f"Deploying to '{PRODUCTION_TARGET}' needs the deployer role.", field="deployment_target")
-    given = {"deployment_target": target, "deployed_by": deployed_by}
+    given: dict[str, Any] = {"deployment_target": target, "deployed_by": deployed_by}
     if deployment_config is not None:
         given["deployment_config"] = deployment_config
     clean_fields(Deployment, given)

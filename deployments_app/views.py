@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments_app import services
@@ -33,7 +34,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         description="Deploy a version to a target. 201 with the new deployment; 200 when that version "
         "is already the active one on the target (nothing changes).",
     )
-    def deploy(self, request):
+    def deploy(self, request: Request) -> Response:
         body = DeployRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -57,7 +58,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     @extend_schema(request=RollbackRequestSerializer, responses=RollbackResponseSerializer)
     @action(detail=True, methods=["post"])
-    def rollback(self, request, pk=None):
+    def rollback(self, request: Request, pk: int | None = None) -> Response:
         body = RollbackRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         result = services.rollback_deployment(deployment=self.get_object(), reason=body.validated_data["reason"])

@@ -12,8 +12,10 @@ from collections import Counter
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
-from django.db.models import OuterRef, Subquery
-from django.http import HttpRequest
+from django.db import models
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.forms import ModelForm
+from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html
@@ -50,7 +52,7 @@ class VersionInline(ReadOnlyAdminMixin, admin.TabularInline):
     ordering = ("-id",)
     verbose_name_plural = "versions (newest first)"
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
         return super().get_queryset(request).select_related("model", "artifact")
 
     @admin.display(description="version")
@@ -73,11 +75,11 @@ class RegisteredModelAdmin(RegistryAdmin):
     search_fields = ("name", "description")
     inlines = [VersionInline]
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RegisteredModel]:
         default_pk = ModelVersion.objects.filter(model=OuterRef("pk"), is_default=True).values("pk")[:1]
         return selectors.models_with_default().annotate(default_version_pk=Subquery(default_pk))
 
-    def get_fieldsets(self, request, obj=None):
+    def get_fieldsets(self, request: HttpRequest, obj: RegisteredModel | None = None) -> list:
         if obj is None:
             return [(None, {"fields": ("name", "model_type", "description", "is_active")})]
         return [
@@ -86,13 +88,13 @@ class RegisteredModelAdmin(RegistryAdmin):
             ("Timestamps", {"fields": ("created_at", "updated_at")}),
         ]
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: RegisteredModel | None = None) -> tuple[str, ...]:
         if obj is None:
             return ()
         # A model's name never changes: it is in every URL and client that refers to the model.
         return ("name", "default_version", "all_versions", "created_at", "updated_at")
 
-    def get_inlines(self, request, obj):
+    def get_inlines(self, request: HttpRequest, obj: models.Model | None) -> list:
         return self.inlines if obj is not None else []
 
     @admin.display(description="default version", ordering="default_version")
@@ -107,7 +109,7 @@ class RegisteredModelAdmin(RegistryAdmin):
         url = reverse("admin:models_app_modelversion_changelist")
         return format_html('<a href="{}?model__id__exact={}">Versions of {}</a>', url, model.pk, model.name)
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: RegisteredModel, form: ModelForm, change: bool) -> None:
         data = form.cleaned_data
         if change:
             changes = {field: data[field] for field in form.changed_data if field in services.EDITABLE_MODEL_FIELDS}
@@ -124,14 +126,14 @@ class RegisteredModelAdmin(RegistryAdmin):
             ),
         )
 
-    def delete_model(self, request, obj):
+    def delete_model(self, request: HttpRequest, obj: RegisteredModel) -> None:
         services.delete_model(model=obj)
 
-    def delete_queryset(self, request, queryset):
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[RegisteredModel]) -> None:
         for model in queryset:
             services.delete_model(model=model)
 
-    def get_deleted_objects(self, objs, request):
+    def get_deleted_objects(self, objs, request: HttpRequest):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         # Deployment history is read-only in the admin, yet a model's deletion takes it along; whether
         # the model may go (no active deployment) is services.delete_model's call, not a permission.
@@ -152,7 +154,7 @@ class DeploymentInline(ReadOnlyAdminMixin, admin.TabularInline):
     ordering = ("-deployed_at", "-id")
     verbose_name_plural = "deployments (newest first)"
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Deployment]:
         return super().get_queryset(request).select_related("model_version__model")
 
 
@@ -184,13 +186,13 @@ class ModelVersionAdmin(RegistryAdmin):
     actions = ["make_default", "deploy_to_target", "archive"]
     service_error_fields = {"is_default": "make_default"}
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
         # Files and active targets come with the page: a fixed number of queries however many rows.
         queryset = selectors.versions_with_files_and_targets()
         ordering = self.get_ordering(request)
         return queryset.order_by(*ordering) if ordering else queryset
 
-    def get_fieldsets(self, request, obj=None):
+    def get_fieldsets(self, request: HttpRequest, obj: ModelVersion | None = None) -> list:
         metrics = ("Metrics", {"fields": (("accuracy", "precision", "recall", "f1_score", "mAP"),)})
         shapes = (
             "Shapes and configuration",
@@ -220,7 +222,7 @@ class ModelVersionAdmin(RegistryAdmin):
             ("Timestamps", {"fields": ("created_at", "updated_at")}),
         ]
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
+    def get_form(self, request: HttpRequest, obj: ModelVersion | None = None, change: bool = False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
         # The form declares fields for every situation (file and expected sha256, make default); drop the
         # ones this page does not show, so a crafted POST cannot reach them either.
@@ -228,7 +230,7 @@ class ModelVersionAdmin(RegistryAdmin):
         unused = [name for name in ModelVersionForm.FORM_ONLY_FIELDS if name not in shown]
         return type(form.__name__, (form,), dict.fromkeys(unused)) if unused else form
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: ModelVersion | None = None) -> tuple[str, ...]:
         if obj is None:
             return ()
         # The version string, its model and its file never change once registered.
@@ -247,7 +249,7 @@ class ModelVersionAdmin(RegistryAdmin):
             "updated_at",
         )
 
-    def get_inlines(self, request, obj):
+    def get_inlines(self, request: HttpRequest, obj: models.Model | None) -> list:
         return self.inlines if obj is not None else []
 
     # Columns and read-only fields.
@@ -293,7 +295,7 @@ class ModelVersionAdmin(RegistryAdmin):
         return format_html('<a href="{}">{}</a>', url, version.file_name or "file")
 
     # Saving and deleting through the services.
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: ModelVersion, form: ModelForm, change: bool) -> None:
         data = form.cleaned_data
         upload = data.get("file")
         if upload is not None:
@@ -319,10 +321,10 @@ class ModelVersionAdmin(RegistryAdmin):
                 saved = services.attach_file(version=saved, upload=upload, declared_sha256=declared)
         adopt(obj, saved)
 
-    def delete_model(self, request, obj):
+    def delete_model(self, request: HttpRequest, obj: ModelVersion) -> None:
         services.delete_version(version=obj)
 
-    def delete_queryset(self, request, queryset):
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         for version in queryset:
             services.delete_version(version=version)
 
@@ -331,7 +333,7 @@ class ModelVersionAdmin(RegistryAdmin):
         return allows(request.user, permission_for(Deployment, "add"))
 
     @admin.action(description="Make default (select one version)", permissions=["change"])
-    def make_default(self, request, queryset):
+    def make_default(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         versions = list(queryset.select_related("model")[:2])
         if len(versions) != 1:
             self.message_user(request, "Select exactly one version to make it its model's default.", messages.ERROR)
@@ -355,7 +357,7 @@ class ModelVersionAdmin(RegistryAdmin):
         )
 
     @admin.action(description="Archive selected versions", permissions=["change"])
-    def archive(self, request, queryset):
+    def archive(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         archived = []
         for version in queryset.select_related("model"):
             if version.status == VersionStatus.ARCHIVED:
@@ -371,7 +373,7 @@ class ModelVersionAdmin(RegistryAdmin):
             self.message_user(request, f"Archived {', '.join(archived)}.", messages.SUCCESS)
 
     @admin.action(description="Deploy to target…", permissions=["deploy"])
-    def deploy_to_target(self, request, queryset):
+    def deploy_to_target(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> HttpResponse | None:
         versions = list(queryset.select_related("model"))
         per_model = Counter(version.model.name for version in versions)
         repeated = sorted(name for name, count in per_model.items() if count > 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import cast
 
 from django.core.files.storage import default_storage
 
@@ -20,7 +21,7 @@ from registry_site.storage import ArtifactStorage, ByteRange, StoredObject
 
 KEY_PREFIX = "sha256"
 CHUNK_SIZE = 1024 * 1024
-storage: ArtifactStorage = default_storage  # type: ignore[assignment]  (a lazy proxy to the configured one)
+storage = cast(ArtifactStorage, default_storage)  # a lazy proxy to the configured one
 
 
 def storage_key_for(sha256: str) -> str:

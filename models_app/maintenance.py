@@ -40,10 +40,10 @@ class VerifyReport:
 
 def verify_artifacts(*, model_name: str | None = None, progress: Progress | None = None) -> VerifyReport:
     """Re-hash every stored file (of one model, if named) against its row."""
-    rows = Artifact.objects.order_by("sha256")
+    selected = Artifact.objects.order_by("sha256")
     if model_name:
-        rows = rows.filter(Exists(ModelVersion.objects.filter(artifact=OuterRef("pk"), model__name=model_name)))
-    rows = list(rows)
+        selected = selected.filter(Exists(ModelVersion.objects.filter(artifact=OuterRef("pk"), model__name=model_name)))
+    rows = list(selected)
     report = VerifyReport()
     for done, artifact in enumerate(rows, start=1):
         if not artifacts.exists(artifact.storage_key):

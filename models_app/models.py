@@ -203,8 +203,8 @@ class ModelVersion(models.Model):
 
     @property
     def file_size(self) -> int | None:
-        return self.artifact.size if self.artifact_id else None
+        return self.artifact.size if self.artifact is not None else None
 
     @property
     def file_path(self) -> str | None:
-        return self.artifact.storage_key if self.artifact_id else None
+        return self.artifact.storage_key if self.artifact is not None else None

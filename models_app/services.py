@@ -154,20 +154,16 @@ def _check_format(upload: HashedUpload, declared_format: str) -> FormatCheck:
     return check
 
 
-def _store(upload: HashedUpload) -> Artifact:
-    """Move the bytes into storage (outside any transaction) and return the unsaved row describing them."""
-    key = artifacts.put_file(upload)
-    return Artifact(sha256=upload.sha256, size=upload.size, storage_key=key)
-
-
-def _link_artifact(stored: Artifact, upload: HashedUpload) -> Artifact:
-    """Inside the version's transaction: the artifact's row, locked, so gc_artifacts cannot remove it
-    or its file before this transaction commits. The collector removes a file and its row together;
-    if it did so between our store and this lock, the bytes are still staged: store them again."""
+def _link_artifact(upload: HashedUpload) -> Artifact:
+    """Inside the version's transaction, once artifacts.put_file stored the bytes (outside it): the
+    artifact's row, locked, so gc_artifacts cannot remove it or its file before this transaction
+    commits. The collector removes a file and its row together; if it did so between our store and this
+    lock, the bytes are still staged: store them again."""
+    key = artifacts.storage_key_for(upload.sha256)
     artifact, created = Artifact.objects.select_for_update().get_or_create(
-        sha256=stored.sha256, defaults={"size": stored.size, "storage_key": stored.storage_key}
+        sha256=upload.sha256, defaults={"size": upload.size, "storage_key": key}
     )
-    if created and not artifacts.exists(stored.storage_key):
+    if created and not artifacts.exists(key):
         artifacts.put_file(upload)
     return artifact
 
@@ -198,12 +194,11 @@ def register_version(
     if ModelVersion.objects.filter(model=model, version=version).exists():
         raise _version_exists(model, version)
 
-    stored = None
     check = FormatCheck("", "")
     if upload is not None:
         _check_declared_digest(upload, declared_sha256)
         check = _check_format(upload, format)
-        stored = _store(upload)
+        artifacts.put_file(upload)  # outside the transaction: the row is written once the file is whole
 
     try:
         with transaction.atomic():
@@ -218,7 +213,7 @@ def register_version(
                 model=model,
                 version=version,
                 format=format,
-                artifact=_link_artifact(stored, upload) if stored else None,
+                artifact=_link_artifact(upload) if upload is not None else None,
                 file_name=upload.name if upload is not None else "",
                 format_check=check.result,
                 format_check_detail=check.detail,
@@ -253,13 +248,13 @@ def attach_file(*, version: ModelVersion, upload: HashedUpload, declared_sha256:
         )
     _check_declared_digest(upload, declared_sha256)
     check = _check_format(upload, version.format)
-    stored = _store(upload)
+    artifacts.put_file(upload)
     with transaction.atomic():
         _lock_model(version.model_id)
         locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
         if locked.artifact_id:
             raise Conflict(f"Version '{version.version}' already has its file.", field="file")
-        locked.artifact = _link_artifact(stored, upload)
+        locked.artifact = _link_artifact(upload)
         locked.file_name = upload.name
         locked.format_check, locked.format_check_detail = check.result, check.detail
         locked.save(update_fields=["artifact", "file_name", "format_check", "format_check_detail", "updated_at"])
@@ -351,7 +346,7 @@ def delete_version(*, version: ModelVersion) -> None:
 def _file_facts(version: ModelVersion) -> dict[str, Any]:
     if not version.artifact_id:
         return {}
-    return {"checksum": version.artifact_id, "file_size": version.artifact.size, "file_name": version.file_name}
+    return {"checksum": version.artifact_id, "file_size": version.file_size, "file_name": version.file_name}
 
 
 def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:

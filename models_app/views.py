@@ -7,12 +7,15 @@ import base64
 import binascii
 import re
 
+from django.db.models import QuerySet
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.functional import cached_property
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from models_app import selectors, services
@@ -38,14 +41,14 @@ class RegisteredModelViewSet(viewsets.ModelViewSet):
     lookup_field = "name"
     ordering = ("name",)
 
-    def perform_create(self, serializer):
+    def perform_create(self, serializer: RegisteredModelSerializer) -> None:
         serializer.instance = services.create_model(**serializer.validated_data)
 
-    def perform_update(self, serializer):
+    def perform_update(self, serializer: RegisteredModelSerializer) -> None:
         changes = {k: v for k, v in serializer.validated_data.items() if k != "name"}
         serializer.instance = services.update_model(model=serializer.instance, changes=changes)
 
-    def perform_destroy(self, instance):
+    def perform_destroy(self, instance: RegisteredModel) -> None:
         services.delete_model(model=instance)
 
 
@@ -73,12 +76,12 @@ class ModelVersionViewSet(
     def registered_model(self) -> RegisteredModel:
         return get_object_or_404(RegisteredModel, name=self.kwargs["name"])
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[ModelVersion]:
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no URL kwargs
             return ModelVersion.objects.none()
         return super().get_queryset().filter(model=self.registered_model)
 
-    def create(self, request, *args, **kwargs):
+    def create(self, request: Request, *args, **kwargs) -> Response:
         serializer = VersionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
@@ -98,13 +101,13 @@ class ModelVersionViewSet(
         response["Location"] = request.build_absolute_uri(f"/models/{version.model.name}/versions/{version.version}")
         return response
 
-    def partial_update(self, request, *args, **kwargs):
+    def partial_update(self, request: Request, *args, **kwargs) -> Response:
         serializer = VersionChangeSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         version = services.update_version(version=self.get_object(), changes=serializer.validated_data)
         return _version_response(version)
 
-    def perform_destroy(self, instance):
+    def perform_destroy(self, instance: ModelVersion) -> None:
         services.delete_version(version=instance)
 
     def _default(self) -> ModelVersion:
@@ -114,11 +117,11 @@ class ModelVersionViewSet(
         return version
 
     @action(detail=False, methods=["get"], url_path="default")
-    def default(self, request, *args, **kwargs):
+    def default(self, request: Request, *args, **kwargs) -> Response:
         return Response(self.get_serializer(self._default()).data)
 
     @action(detail=False, methods=["get"], url_path="latest")
-    def latest(self, request, *args, **kwargs):
+    def latest(self, request: Request, *args, **kwargs) -> Response:
         version = self.get_queryset().order_by("-created_at", "-id").first()
         if version is None:
             raise NotFound(f"Model '{self.registered_model.name}' has no versions.")
@@ -126,7 +129,7 @@ class ModelVersionViewSet(
 
     @extend_schema(request=None, responses=ModelVersionSerializer)
     @action(detail=True, methods=["post"], url_path="default")
-    def set_default(self, request, *args, **kwargs):
+    def set_default(self, request: Request, *args, **kwargs) -> Response:
         return _version_response(services.set_default_version(version=self.get_object()))
 
     @extend_schema(
@@ -147,7 +150,7 @@ class ModelVersionViewSet(
         url_path="file",
         parser_classes=[RegistryMultiPartParser],
     )
-    def file(self, request, *args, **kwargs):
+    def file(self, request: Request, *args, **kwargs) -> HttpResponse:
         version = self.get_object()
         if request.method == "GET":
             return file_response(request, version)
@@ -155,10 +158,10 @@ class ModelVersionViewSet(
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 304: None, 404: None})
     @action(detail=False, methods=["get"], url_path="default/file")
-    def default_file(self, request, *args, **kwargs):
+    def default_file(self, request: Request, *args, **kwargs) -> HttpResponse:
         return file_response(request, self._default())
 
-    def _attach(self, request, version: ModelVersion) -> Response:
+    def _attach(self, request: Request, version: ModelVersion) -> Response:
         content_type = request.META.get("CONTENT_TYPE", "")
         if content_type.startswith("multipart/form-data"):
             serializer = FileUploadSerializer(data=request.data)
@@ -183,7 +186,7 @@ class ModelVersionViewSet(
         return _version_response(version)
 
 
-def _digest_header(request) -> str | None:
+def _digest_header(request: Request) -> str | None:
     """sha256 from a `Content-Digest: sha-256=:<base64>:` or `Digest: SHA-256=<base64>` header."""
     for header, pattern in (
         ("HTTP_CONTENT_DIGEST", r"sha-256=:([A-Za-z0-9+/=]+):"),

@@ -16,7 +16,7 @@ ARTIFACT_OPERATIONS = [name for name in vars(ArtifactStorage) if not name.starts
 def check_artifact_storage(app_configs, **kwargs) -> list[Error]:
     """The artifact storage must be one of registry_site.storage's classes (or offer what they offer):
     Django's FileSystemStorage or S3Storage alone would fail at the first upload."""
-    backend_path = settings.STORAGES["default"]["BACKEND"]
+    backend_path: str = settings.STORAGES["default"]["BACKEND"]  # type: ignore[index]
     backend = import_string(backend_path)
     missing = [name for name in ARTIFACT_OPERATIONS if not callable(getattr(backend, name, None))]
     if not missing:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 from django.core.files.storage import default_storage
 from django.db import connection
@@ -12,6 +13,8 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+from registry_site.storage import ArtifactStorage
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +26,8 @@ def _check_database() -> None:
 
 
 def _check_storage() -> None:
-    default_storage.check_reachable()  # registry_site.storage: a writable folder, a reachable bucket
+    storage = cast(ArtifactStorage, default_storage)
+    storage.check_reachable()  # registry_site.storage: a writable folder, a reachable bucket
 
 
 HealthSerializer = inline_serializer(

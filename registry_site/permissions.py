@@ -83,7 +83,8 @@ def allows(caller: Caller, *perms: str) -> bool:
 def required_permissions(request: Request, view: APIView) -> list[str]:
     """The permissions a request to `view` needs: its action's declared verb, or its method's, on the
     view's model."""
-    verb = getattr(view, "action_verbs", {}).get(getattr(view, "action", None)) or PERMS_MAP.get(request.method)
+    action = getattr(view, "action", None) or ""
+    verb = getattr(view, "action_verbs", {}).get(action) or PERMS_MAP.get(request.method or "")
     model = getattr(getattr(view, "queryset", None), "model", None)
     if verb is None or model is None:
         return [UNDECLARED]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -147,7 +148,7 @@ TEMPLATES = [
 
 
 # --- Database ---------------------------------------------------------------------------------------
-def database_from_url(url: str) -> dict:
+def database_from_url(url: str) -> dict[str, Any]:
     """Parse DATABASE_URL. The seed's own value names SQLAlchemy's asyncpg driver
     (postgresql+asyncpg://...); we accept it verbatim and connect through psycopg 3."""
     scheme, sep, rest = url.partition("://")
@@ -159,7 +160,7 @@ def database_from_url(url: str) -> dict:
     elif dialect != "sqlite":
         raise ImproperlyConfigured(f"DATABASE_URL must be postgresql:// or sqlite://, got {scheme}://")
     try:
-        config = dj_database_url.parse(url, conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60))
+        config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60)))
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL cannot be parsed: {exc}") from None
     if config["ENGINE"] == "django.db.backends.postgresql":
