@@ -70,11 +70,13 @@ class Operator:
 
 
 def permission_for(model: type[models.Model], verb: str) -> str:
-    """ "models_app.change_modelversion" for (ModelVersion, "change")."""
+    """The permission's name: models_app.change_modelversion for (ModelVersion, "change")."""
     return f"{model._meta.app_label}.{verb}_{model._meta.model_name}"
 
 
 def allows(caller: Caller, *perms: str) -> bool:
+    """May `caller` act with all of `perms`? Superusers hold every permission (Django's has_perms), the
+    operator too; an anonymous caller may act only where the registry is open (local mode)."""
     if not caller.is_authenticated:
         return settings.LOCAL_MODE
     return caller.has_perms(perms)
