@@ -39,10 +39,13 @@ test-postgres: $(STAMP)
 		echo "== PostgreSQL at $(TEST_POSTGRES_URL) is not reachable: its suite is skipped (CI requires it)"; \
 	fi
 
-# The gates CI runs before the tests: lint, formatting, and no model change without its migration.
+# The gates CI runs before the tests: lint, formatting, the layers' import contracts and the type check
+# (both configured in pyproject.toml), and no model change without its migration.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	env -u DATABASE_URL $(VENV)/bin/mypy
 	env -u DATABASE_URL $(PY) manage.py makemigrations --check --dry-run --verbosity 0
 
 bench: $(STAMP)

@@ -6,23 +6,16 @@ from __future__ import annotations
 
 from collections import Counter
 
-from django import forms
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 
 from deployments_app import services
+from deployments_app.forms import RollbackForm
 from deployments_app.models import Deployment
-from models_app.admin import RegistryAdmin, admin_link
-from registry_site.admin import ReadOnlyAdminMixin
+from registry_site.admin_base import ReadOnlyAdminMixin, RegistryAdmin, admin_link
 from registry_site.errors import RegistryError
-
-
-class RollbackForm(forms.Form):
-    reason = forms.CharField(
-        required=False,
-        max_length=10_000,
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="Recorded with the rollback. Left empty: “rolled back from the admin by <your user name>”.",
-    )
+from registry_site.permissions import allows, permission_for
 
 
 @admin.register(Deployment)
@@ -66,11 +59,11 @@ class DeploymentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
 
     # History is not edited by hand: no add, change or delete here. Deleting a model still takes its
     # history along (models_app.admin.RegisteredModelAdmin.get_deleted_objects).
-    def has_rollback_permission(self, request) -> bool:
-        return request.user.has_perm("deployments_app.rollback_deployment")
+    def has_rollback_permission(self, request: HttpRequest) -> bool:
+        return allows(request.user, permission_for(Deployment, "rollback"))
 
     @admin.action(description="Roll back…", permissions=["rollback"])
-    def roll_back(self, request, queryset):
+    def roll_back(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> HttpResponse | None:
         deployments = list(queryset.select_related("model", "model_version").order_by("-deployed_at", "-id"))
         # Rolling back one deployment can make another selected one active again; rolling that back too
         # would undo two deploys where the operator most likely meant one.

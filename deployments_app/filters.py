@@ -3,7 +3,7 @@
 import django_filters
 
 from deployments_app.models import Deployment, DeploymentStatus
-from registry_site.fields import choice_filter
+from registry_site.filters import choice_filter
 
 
 class DeploymentFilter(django_filters.FilterSet):

@@ -8,6 +8,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from models_app.models import ModelVersion, RegisteredModel
+from registry_site.model_fields import RuledJSONField
+from registry_site.validators import validate_json_object
+
+# Deploying to this target needs the deployer role's own permission, not just add_deployment.
+PRODUCTION_TARGET = "production"
+DEPLOY_TO_PRODUCTION = "deployments_app.deploy_to_production"
 
 target_validator = RegexValidator(
     r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}$",
@@ -35,7 +41,7 @@ class Deployment(models.Model):
     deployment_status = models.CharField(
         max_length=16, choices=DeploymentStatus.choices, default=DeploymentStatus.ACTIVE
     )
-    deployment_config = models.JSONField(default=dict, blank=True)
+    deployment_config = RuledJSONField(default=dict, blank=True, validators=[validate_json_object])
     rollback_at = models.DateTimeField(null=True, blank=True)
     rollback_reason = models.TextField(blank=True, default="")
 

@@ -6,13 +6,14 @@ from rest_framework import serializers
 
 from deployments_app.models import Deployment, target_validator
 from models_app.models import name_validator, version_validator
-from registry_site.fields import JSONObjectField, StrictFieldsMixin
+from registry_site.fields import JSONObjectField, RegistryModelSerializer, StrictFieldsMixin
 
 
-class DeploymentSerializer(serializers.ModelSerializer):
+class DeploymentSerializer(RegistryModelSerializer):
+    """A deployment of a version to a target, and its rollback."""
+
     model_name = serializers.CharField(source="model.name", read_only=True)
     version = serializers.CharField(source="model_version.version", read_only=True)
-    deployment_config = JSONObjectField(read_only=True)
 
     class Meta:
         model = Deployment
@@ -34,6 +35,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
 
 class DeployRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     """The seed's POST /deploy body."""
+
+    # It names a version rather than being one: its fields carry the model fields' validators by name.
 
     model_name = serializers.CharField(max_length=128, validators=[name_validator])
     version = serializers.CharField(max_length=64, validators=[version_validator])

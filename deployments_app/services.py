@@ -13,11 +13,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from deployments_app.models import Deployment, DeploymentStatus
+from deployments_app.models import DEPLOY_TO_PRODUCTION, PRODUCTION_TARGET, Deployment, DeploymentStatus
 from models_app.models import ModelVersion, RegisteredModel, VersionStatus
 from registry_site import audit
 from registry_site.errors import Conflict, Forbidden
-from registry_site.permissions import DEPLOY_TO_PRODUCTION, PRODUCTION_TARGET
+from registry_site.permissions import Caller, allows
+from registry_site.validators import clean_fields
 
 
 @dataclass(frozen=True)
@@ -43,17 +44,21 @@ def deploy_version(
     *,
     version: ModelVersion,
     target: str,
+    acting_user: Caller,
     deployed_by: str = "",
     deployment_config: dict[str, Any] | None = None,
-    user=None,
 ) -> DeployResult:
     """Make `version` the active deployment of its model on `target`, superseding whatever was active
     there. Deploying the version that is already active changes nothing.
 
-    `user` is the authenticated user of the API or the admin, when there is one: deploying to the
-    production target needs the deployer role's permission."""
-    if user is not None and target.lower() == PRODUCTION_TARGET and not user.has_perm(DEPLOY_TO_PRODUCTION):
+    `acting_user` is who asks (the API's or the admin's user, the shell's Operator for a command):
+    deploying to the production target needs the deployer role's permission."""
+    if target.lower() == PRODUCTION_TARGET and not allows(acting_user, DEPLOY_TO_PRODUCTION):
         raise Forbidden(f"Deploying to '{PRODUCTION_TARGET}' needs the deployer role.", field="deployment_target")
+    given: dict[str, Any] = {"deployment_target": target, "deployed_by": deployed_by}
+    if deployment_config is not None:
+        given["deployment_config"] = deployment_config
+    clean_fields(Deployment, given)
     RegisteredModel.objects.select_for_update().get(pk=version.model_id)
     version = ModelVersion.objects.select_related("model").get(pk=version.pk)
     if version.status == VersionStatus.ARCHIVED:

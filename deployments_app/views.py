@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments_app import services
@@ -25,12 +26,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     serializer_class = DeploymentSerializer
     filterset_class = DeploymentFilter
     ordering = ("-id",)
-    required_permissions = {
-        "list": ["deployments_app.view_deployment"],
-        "retrieve": ["deployments_app.view_deployment"],
-        "deploy": ["deployments_app.add_deployment"],
-        "rollback": ["deployments_app.rollback_deployment"],
-    }
+    action_verbs = {"rollback": "rollback"}  # deployments_app.rollback_deployment (deploy is POST: add)
 
     @extend_schema(
         request=DeployRequestSerializer,
@@ -38,21 +34,21 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         description="Deploy a version to a target. 201 with the new deployment; 200 when that version "
         "is already the active one on the target (nothing changes).",
     )
-    def deploy(self, request):
+    def deploy(self, request: Request) -> Response:
         body = DeployRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         version = get_object_or_404(
             ModelVersion.objects.select_related("model"), model__name=data["model_name"], version=data["version"]
         )
-        user = request.user if request.user.is_authenticated else None
+        user = request.user
         result = services.deploy_version(
             version=version,
             target=data["deployment_target"],
+            acting_user=user,
             # Who deployed is the token's user; a client's own claim counts only in local mode.
-            deployed_by=user.get_username() if user else data["deployed_by"],
+            deployed_by=user.get_username() if user.is_authenticated else data["deployed_by"],
             deployment_config=data.get("deployment_config"),
-            user=user,
         )
         deployment = self.get_queryset().get(pk=result.deployment.pk)
         return Response(
@@ -62,7 +58,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     @extend_schema(request=RollbackRequestSerializer, responses=RollbackResponseSerializer)
     @action(detail=True, methods=["post"])
-    def rollback(self, request, pk=None):
+    def rollback(self, request: Request, pk: int | None = None) -> Response:
         body = RollbackRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         result = services.rollback_deployment(deployment=self.get_object(), reason=body.validated_data["reason"])

@@ -1,163 +1,34 @@
 """The admin console for ML engineers: models, their versions and the stored files they point to.
 
 Every change goes through the services the API calls (models_app.services, deployments_app.services), so
-no rule is re-implemented here and a refusal reads the same in the console as in the API. A RegistryError
-raised by a service rolls the admin's transaction back and comes back to the operator as a message or a
-form error, never as a 500.
+no rule is re-implemented here and a refusal reads the same in the console as in the API; the shared
+machinery (service errors as messages or form errors, never a 500) is registry_site.admin_base, the
+forms are models_app.forms.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.contrib.admin.actions import delete_selected
-from django.contrib.admin.utils import flatten_fieldsets, quote
-from django.db import router, transaction
-from django.db.models import OuterRef, Subquery
-from django.http import HttpResponseRedirect
+from django.contrib.admin.utils import flatten_fieldsets
+from django.db import models
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.forms import ModelForm
+from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
-from rest_framework import serializers
 
 from deployments_app import services as deployment_services
-from deployments_app.models import Deployment, target_validator
+from deployments_app.models import Deployment
 from models_app import selectors, services
+from models_app.forms import DeployForm, ModelVersionForm
 from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionStatus
 from models_app.uploads import safe_file_name
-from registry_site.admin import ReadOnlyAdminMixin
-from registry_site.api import parse_json_text
+from registry_site.admin_base import ReadOnlyAdminMixin, RegistryAdmin, admin_link, adopt, human_size, short_sha
 from registry_site.errors import RegistryError
-from registry_site.fields import JSONObjectField, ShapeField
-
-ACTION_FORM_TEMPLATE = "admin/registry_action_form.html"
-
-
-# --- Small display helpers ---------------------------------------------------------------------------
-def admin_link(obj, text) -> str:
-    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[quote(obj.pk)])
-    return format_html('<a href="{}">{}</a>', url, text)
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    return format_html('<span title="{} bytes">{}</span>', size, filesizeformat(size))
-
-
-def short_sha(sha256: str | None) -> str:
-    if not sha256:
-        return "-"
-    return format_html('<code title="{}">{}</code>', sha256, sha256[:12])
-
-
-def adopt(target, saved) -> None:
-    """Copy a row a service saved onto the instance the admin holds, so the admin's log entry, message
-    and redirect name the saved row."""
-    for field in target._meta.concrete_fields:
-        setattr(target, field.attname, getattr(saved, field.attname))
-    target._state.adding = False
-    target._state.db = saved._state.db
-
-
-def _form_with_service_error(form_class, error: RegistryError, aliases: dict[str, str]):
-    class FormWithServiceError(form_class):
-        def clean(self):
-            cleaned = super().clean()
-            field = aliases.get(error.field, error.field)
-            self.add_error(field if field in self.fields else None, error.message)
-            return cleaned
-
-    FormWithServiceError.__name__ = form_class.__name__
-    return FormWithServiceError
-
-
-@admin.action(permissions=["delete"], description="Delete selected %(verbose_name_plural)s")
-def delete_selected_through_services(modeladmin, request, queryset):
-    """Django's own bulk delete (confirmation page included), all or nothing: delete_queryset calls a
-    service per row, and one refusal rolls back the others and the log entries written for them."""
-    try:
-        with transaction.atomic(using=router.db_for_write(modeladmin.model)):
-            return delete_selected(modeladmin, request, queryset)
-    except RegistryError as exc:
-        modeladmin.message_user(request, f"Nothing was deleted: {exc.message}", messages.ERROR)
-        return None
-
-
-class RegistryAdmin(admin.ModelAdmin):
-    """What the registry's ModelAdmins share: service errors as messages, no COUNT(*) of the whole table
-    on every changelist, and intermediate form pages for actions that need an answer (target, reason)."""
-
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER  # per-filter-option counts are a COUNT(*) each
-    # A service error's `field` may name something the admin form calls differently.
-    service_error_fields: dict[str, str] = {}
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        if request.method == "POST":
-            # Receive (and hash) an uploaded file now, before Django opens the form's transaction: on
-            # SQLite that transaction holds the write lock, which must not wait on a client's upload.
-            request.FILES  # noqa: B018  (reading it parses the body)
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except RegistryError as exc:
-            # The admin's transaction has been rolled back. Show the operator's form again, with their
-            # input and the service's reason next to the field it names.
-            request._registry_error = exc
-            return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change, **kwargs)
-        error = getattr(request, "_registry_error", None)
-        if error is not None:
-            form = _form_with_service_error(form, error, self.service_error_fields)
-        return form
-
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except RegistryError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            opts = self.opts
-            return HttpResponseRedirect(
-                reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(object_id)])
-            )
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if "delete_selected" in actions:
-            _, name, description = actions["delete_selected"]
-            actions["delete_selected"] = (delete_selected_through_services, name, description)
-        return actions
-
-    def render_action_form(self, request, *, action: str, objects, form, title: str, intro: str, submit: str):
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "subtitle": None,
-            "intro": intro,
-            "opts": self.opts,
-            "objects": objects,
-            "form": form,
-            "action": action,
-            "submit_label": submit,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "media": self.media + form.media,
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, ACTION_FORM_TEMPLATE, context)
-
-
-def _api_field_clean(field: serializers.Field, value):
-    """Validate a value with the API's own serializer field, so the admin accepts exactly what the API does."""
-    try:
-        return field.run_validation(value)
-    except serializers.ValidationError as exc:
-        raise forms.ValidationError([str(message) for message in exc.detail]) from None
+from registry_site.permissions import allows, permission_for
 
 
 # --- Models -------------------------------------------------------------------------------------------
@@ -181,7 +52,7 @@ class VersionInline(ReadOnlyAdminMixin, admin.TabularInline):
     ordering = ("-id",)
     verbose_name_plural = "versions (newest first)"
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
         return super().get_queryset(request).select_related("model", "artifact")
 
     @admin.display(description="version")
@@ -204,11 +75,11 @@ class RegisteredModelAdmin(RegistryAdmin):
     search_fields = ("name", "description")
     inlines = [VersionInline]
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RegisteredModel]:
         default_pk = ModelVersion.objects.filter(model=OuterRef("pk"), is_default=True).values("pk")[:1]
         return selectors.models_with_default().annotate(default_version_pk=Subquery(default_pk))
 
-    def get_fieldsets(self, request, obj=None):
+    def get_fieldsets(self, request: HttpRequest, obj: RegisteredModel | None = None) -> list:
         if obj is None:
             return [(None, {"fields": ("name", "model_type", "description", "is_active")})]
         return [
@@ -217,13 +88,13 @@ class RegisteredModelAdmin(RegistryAdmin):
             ("Timestamps", {"fields": ("created_at", "updated_at")}),
         ]
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: RegisteredModel | None = None) -> tuple[str, ...]:
         if obj is None:
             return ()
         # A model's name never changes: it is in every URL and client that refers to the model.
         return ("name", "default_version", "all_versions", "created_at", "updated_at")
 
-    def get_inlines(self, request, obj):
+    def get_inlines(self, request: HttpRequest, obj: models.Model | None) -> list:
         return self.inlines if obj is not None else []
 
     @admin.display(description="default version", ordering="default_version")
@@ -238,7 +109,7 @@ class RegisteredModelAdmin(RegistryAdmin):
         url = reverse("admin:models_app_modelversion_changelist")
         return format_html('<a href="{}?model__id__exact={}">Versions of {}</a>', url, model.pk, model.name)
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: RegisteredModel, form: ModelForm, change: bool) -> None:
         data = form.cleaned_data
         if change:
             changes = {field: data[field] for field in form.changed_data if field in services.EDITABLE_MODEL_FIELDS}
@@ -255,14 +126,14 @@ class RegisteredModelAdmin(RegistryAdmin):
             ),
         )
 
-    def delete_model(self, request, obj):
+    def delete_model(self, request: HttpRequest, obj: RegisteredModel) -> None:
         services.delete_model(model=obj)
 
-    def delete_queryset(self, request, queryset):
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[RegisteredModel]) -> None:
         for model in queryset:
             services.delete_model(model=model)
 
-    def get_deleted_objects(self, objs, request):
+    def get_deleted_objects(self, objs, request: HttpRequest):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         # Deployment history is read-only in the admin, yet a model's deletion takes it along; whether
         # the model may go (no active deployment) is services.delete_model's call, not a permission.
@@ -271,98 +142,6 @@ class RegisteredModelAdmin(RegistryAdmin):
 
 
 # --- Versions -----------------------------------------------------------------------------------------
-class StrictJSONField(forms.JSONField):
-    """Django's JSONField, parsing as the API does: NaN and Infinity (which PostgreSQL's jsonb refuses)
-    and JSON nested deeply enough to exhaust the stack are form errors, not 500s."""
-
-    def to_python(self, value):
-        if isinstance(value, str) and value not in self.empty_values and not self.disabled:
-            try:
-                parse_json_text(value)
-            except serializers.ValidationError as exc:
-                raise forms.ValidationError([str(message) for message in exc.detail]) from None
-        return super().to_python(value)
-
-    def bound_data(self, data, initial):
-        try:
-            return super().bound_data(data, initial)
-        except RecursionError:
-            return forms.fields.InvalidJSONInput(data)
-
-
-def metric_field(label: str) -> forms.FloatField:
-    # Django's FloatField refuses "nan", "inf" and 1e400 (which is inf); the bounds are the API's.
-    return forms.FloatField(required=False, min_value=0.0, max_value=1.0, label=label)
-
-
-class ModelVersionForm(forms.ModelForm):
-    # Not columns: what the services take besides a version's fields.
-    FORM_ONLY_FIELDS = ("make_default", "file", "sha256")
-
-    make_default = forms.BooleanField(
-        required=False,
-        label="Make default",
-        help_text="Make this the model's default version; the current default stops being it.",
-    )
-    file = forms.FileField(
-        required=False,
-        help_text="Optional. Stored under its sha256; a version's file is attached once and never changes.",
-    )
-    sha256 = forms.RegexField(
-        r"^[0-9a-fA-F]{64}$",
-        required=False,
-        label="Expected sha256",
-        help_text="Optional: if the file's sha256 differs, nothing is stored.",
-        error_messages={"invalid": "Must be 64 hexadecimal digits."},
-    )
-    accuracy = metric_field("accuracy")
-    precision = metric_field("precision")
-    recall = metric_field("recall")
-    f1_score = metric_field("F1 score")
-    mAP = metric_field("mAP")
-    input_shape = StrictJSONField(
-        required=False, help_text="JSON list such as [1, 3, 224, 224]; -1 or null marks a dynamic dimension."
-    )
-    output_shape = StrictJSONField(required=False, help_text="JSON list such as [1, 1000].")
-    training_config = StrictJSONField(required=False, help_text='JSON object such as {"epochs": 90}.')
-    deployment_config = StrictJSONField(
-        required=False, help_text="JSON object; a deployment uses it unless given its own."
-    )
-    release_notes = forms.CharField(required=False, max_length=100_000, widget=forms.Textarea)  # as the API
-
-    class Meta:
-        model = ModelVersion
-        fields = ("model", "version", *sorted(services.EDITABLE_VERSION_FIELDS))
-
-    def clean_input_shape(self):
-        return _api_field_clean(ShapeField(allow_null=True), self.cleaned_data.get("input_shape"))
-
-    def clean_output_shape(self):
-        return _api_field_clean(ShapeField(allow_null=True), self.cleaned_data.get("output_shape"))
-
-    def _clean_json_object(self, name: str) -> dict:
-        value = self.cleaned_data.get(name)
-        if value in (None, ""):
-            return {}
-        # Checked here as well as by JSONObjectField, whose own "not an object" message cannot be
-        # formatted by DRF (its example's braces are read as placeholders) and would raise KeyError.
-        if not isinstance(value, dict):
-            raise forms.ValidationError('Must be a JSON object, such as {"epochs": 90}.')
-        return _api_field_clean(JSONObjectField(), value)
-
-    def clean_training_config(self):
-        return self._clean_json_object("training_config")
-
-    def clean_deployment_config(self):
-        return self._clean_json_object("deployment_config")
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("sha256") and not cleaned.get("file"):
-            self.add_error("sha256", "Only meaningful with a file.")
-        return cleaned
-
-
 class DeploymentInline(ReadOnlyAdminMixin, admin.TabularInline):
     """A version's deployment history, read-only: it changes only through deploy and roll back."""
 
@@ -375,16 +154,8 @@ class DeploymentInline(ReadOnlyAdminMixin, admin.TabularInline):
     ordering = ("-deployed_at", "-id")
     verbose_name_plural = "deployments (newest first)"
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Deployment]:
         return super().get_queryset(request).select_related("model_version__model")
-
-
-class DeployForm(forms.Form):
-    target = forms.CharField(
-        max_length=64,
-        validators=[target_validator],
-        help_text="Such as production or staging. The version becomes the model's active deployment there.",
-    )
 
 
 @admin.register(ModelVersion)
@@ -415,13 +186,13 @@ class ModelVersionAdmin(RegistryAdmin):
     actions = ["make_default", "deploy_to_target", "archive"]
     service_error_fields = {"is_default": "make_default"}
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
         # Files and active targets come with the page: a fixed number of queries however many rows.
         queryset = selectors.versions_with_files_and_targets()
         ordering = self.get_ordering(request)
         return queryset.order_by(*ordering) if ordering else queryset
 
-    def get_fieldsets(self, request, obj=None):
+    def get_fieldsets(self, request: HttpRequest, obj: ModelVersion | None = None) -> list:
         metrics = ("Metrics", {"fields": (("accuracy", "precision", "recall", "f1_score", "mAP"),)})
         shapes = (
             "Shapes and configuration",
@@ -451,7 +222,7 @@ class ModelVersionAdmin(RegistryAdmin):
             ("Timestamps", {"fields": ("created_at", "updated_at")}),
         ]
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
+    def get_form(self, request: HttpRequest, obj: ModelVersion | None = None, change: bool = False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
         # The form declares fields for every situation (file and expected sha256, make default); drop the
         # ones this page does not show, so a crafted POST cannot reach them either.
@@ -459,7 +230,7 @@ class ModelVersionAdmin(RegistryAdmin):
         unused = [name for name in ModelVersionForm.FORM_ONLY_FIELDS if name not in shown]
         return type(form.__name__, (form,), dict.fromkeys(unused)) if unused else form
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: ModelVersion | None = None) -> tuple[str, ...]:
         if obj is None:
             return ()
         # The version string, its model and its file never change once registered.
@@ -478,7 +249,7 @@ class ModelVersionAdmin(RegistryAdmin):
             "updated_at",
         )
 
-    def get_inlines(self, request, obj):
+    def get_inlines(self, request: HttpRequest, obj: models.Model | None) -> list:
         return self.inlines if obj is not None else []
 
     # Columns and read-only fields.
@@ -524,7 +295,7 @@ class ModelVersionAdmin(RegistryAdmin):
         return format_html('<a href="{}">{}</a>', url, version.file_name or "file")
 
     # Saving and deleting through the services.
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: ModelVersion, form: ModelForm, change: bool) -> None:
         data = form.cleaned_data
         upload = data.get("file")
         if upload is not None:
@@ -550,19 +321,19 @@ class ModelVersionAdmin(RegistryAdmin):
                 saved = services.attach_file(version=saved, upload=upload, declared_sha256=declared)
         adopt(obj, saved)
 
-    def delete_model(self, request, obj):
+    def delete_model(self, request: HttpRequest, obj: ModelVersion) -> None:
         services.delete_version(version=obj)
 
-    def delete_queryset(self, request, queryset):
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         for version in queryset:
             services.delete_version(version=version)
 
     # Actions.
-    def has_deploy_permission(self, request) -> bool:
-        return request.user.has_perm("deployments_app.add_deployment")
+    def has_deploy_permission(self, request: HttpRequest) -> bool:
+        return allows(request.user, permission_for(Deployment, "add"))
 
     @admin.action(description="Make default (select one version)", permissions=["change"])
-    def make_default(self, request, queryset):
+    def make_default(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         versions = list(queryset.select_related("model")[:2])
         if len(versions) != 1:
             self.message_user(request, "Select exactly one version to make it its model's default.", messages.ERROR)
@@ -586,7 +357,7 @@ class ModelVersionAdmin(RegistryAdmin):
         )
 
     @admin.action(description="Archive selected versions", permissions=["change"])
-    def archive(self, request, queryset):
+    def archive(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         archived = []
         for version in queryset.select_related("model"):
             if version.status == VersionStatus.ARCHIVED:
@@ -602,7 +373,7 @@ class ModelVersionAdmin(RegistryAdmin):
             self.message_user(request, f"Archived {', '.join(archived)}.", messages.SUCCESS)
 
     @admin.action(description="Deploy to target…", permissions=["deploy"])
-    def deploy_to_target(self, request, queryset):
+    def deploy_to_target(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> HttpResponse | None:
         versions = list(queryset.select_related("model"))
         per_model = Counter(version.model.name for version in versions)
         repeated = sorted(name for name, count in per_model.items() if count > 1)
@@ -630,7 +401,7 @@ class ModelVersionAdmin(RegistryAdmin):
         for version in versions:
             try:
                 result = deployment_services.deploy_version(
-                    version=version, target=target, deployed_by=request.user.get_username(), user=request.user
+                    version=version, target=target, acting_user=request.user, deployed_by=request.user.get_username()
                 )
             except RegistryError as exc:
                 self.message_user(request, f"{version.model.name}: {exc.message}", messages.ERROR)

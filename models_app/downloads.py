@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from django.conf import settings
-from django.http import FileResponse, HttpResponse, HttpResponseNotModified, HttpResponseRedirect
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseNotModified, HttpResponseRedirect
+from django.utils.http import parse_etags
 
 from models_app import artifacts
 from models_app.models import ModelVersion
@@ -33,7 +33,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None | str:
     return start, end - start + 1
 
 
-def file_response(request, version: ModelVersion):
+def file_response(request: HttpRequest, version: ModelVersion) -> HttpResponse:
     if not version.artifact_id:
         raise NotFound(f"Version '{version.version}' of model '{version.model.name}' has no file.")
     artifact = version.artifact
@@ -41,13 +41,14 @@ def file_response(request, version: ModelVersion):
     name = version.file_name or f"{version.model.name}-{version.version}"
 
     # If-None-Match compares weakly (RFC 9110 13.1.2): W/"x" matches "x", and * matches any file.
-    client_tags = {tag.strip().removeprefix("W/") for tag in request.META.get("HTTP_IF_NONE_MATCH", "").split(",")}
-    if etag in client_tags or "*" in client_tags:
+    client_tags = parse_etags(request.META.get("HTTP_IF_NONE_MATCH", ""))
+    if client_tags == ["*"] or etag in (tag.removeprefix("W/") for tag in client_tags):
         response = HttpResponseNotModified()
         response["ETag"] = etag
         return response
-    if not artifacts.is_local() and settings.REGISTRY_S3_REDIRECT_DOWNLOADS:
-        return HttpResponseRedirect(artifacts.presigned_url(artifact.storage_key, file_name=name))
+    redirect = artifacts.redirect_url(artifact.storage_key, file_name=name)
+    if redirect is not None:
+        return HttpResponseRedirect(redirect)
 
     wanted = None
     if_range = request.META.get("HTTP_IF_RANGE")

@@ -3,7 +3,7 @@
 import django_filters
 
 from models_app.models import ModelFormat, ModelType, ModelVersion, RegisteredModel, VersionStatus
-from registry_site.fields import StrictBooleanFilter, choice_filter
+from registry_site.filters import StrictBooleanFilter, choice_filter
 
 
 class RegisteredModelFilter(django_filters.FilterSet):

@@ -9,12 +9,11 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
@@ -23,34 +22,6 @@ from models_app import artifacts
 from models_app.models import Artifact, ModelVersion
 
 Progress = Callable[[int, int, int], None]  # files done, files in all, bytes done
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    key: str
-    size: int
-    modified: datetime
-
-
-def stored_objects() -> Iterator[StoredObject]:
-    """Every file under the content-addressed prefix of the storage."""
-    if artifacts.is_local():
-        root = default_storage.path(artifacts.KEY_PREFIX)
-        for folder, _, names in os.walk(root):
-            for name in names:
-                path = os.path.join(folder, name)
-                stat = os.stat(path)
-                yield StoredObject(
-                    os.path.relpath(path, default_storage.location).replace(os.sep, "/"),
-                    stat.st_size,
-                    datetime.fromtimestamp(stat.st_mtime, tz=UTC),
-                )
-        return
-    location = default_storage.location.strip("/")
-    prefix = default_storage._normalize_name(artifacts.KEY_PREFIX + "/")
-    for obj in default_storage.bucket.objects.filter(Prefix=prefix):
-        key = obj.key[len(location) + 1 :] if location else obj.key
-        yield StoredObject(key, obj.size, obj.last_modified)
 
 
 # --- verify -----------------------------------------------------------------------------------------
@@ -69,10 +40,10 @@ class VerifyReport:
 
 def verify_artifacts(*, model_name: str | None = None, progress: Progress | None = None) -> VerifyReport:
     """Re-hash every stored file (of one model, if named) against its row."""
-    rows = Artifact.objects.order_by("sha256")
+    selected = Artifact.objects.order_by("sha256")
     if model_name:
-        rows = rows.filter(Exists(ModelVersion.objects.filter(artifact=OuterRef("pk"), model__name=model_name)))
-    rows = list(rows)
+        selected = selected.filter(Exists(ModelVersion.objects.filter(artifact=OuterRef("pk"), model__name=model_name)))
+    rows = list(selected)
     report = VerifyReport()
     for done, artifact in enumerate(rows, start=1):
         if not artifacts.exists(artifact.storage_key):
@@ -92,7 +63,7 @@ def verify_artifacts(*, model_name: str | None = None, progress: Progress | None
             progress(done, len(rows), report.bytes_read)
     if not model_name:
         known = set(Artifact.objects.values_list("storage_key", flat=True))
-        report.orphaned = sorted(obj.key for obj in stored_objects() if obj.key not in known)
+        report.orphaned = sorted(obj.key for obj in artifacts.stored_objects() if obj.key not in known)
     return report
 
 
@@ -138,7 +109,7 @@ def collect_garbage(*, grace: timedelta, dry_run: bool = False, progress: Progre
             progress(done, len(candidates), report.bytes_freed)
 
     known = set(Artifact.objects.values_list("storage_key", flat=True))
-    for obj in stored_objects():
+    for obj in artifacts.stored_objects():
         if obj.key not in known and obj.modified < cutoff and not Artifact.objects.filter(storage_key=obj.key).exists():
             report.orphans.append(obj.key)
             report.bytes_freed += obj.size
@@ -154,12 +125,7 @@ def collect_garbage(*, grace: timedelta, dry_run: bool = False, progress: Progre
             if not dry_run:
                 os.unlink(entry.path)
 
-    if not artifacts.is_local():
-        for upload in default_storage.bucket.multipart_uploads.all():
-            if upload.initiated < cutoff:
-                report.multipart.append(f"{upload.object_key} ({upload.id})")
-                if not dry_run:
-                    upload.abort()
+    report.multipart = artifacts.abort_stale_uploads(older_than=cutoff, dry_run=dry_run)
     return report
 
 

@@ -1,7 +1,9 @@
 """The seed's models and model versions, and the stored files (artifacts) that versions point to.
 
 Invariants live here as database constraints, so they hold whichever front door (API, admin, command)
-or however many workers write. The workflows that change several rows at once are in services.py.
+or however many workers write; each field's rule (alphabet, range, shape...) is a validator on the field,
+applied by the API's serializers, the admin's forms and the services alike. The workflows that change
+several rows at once are in services.py.
 """
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ from __future__ import annotations
 from django.core.validators import MaxLengthValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+
+from registry_site.errors import invalid_choice_message
+from registry_site.model_fields import RuledJSONField
+from registry_site.validators import validate_json_object, validate_shape, validate_unit_interval
 
 # A name or version becomes part of a URL and of log lines, never of a file path (files are stored
 # under their sha256). Still, keep both to a conservative alphabet so no path trick, control or bidi
@@ -60,7 +66,11 @@ class RegisteredModel(models.Model):
 
     name = models.CharField(max_length=128, unique=True, validators=[name_validator])
     description = models.TextField(blank=True, default="", validators=[MaxLengthValidator(10_000)])
-    model_type = models.CharField(max_length=32, choices=ModelType.choices)
+    model_type = models.CharField(
+        max_length=32,
+        choices=ModelType.choices,
+        error_messages={"invalid_choice": invalid_choice_message(ModelType.choices, "%(value)s")},
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -105,8 +115,17 @@ class ModelVersion(models.Model):
 
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
     version = models.CharField(max_length=64, validators=[version_validator])
-    format = models.CharField(max_length=32, choices=ModelFormat.choices)
-    status = models.CharField(max_length=16, choices=VersionStatus.choices, default=VersionStatus.TRAINING)
+    format = models.CharField(
+        max_length=32,
+        choices=ModelFormat.choices,
+        error_messages={"invalid_choice": invalid_choice_message(ModelFormat.choices, "%(value)s")},
+    )
+    status = models.CharField(
+        max_length=16,
+        choices=VersionStatus.choices,
+        default=VersionStatus.TRAINING,
+        error_messages={"invalid_choice": invalid_choice_message(VersionStatus.choices, "%(value)s")},
+    )
 
     # The file: `checksum` is the sha256 of the bytes and the key of the artifacts row.
     artifact = models.ForeignKey(
@@ -122,17 +141,32 @@ class ModelVersion(models.Model):
     format_check = models.CharField(max_length=8, choices=FormatCheckResult.choices, blank=True, default="")
     format_check_detail = models.CharField(max_length=255, blank=True, default="")
 
-    accuracy = models.FloatField(null=True, blank=True)
-    precision = models.FloatField(null=True, blank=True)
-    recall = models.FloatField(null=True, blank=True)
-    f1_score = models.FloatField(null=True, blank=True)
-    mAP = models.FloatField(null=True, blank=True)
+    # Metrics in [0, 1]; the database's check constraints below say the same.
+    accuracy = models.FloatField(null=True, blank=True, validators=[validate_unit_interval])
+    precision = models.FloatField(null=True, blank=True, validators=[validate_unit_interval])
+    recall = models.FloatField(null=True, blank=True, validators=[validate_unit_interval])
+    f1_score = models.FloatField(null=True, blank=True, validators=[validate_unit_interval])
+    mAP = models.FloatField(null=True, blank=True, validators=[validate_unit_interval])
 
-    input_shape = models.JSONField(null=True, blank=True)
-    output_shape = models.JSONField(null=True, blank=True)
-    training_config = models.JSONField(default=dict, blank=True)
-    release_notes = models.TextField(blank=True, default="")
-    deployment_config = models.JSONField(default=dict, blank=True)
+    input_shape = RuledJSONField(
+        null=True,
+        blank=True,
+        validators=[validate_shape],
+        help_text="JSON list such as [1, 3, 224, 224]; -1 or null marks a dynamic dimension.",
+    )
+    output_shape = RuledJSONField(
+        null=True, blank=True, validators=[validate_shape], help_text="JSON list such as [1, 1000]."
+    )
+    training_config = RuledJSONField(
+        default=dict, blank=True, validators=[validate_json_object], help_text='JSON object such as {"epochs": 90}.'
+    )
+    release_notes = models.TextField(blank=True, default="", validators=[MaxLengthValidator(100_000)])
+    deployment_config = RuledJSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_json_object],
+        help_text="JSON object; a deployment uses it unless given its own.",
+    )
 
     is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -169,8 +203,8 @@ class ModelVersion(models.Model):
 
     @property
     def file_size(self) -> int | None:
-        return self.artifact.size if self.artifact_id else None
+        return self.artifact.size if self.artifact is not None else None
 
     @property
     def file_path(self) -> str | None:
-        return self.artifact.storage_key if self.artifact_id else None
+        return self.artifact.storage_key if self.artifact is not None else None

@@ -1,4 +1,5 @@
-"""Reads: the querysets the API and admin list from, shaped so a page costs a fixed number of queries."""
+"""Reads: the querysets the API and admin list from, shaped so a page costs a fixed number of queries,
+and the lookups by name that the commands share."""
 
 from __future__ import annotations
 
@@ -6,6 +7,21 @@ from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from deployments_app.models import Deployment, DeploymentStatus
 from models_app.models import ModelVersion, RegisteredModel
+from registry_site.errors import NotFound
+
+
+def get_model(name: str) -> RegisteredModel:
+    try:
+        return RegisteredModel.objects.get(name=name)
+    except RegisteredModel.DoesNotExist:
+        raise NotFound(f"No model named '{name}'.") from None
+
+
+def get_version(model_name: str, version: str) -> ModelVersion:
+    try:
+        return ModelVersion.objects.select_related("model").get(model__name=model_name, version=version)
+    except ModelVersion.DoesNotExist:
+        raise NotFound(f"No version '{version}' of model '{model_name}'.") from None
 
 
 def models_with_default() -> QuerySet[RegisteredModel]:

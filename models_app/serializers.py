@@ -6,38 +6,15 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from models_app.models import (
-    ModelFormat,
-    ModelType,
-    ModelVersion,
-    RegisteredModel,
-    VersionStatus,
-    name_validator,
-    version_validator,
-)
+from models_app import services
+from models_app.models import ModelVersion, RegisteredModel
 from models_app.selectors import deployed_targets
-from registry_site.fields import (
-    JSONObjectField,
-    ShapeField,
-    StrictFieldsMixin,
-    UnitIntervalField,
-    choice_field,
-)
+from registry_site.fields import RegistryModelSerializer, StrictFieldsMixin, declared_sha256_field
 
 
-def declared_sha256_field() -> serializers.RegexField:
-    return serializers.RegexField(
-        r"^[0-9a-fA-F]{64}$",
-        required=False,
-        help_text="The sha256 the client expects the file to have; on a mismatch nothing is stored.",
-        error_messages={"invalid": "Must be 64 hexadecimal digits."},
-    )
+class RegisteredModelSerializer(RegistryModelSerializer):
+    """A model, with the name of its default version."""
 
-
-class RegisteredModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
-    name = serializers.CharField(max_length=128, validators=[name_validator])
-    description = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
-    model_type = choice_field(ModelType.choices)
     default_version = serializers.SerializerMethodField()
 
     class Meta:
@@ -54,8 +31,10 @@ class RegisteredModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         return getattr(obj, "default_version", None)
 
 
-class VersionChangeSerializer(StrictFieldsMixin, serializers.Serializer):
+class VersionChangeSerializer(RegistryModelSerializer):
     """What may be given when a version is registered and changed afterwards (PATCH)."""
+
+    # Each field and its rule come from the model field (RegistryModelSerializer).
 
     immutable_fields = {
         "version": "A version's string cannot be changed; register a new version.",
@@ -63,19 +42,11 @@ class VersionChangeSerializer(StrictFieldsMixin, serializers.Serializer):
         "model": "A version cannot move to another model.",
     }
 
-    format = choice_field(ModelFormat.choices, required=False)
-    status = choice_field(VersionStatus.choices, required=False)
-    accuracy = UnitIntervalField(required=False, allow_null=True)
-    precision = UnitIntervalField(required=False, allow_null=True)
-    recall = UnitIntervalField(required=False, allow_null=True)
-    f1_score = UnitIntervalField(required=False, allow_null=True)
-    mAP = UnitIntervalField(required=False, allow_null=True)
-    input_shape = ShapeField(required=False, allow_null=True)
-    output_shape = ShapeField(required=False, allow_null=True)
-    training_config = JSONObjectField(required=False)
-    deployment_config = JSONObjectField(required=False)
-    release_notes = serializers.CharField(required=False, allow_blank=True, max_length=100_000)
-    is_default = serializers.BooleanField(required=False)
+    class Meta:
+        model = ModelVersion
+        fields = [f.name for f in ModelVersion._meta.fields if f.name in services.EDITABLE_VERSION_FIELDS]
+        fields.append("is_default")
+        extra_kwargs = {name: {"required": False} for name in fields}
 
 
 class VersionCreateSerializer(VersionChangeSerializer):
@@ -83,10 +54,12 @@ class VersionCreateSerializer(VersionChangeSerializer):
 
     immutable_fields = {}
 
-    version = serializers.CharField(max_length=64, validators=[version_validator])
-    format = choice_field(ModelFormat.choices)
     file = serializers.FileField(required=False, max_length=None)
     sha256 = declared_sha256_field()
+
+    class Meta(VersionChangeSerializer.Meta):
+        fields = ["version", *VersionChangeSerializer.Meta.fields, "file", "sha256"]
+        extra_kwargs = {name: {"required": False} for name in fields if name not in ("version", "format")}
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
@@ -102,17 +75,15 @@ class FileUploadSerializer(StrictFieldsMixin, serializers.Serializer):
     sha256 = declared_sha256_field()
 
 
-class ModelVersionSerializer(serializers.ModelSerializer):
+class ModelVersionSerializer(RegistryModelSerializer):
+    """A version, with its file's facts and where it is deployed."""
+
     model = serializers.CharField(source="model.name", read_only=True)
     file_path = serializers.CharField(read_only=True, allow_null=True, help_text="Storage key of the file.")
     file_size = serializers.IntegerField(read_only=True, allow_null=True)
     checksum = serializers.CharField(read_only=True, allow_null=True, help_text="sha256 of the file.")
     file_url = serializers.SerializerMethodField()
     deployed_to = serializers.SerializerMethodField()
-    input_shape = ShapeField(read_only=True, allow_null=True)
-    output_shape = ShapeField(read_only=True, allow_null=True)
-    training_config = JSONObjectField(read_only=True)
-    deployment_config = JSONObjectField(read_only=True)
 
     class Meta:
         model = ModelVersion

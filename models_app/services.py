@@ -1,6 +1,7 @@
 """The registry's rules for models and versions: create, register a version with its file, set the
 default, archive, delete. The API, the admin and the management commands all call these functions;
-none of them re-implements a rule.
+none of them re-implements a rule. Each field's own rule is on the model (models.py); these functions
+apply it (clean_fields) to whatever they are given before they write anything.
 
 Every workflow that changes a model's versions first locks the model's row (SELECT ... FOR UPDATE on
 PostgreSQL; SQLite's IMMEDIATE transactions serialize all writers anyway), so two workers acting on the
@@ -28,6 +29,7 @@ from models_app.models import (
 from models_app.uploads import HashedUpload
 from registry_site import audit
 from registry_site.errors import Conflict, InvalidInput
+from registry_site.validators import clean_fields
 
 # Fields of a version that may change after it is registered. The version string and the file never do.
 EDITABLE_VERSION_FIELDS = frozenset(
@@ -73,14 +75,13 @@ def _audit_version(action: str, version: ModelVersion, changes: dict[str, Any]) 
 
 # --- Models -----------------------------------------------------------------------------------------
 def create_model(*, name: str, model_type: str, description: str = "", is_active: bool = True) -> RegisteredModel:
+    values = clean_fields(
+        RegisteredModel, {"name": name, "model_type": model_type, "description": description, "is_active": is_active}
+    )
     try:
         with transaction.atomic():
-            model = RegisteredModel.objects.create(
-                name=name, model_type=model_type, description=description, is_active=is_active
-            )
-            _audit_model(
-                "create", model, {"model_type": model_type, "description": description, "is_active": is_active}
-            )
+            model = RegisteredModel.objects.create(**values)
+            _audit_model("create", model, {key: value for key, value in values.items() if key != "name"})
             return model
     except IntegrityError:
         if RegisteredModel.objects.filter(name=name).exists():
@@ -93,6 +94,7 @@ def update_model(*, model: RegisteredModel, changes: dict[str, Any]) -> Register
     if unknown:
         field = sorted(unknown)[0]
         raise InvalidInput(f"'{field}' cannot be changed.", field=field)
+    changes = clean_fields(RegisteredModel, changes)
     with transaction.atomic():
         # From the database: a caller (the admin's form) may already have changed the instance it holds.
         before = RegisteredModel.objects.filter(pk=model.pk).values(*changes).get() if changes else {}
@@ -116,6 +118,16 @@ def delete_model(*, model: RegisteredModel) -> None:
 
 
 # --- Versions ---------------------------------------------------------------------------------------
+def clean_version_fields(**values: Any) -> dict[str, Any]:
+    """A new version's fields by the model's rules (InvalidInput naming each bad one), before any byte of
+    its file is received or stored. register_version applies it; a caller with a large file at hand
+    asks first, so a typo costs no hashing."""
+    unknown = set(values) - EDITABLE_VERSION_FIELDS - {"version", "format"}
+    if unknown:
+        raise InvalidInput(f"Unknown version field '{sorted(unknown)[0]}'.", field=sorted(unknown)[0])
+    return clean_fields(ModelVersion, values)
+
+
 def _check_version_string(version: str) -> None:
     if version.lower() in RESERVED_VERSIONS:
         raise InvalidInput(f"'{version}' is reserved and cannot be a version.", field="version")
@@ -142,20 +154,16 @@ def _check_format(upload: HashedUpload, declared_format: str) -> FormatCheck:
     return check
 
 
-def _store(upload: HashedUpload) -> Artifact:
-    """Move the bytes into storage (outside any transaction) and return the unsaved row describing them."""
-    key = artifacts.put_file(upload)
-    return Artifact(sha256=upload.sha256, size=upload.size, storage_key=key)
-
-
-def _link_artifact(stored: Artifact, upload: HashedUpload) -> Artifact:
-    """Inside the version's transaction: the artifact's row, locked, so gc_artifacts cannot remove it
-    or its file before this transaction commits. The collector removes a file and its row together;
-    if it did so between our store and this lock, the bytes are still staged: store them again."""
+def _link_artifact(upload: HashedUpload) -> Artifact:
+    """Inside the version's transaction, once artifacts.put_file stored the bytes (outside it): the
+    artifact's row, locked, so gc_artifacts cannot remove it or its file before this transaction
+    commits. The collector removes a file and its row together; if it did so between our store and this
+    lock, the bytes are still staged: store them again."""
+    key = artifacts.storage_key_for(upload.sha256)
     artifact, created = Artifact.objects.select_for_update().get_or_create(
-        sha256=stored.sha256, defaults={"size": stored.size, "storage_key": stored.storage_key}
+        sha256=upload.sha256, defaults={"size": upload.size, "storage_key": key}
     )
-    if created and not artifacts.exists(stored.storage_key):
+    if created and not artifacts.exists(key):
         artifacts.put_file(upload)
     return artifact
 
@@ -177,22 +185,20 @@ def register_version(
     version first), the stored file has no row and `gc_artifacts` reclaims it after its grace period.
     The model's first version becomes its default.
     """
+    fields = clean_version_fields(version=version, format=format, **fields)
+    version, format = fields.pop("version"), fields.pop("format")
     _check_version_string(version)
-    unknown = set(fields) - EDITABLE_VERSION_FIELDS
-    if unknown:
-        raise InvalidInput(f"Unknown version field '{sorted(unknown)[0]}'.", field=sorted(unknown)[0])
     if fields.get("status") == VersionStatus.ARCHIVED and make_default:
         raise Conflict("An archived version cannot be the default.", field="is_default")
     # Cheap refusal before any byte is moved into storage.
     if ModelVersion.objects.filter(model=model, version=version).exists():
         raise _version_exists(model, version)
 
-    stored = None
     check = FormatCheck("", "")
     if upload is not None:
         _check_declared_digest(upload, declared_sha256)
         check = _check_format(upload, format)
-        stored = _store(upload)
+        artifacts.put_file(upload)  # outside the transaction: the row is written once the file is whole
 
     try:
         with transaction.atomic():
@@ -207,7 +213,7 @@ def register_version(
                 model=model,
                 version=version,
                 format=format,
-                artifact=_link_artifact(stored, upload) if stored else None,
+                artifact=_link_artifact(upload) if upload is not None else None,
                 file_name=upload.name if upload is not None else "",
                 format_check=check.result,
                 format_check_detail=check.detail,
@@ -242,13 +248,13 @@ def attach_file(*, version: ModelVersion, upload: HashedUpload, declared_sha256:
         )
     _check_declared_digest(upload, declared_sha256)
     check = _check_format(upload, version.format)
-    stored = _store(upload)
+    artifacts.put_file(upload)
     with transaction.atomic():
         _lock_model(version.model_id)
         locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
         if locked.artifact_id:
             raise Conflict(f"Version '{version.version}' already has its file.", field="file")
-        locked.artifact = _link_artifact(stored, upload)
+        locked.artifact = _link_artifact(upload)
         locked.file_name = upload.name
         locked.format_check, locked.format_check_detail = check.result, check.detail
         locked.save(update_fields=["artifact", "file_name", "format_check", "format_check_detail", "updated_at"])
@@ -287,6 +293,7 @@ def update_version(*, version: ModelVersion, changes: dict[str, Any]) -> ModelVe
             "A model keeps a default version: make another version the default instead of unsetting this one.",
             field="is_default",
         )
+    changes = clean_fields(ModelVersion, changes)
 
     _lock_model(version.model_id)
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
@@ -339,7 +346,7 @@ def delete_version(*, version: ModelVersion) -> None:
 def _file_facts(version: ModelVersion) -> dict[str, Any]:
     if not version.artifact_id:
         return {}
-    return {"checksum": version.artifact_id, "file_size": version.artifact.size, "file_name": version.file_name}
+    return {"checksum": version.artifact_id, "file_size": version.file_size, "file_name": version.file_name}
 
 
 def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:

@@ -55,6 +55,8 @@ def safe_file_name(name: str) -> str:
 class HashedUpload(TemporaryUploadedFile):
     """A finished upload on local disk with the sha256 and size of its bytes."""
 
+    name: str
+    size: int
     sha256: str
 
 
@@ -68,7 +70,7 @@ class _HashingSink:
 
     QUEUE_DEPTH = 2
 
-    def __init__(self, name: str, content_type: str | None, charset=None, extra=None) -> None:
+    def __init__(self, name: str | None, content_type: str | None, charset=None, extra=None) -> None:
         os.makedirs(settings.FILE_UPLOAD_TEMP_DIR, exist_ok=True)
         self.file = HashedUpload(name or "upload", content_type or "application/octet-stream", 0, charset, extra)
         self.hasher = hashlib.sha256()
@@ -78,7 +80,7 @@ class _HashingSink:
         self._writer = threading.Thread(target=self._write_chunks, name="upload-writer", daemon=True)
         self._writer.start()
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         """Take a chunk. The caller must not change it until QUEUE_DEPTH + 1 more chunks were taken."""
         self.size += len(chunk)
         if self.size > settings.REGISTRY_MAX_UPLOAD_BYTES:
@@ -171,7 +173,7 @@ def receive_raw_body(request, *, file_name: str) -> HashedUpload:
         raise InvalidInput("A raw upload needs a Content-Length header.", field="file")
     expected = int(raw_length)  # RequestSizeLimitMiddleware has checked that it is a number in bounds
     sink = _HashingSink(file_name, request.META.get("CONTENT_TYPE"))
-    # Under gunicorn, registry_site.wsgi gives the body a readinto(): the bytes land in reused
+    # Under gunicorn, registry_site.gunicorn_body gives the body a readinto(): the bytes land in reused
     # buffers, with no copy and no allocation per chunk. Elsewhere (tests, runserver) plain reads.
     body = request.META.get("wsgi.input")
     # The sink may still be writing the last QUEUE_DEPTH + 1 chunks: cycle through enough buffers.

@@ -7,12 +7,15 @@ import base64
 import binascii
 import re
 
+from django.db.models import QuerySet
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.functional import cached_property
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from models_app import selectors, services
@@ -27,8 +30,8 @@ from models_app.serializers import (
     VersionCreateSerializer,
 )
 from models_app.uploads import receive_raw_body, safe_file_name
-from registry_site.api import RegistryMultiPartParser
 from registry_site.errors import InvalidInput, NotFound
+from registry_site.parsers import RegistryMultiPartParser
 
 
 class RegisteredModelViewSet(viewsets.ModelViewSet):
@@ -37,22 +40,15 @@ class RegisteredModelViewSet(viewsets.ModelViewSet):
     filterset_class = RegisteredModelFilter
     lookup_field = "name"
     ordering = ("name",)
-    required_permissions = {
-        "list": ["models_app.view_registeredmodel"],
-        "retrieve": ["models_app.view_registeredmodel"],
-        "create": ["models_app.add_registeredmodel"],
-        "partial_update": ["models_app.change_registeredmodel"],
-        "destroy": ["models_app.delete_registeredmodel"],
-    }
 
-    def perform_create(self, serializer):
+    def perform_create(self, serializer: RegisteredModelSerializer) -> None:
         serializer.instance = services.create_model(**serializer.validated_data)
 
-    def perform_update(self, serializer):
+    def perform_update(self, serializer: RegisteredModelSerializer) -> None:
         changes = {k: v for k, v in serializer.validated_data.items() if k != "name"}
         serializer.instance = services.update_model(model=serializer.instance, changes=changes)
 
-    def perform_destroy(self, instance):
+    def perform_destroy(self, instance: RegisteredModel) -> None:
         services.delete_model(model=instance)
 
 
@@ -68,37 +64,24 @@ def _version_response(version: ModelVersion, status_code: int = status.HTTP_200_
 class ModelVersionViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
+    queryset = selectors.versions_with_files_and_targets()
     serializer_class = ModelVersionSerializer
     filterset_class = ModelVersionFilter
     lookup_field = "version"
     ordering = ("-id",)
     extra_query_params = ("filename", "sha256")  # PUT .../file
-    view = ["models_app.view_modelversion"]
-    change = ["models_app.change_modelversion"]
-    required_permissions = {
-        "list": view,
-        "retrieve": view,
-        "default": view,
-        "latest": view,
-        "default_file": view,
-        "file:get": view,
-        "file:put": change,
-        "create": ["models_app.add_modelversion"],
-        "partial_update": change,
-        "set_default": change,
-        "destroy": ["models_app.delete_modelversion"],
-    }
+    action_verbs = {"set_default": "change"}  # making a version the default changes it
 
     @cached_property
     def registered_model(self) -> RegisteredModel:
         return get_object_or_404(RegisteredModel, name=self.kwargs["name"])
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[ModelVersion]:
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no URL kwargs
             return ModelVersion.objects.none()
-        return selectors.versions_with_files_and_targets().filter(model=self.registered_model)
+        return super().get_queryset().filter(model=self.registered_model)
 
-    def create(self, request, *args, **kwargs):
+    def create(self, request: Request, *args, **kwargs) -> Response:
         serializer = VersionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
@@ -118,13 +101,13 @@ class ModelVersionViewSet(
         response["Location"] = request.build_absolute_uri(f"/models/{version.model.name}/versions/{version.version}")
         return response
 
-    def partial_update(self, request, *args, **kwargs):
+    def partial_update(self, request: Request, *args, **kwargs) -> Response:
         serializer = VersionChangeSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         version = services.update_version(version=self.get_object(), changes=serializer.validated_data)
         return _version_response(version)
 
-    def perform_destroy(self, instance):
+    def perform_destroy(self, instance: ModelVersion) -> None:
         services.delete_version(version=instance)
 
     def _default(self) -> ModelVersion:
@@ -134,11 +117,11 @@ class ModelVersionViewSet(
         return version
 
     @action(detail=False, methods=["get"], url_path="default")
-    def default(self, request, *args, **kwargs):
+    def default(self, request: Request, *args, **kwargs) -> Response:
         return Response(self.get_serializer(self._default()).data)
 
     @action(detail=False, methods=["get"], url_path="latest")
-    def latest(self, request, *args, **kwargs):
+    def latest(self, request: Request, *args, **kwargs) -> Response:
         version = self.get_queryset().order_by("-created_at", "-id").first()
         if version is None:
             raise NotFound(f"Model '{self.registered_model.name}' has no versions.")
@@ -146,7 +129,7 @@ class ModelVersionViewSet(
 
     @extend_schema(request=None, responses=ModelVersionSerializer)
     @action(detail=True, methods=["post"], url_path="default")
-    def set_default(self, request, *args, **kwargs):
+    def set_default(self, request: Request, *args, **kwargs) -> Response:
         return _version_response(services.set_default_version(version=self.get_object()))
 
     @extend_schema(
@@ -167,7 +150,7 @@ class ModelVersionViewSet(
         url_path="file",
         parser_classes=[RegistryMultiPartParser],
     )
-    def file(self, request, *args, **kwargs):
+    def file(self, request: Request, *args, **kwargs) -> HttpResponse:
         version = self.get_object()
         if request.method == "GET":
             return file_response(request, version)
@@ -175,10 +158,10 @@ class ModelVersionViewSet(
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 304: None, 404: None})
     @action(detail=False, methods=["get"], url_path="default/file")
-    def default_file(self, request, *args, **kwargs):
+    def default_file(self, request: Request, *args, **kwargs) -> HttpResponse:
         return file_response(request, self._default())
 
-    def _attach(self, request, version: ModelVersion) -> Response:
+    def _attach(self, request: Request, version: ModelVersion) -> Response:
         content_type = request.META.get("CONTENT_TYPE", "")
         if content_type.startswith("multipart/form-data"):
             serializer = FileUploadSerializer(data=request.data)
@@ -203,7 +186,7 @@ class ModelVersionViewSet(
         return _version_response(version)
 
 
-def _digest_header(request) -> str | None:
+def _digest_header(request: Request) -> str | None:
     """sha256 from a `Content-Digest: sha-256=:<base64>:` or `Digest: SHA-256=<base64>` header."""
     for header, pattern in (
         ("HTTP_CONTENT_DIGEST", r"sha-256=:([A-Za-z0-9+/=]+):"),

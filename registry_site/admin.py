@@ -4,23 +4,14 @@ read-only audit trail."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest
 from django.utils.html import format_html
 
+from registry_site.admin_base import ReadOnlyAdminMixin
 from registry_site.authentication import issue_token, revoke_token
 from registry_site.models import ApiToken, AuditEvent
-
-
-class ReadOnlyAdminMixin:
-    """Shown, never written through the admin: history (deployments, audit events), stored files."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ApiToken)
@@ -41,7 +32,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             return "revoked"
         return "active" if token.is_usable else "expired"
 
-    def get_fields(self, request, obj=None):
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
         # A token's user and secret never change; an existing token shows what it is, not a form.
         return (
             self.fields
@@ -49,14 +40,14 @@ class ApiTokenAdmin(admin.ModelAdmin):
             else ["user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
         )
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
         return (
             self.readonly_fields
             if obj is None
             else ["user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
         )
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: ModelForm, change: bool) -> None:
         if change:
             return
         row, token = issue_token(user=obj.user, name=obj.name, expires_at=obj.expires_at)
@@ -70,11 +61,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
             messages.WARNING,
         )
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
         return False  # revoke instead: the row records that the token existed
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
-    def revoke(self, request, queryset):
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset.select_related("user"):
             revoke_token(token=token)
         self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)

@@ -2,10 +2,13 @@ from django.apps import AppConfig
 
 
 class RegistrySiteConfig(AppConfig):
-    """The site itself: who may call the API (tokens, roles) and what they did (the audit trail)."""
+    """The registry's core: who may call the API (tokens, roles) and what they did (the audit trail),
+    and what every process prepares when it starts (registry_site.startup)."""
 
     name = "registry_site"
     verbose_name = "Access and audit"
 
     def ready(self) -> None:
-        from registry_site import schema  # noqa: F401  (registers the token scheme with drf-spectacular)
+        from registry_site import checks, schema, startup  # noqa: F401  (checks and the token scheme register)
+
+        startup.prepare()

@@ -105,7 +105,7 @@ def _valid_ip(value: str | None) -> bool:
 def _is_trusted_proxy(address: str | None) -> bool:
     if not _valid_ip(address):
         return False
-    ip = ipaddress.ip_address(address)
+    ip = ipaddress.ip_address(address or "")
     return any(ip in network for network in settings.REGISTRY_TRUSTED_PROXIES)
 
 

@@ -45,7 +45,3 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     ordering = ("-id",)
     # The trail says who did what from where: never public, even where reads are.
     private_reads = True
-    required_permissions = {
-        "list": ["registry_site.view_auditevent"],
-        "retrieve": ["registry_site.view_auditevent"],
-    }

@@ -1,16 +1,21 @@
 """The errors the registry's rules raise. Services raise them whichever front door called; the API turns
-them into JSON (registry_site.api), the admin into messages, the commands into CommandError."""
+them into JSON (registry_site.exceptions), the admin into messages or form errors
+(registry_site.admin_base), the commands into CommandError (registry_site.commands)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class RegistryError(Exception):
     status_code = 400
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, errors: dict[str, list[str]] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        # The problem per field ({field: [message, ...]}), when it belongs to named fields.
+        self.errors = errors if errors is not None else ({field: [message]} if field else None)
 
 
 class InvalidInput(RegistryError):
@@ -36,3 +41,23 @@ class Conflict(RegistryError):
 
 class PayloadTooLarge(RegistryError):
     status_code = 413
+
+
+def flatten(detail: Any) -> str:
+    """Field errors as one sentence: "accuracy: Must be between 0 and 1.; format: ..."."""
+    if isinstance(detail, dict):
+        parts = []
+        for field, value in detail.items():
+            text = flatten(value)
+            parts.append(text if field == "non_field_errors" else f"{field}: {text}")
+        return "; ".join(parts)
+    if isinstance(detail, list):
+        return " ".join(flatten(item) for item in detail)
+    return str(detail)
+
+
+def invalid_choice_message(choices, placeholder: str) -> str:
+    """The message for a value outside `choices`, naming the allowed ones; `placeholder` is where the
+    framework at hand puts the refused value ("{input}" for DRF, "%(value)s" for Django)."""
+    allowed = ", ".join(value for value, _ in choices)
+    return f'"{placeholder}" is not a valid choice; use one of: {allowed}.'

@@ -1,146 +1,67 @@
-"""Serializer fields, a serializer mixin and a filter that both apps' APIs use. Forms send every value as
-text (the seed's multipart form), JSON bodies send typed values: each field accepts both, strictly."""
+"""The serializer base and fields both apps' APIs use. Forms send every value as text (the seed's multipart
+form), JSON bodies send typed values: each field accepts both, strictly. What a value must be is the
+model field's rule (registry_site.validators), which RegistryModelSerializer copies onto its fields."""
 
 from __future__ import annotations
 
-import json
-import math
-import re
+from typing import Any
 
-import django_filters
+from django.db import models
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
 
-from registry_site.api import parse_json_text
-
-MAX_JSON_OBJECT_BYTES = 64 * 1024
-MAX_JSON_DEPTH = 32
-MAX_SHAPE_RANK = 16
-MAX_DIMENSION = 2**31 - 1
-
-
-def choice_field(choices, **kwargs) -> serializers.ChoiceField:
-    """A ChoiceField whose error lists the allowed values."""
-    allowed = ", ".join(value for value, _ in choices)
-    return serializers.ChoiceField(
-        choices=choices,
-        error_messages={"invalid_choice": f'"{{input}}" is not a valid choice; use one of: {allowed}.'},
-        **kwargs,
-    )
+from registry_site.errors import invalid_choice_message
+from registry_site.json_values import has_unstorable_text, parse_json_text
+from registry_site.validators import (
+    MAX_SHAPE_RANK,
+    UNSTORABLE_MESSAGE,
+    validate_json_object,
+    validate_sha256_hex,
+    validate_shape,
+)
 
 
-class UnitIntervalField(serializers.FloatField):
-    """A metric in [0, 1]. DRF's FloatField takes "nan", "inf" and 1e400 (which is inf); this does not."""
+class StrictFloatField(serializers.FloatField):
+    """DRF's FloatField, except that true and false are not numbers."""
 
-    default_error_messages = {
-        "not_finite": "Must be a finite number, not NaN or infinity.",
-        "range": "Must be between 0 and 1.",
-    }
-
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> float:
         if isinstance(data, bool):
             self.fail("invalid")
-        value = super().to_internal_value(data)
-        if not math.isfinite(value):
-            self.fail("not_finite")
-        if not 0.0 <= value <= 1.0:
-            self.fail("range")
-        return value
+        return super().to_internal_value(data)
 
 
-def _json_from_text(data):
-    return parse_json_text(data) if isinstance(data, str) else data
+class JSONValueField(serializers.JSONField):
+    """A JSON value, given as itself (a JSON body) or as its text (a form field: the seed sends shapes
+    as "[1,3,224,224]")."""
 
-
-def _depth(value, limit: int, level: int = 1) -> int:
-    if level > limit:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, limit, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, limit, level + 1) for v in value), default=level)
-    return level
+    def to_internal_value(self, data: Any) -> Any:
+        return parse_json_text(data) if isinstance(data, str) else data
 
 
 @extend_schema_field(
     {"type": "array", "items": {"type": "integer", "nullable": True}, "minItems": 1, "maxItems": MAX_SHAPE_RANK}
 )
-class ShapeField(serializers.Field):
-    """A tensor shape: a list of positive ints, with -1 or null for a dynamic dimension. Given as a JSON
-    list, or as its text in a form ("[1,3,224,224]")."""
+class ShapeField(JSONValueField):
+    """A tensor shape (registry_site.validators.validate_shape)."""
 
-    default_error_messages = {
-        "invalid": "Must be a list of 1 to 16 dimensions, each a positive integer, -1 or null (dynamic), "
-        "such as [1,3,224,224].",
-    }
-
-    def to_internal_value(self, data):
-        data = _json_from_text(data)
-        if not isinstance(data, list) or not 1 <= len(data) <= MAX_SHAPE_RANK:
-            self.fail("invalid")
-        for dim in data:
-            if dim is None or (type(dim) is int and (dim == -1 or 1 <= dim <= MAX_DIMENSION)):
-                continue
-            self.fail("invalid")
-        return data
-
-    def to_representation(self, value):
-        return value
+    default_validators = [validate_shape]
 
 
 @extend_schema_field(OpenApiTypes.OBJECT)
-class JSONObjectField(serializers.Field):
-    """A JSON object (training config, deployment config): given as an object, or as its text in a
-    form. Bounded in size and depth so one request cannot make the registry store or parse a monster."""
+class JSONObjectField(JSONValueField):
+    """A JSON object such as a training or deployment config (validate_json_object)."""
 
-    default_error_messages = {
-        "not_object": 'Must be a JSON object, such as {{"epochs": 90}}.',
-        "too_large": f"Must be at most {MAX_JSON_OBJECT_BYTES} bytes as JSON.",
-        "too_deep": f"Must be nested at most {MAX_JSON_DEPTH} levels deep.",
-        "not_finite": "Numbers must be finite (1e400 is out of range; NaN and Infinity are not JSON).",
-    }
-
-    def to_internal_value(self, data):
-        data = _json_from_text(data)
-        if not isinstance(data, dict):
-            self.fail("not_object")
-        if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-            self.fail("too_deep")
-        if has_non_finite_number(data):
-            self.fail("not_finite")
-        if len(json.dumps(data)) > MAX_JSON_OBJECT_BYTES:
-            self.fail("too_large")
-        return data
-
-    def to_representation(self, value):
-        return value
+    default_validators = [validate_json_object]
 
 
-# JSON escapes can spell text that no database stores: NUL (PostgreSQL refuses it in text and jsonb)
-# and lone UTF-16 surrogates (not encodable as UTF-8).
-UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
-
-
-def has_non_finite_number(value) -> bool:
-    """JSON's grammar has no NaN or infinity, but a number such as 1e400 parses to one."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(has_non_finite_number(v) for v in value.values())
-    if isinstance(value, list):
-        return any(has_non_finite_number(v) for v in value)
-    return False
-
-
-def has_unstorable_text(value) -> bool:
-    if isinstance(value, str):
-        return UNSTORABLE_TEXT.search(value) is not None
-    if isinstance(value, dict):
-        return any(has_unstorable_text(k) or has_unstorable_text(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(has_unstorable_text(v) for v in value)
-    return False
+def declared_sha256_field() -> serializers.CharField:
+    return serializers.CharField(
+        required=False,
+        validators=[validate_sha256_hex],
+        help_text="The sha256 the client expects the file to have; on a mismatch nothing is stored.",
+    )
 
 
 class StrictFieldsMixin:
@@ -154,12 +75,7 @@ class StrictFieldsMixin:
         attrs = super().validate(attrs)
         unstorable = [key for key, value in attrs.items() if has_unstorable_text(value)]
         if unstorable:
-            raise serializers.ValidationError(
-                {
-                    key: ["Contains a NUL character or a lone UTF-16 surrogate, which cannot be stored."]
-                    for key in unstorable
-                }
-            )
+            raise serializers.ValidationError({key: [UNSTORABLE_MESSAGE] for key in unstorable})
         initial = getattr(self, "initial_data", None)
         if hasattr(initial, "keys"):
             errors = {}
@@ -175,21 +91,28 @@ class StrictFieldsMixin:
         return attrs
 
 
-def choice_filter(choices, **kwargs) -> django_filters.ChoiceFilter:
-    """A ChoiceFilter whose error lists the allowed values, like the serializers' choice fields."""
-    allowed = ", ".join(value for value, _ in choices)
-    return django_filters.ChoiceFilter(
-        choices=choices,
-        error_messages={"invalid_choice": f'"%(value)s" is not a valid choice; use one of: {allowed}.'},
-        **kwargs,
-    )
+class RegistryModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """A ModelSerializer whose fields take their rules from the model fields (validators, lengths,
+    choices), read form text strictly, and name the allowed values of a choice. Uniqueness is left to
+    the services, which decide it under a row lock and answer 409, not to a query made in advance."""
 
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.FloatField: StrictFloatField,
+        models.JSONField: JSONValueField,
+    }
+    # A JSON field's class (and so its OpenAPI schema) follows from the rule its model field carries.
+    json_field_classes = {validate_shape: ShapeField, validate_json_object: JSONObjectField}
 
-class StrictBooleanFilter(django_filters.TypedChoiceFilter):
-    """A boolean query parameter that refuses anything but true/false/1/0 (django-filter's BooleanFilter
-    silently ignores a value it cannot read, returning the unfiltered list)."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("choices", [(v, v) for v in ("true", "false", "True", "False", "1", "0")])
-        kwargs.setdefault("coerce", lambda value: value in ("true", "True", "1"))
-        super().__init__(*args, **kwargs)
+    def build_standard_field(self, field_name: str, model_field: models.Field):
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        validators = [v for v in kwargs.pop("validators", []) if not isinstance(v, UniqueValidator)]
+        if validators:
+            kwargs["validators"] = validators
+        if issubclass(field_class, serializers.ChoiceField):
+            kwargs["error_messages"] = {"invalid_choice": invalid_choice_message(model_field.choices, "{input}")}
+        if field_class is JSONValueField:
+            field_class = next(
+                (cls for rule, cls in self.json_field_classes.items() if rule in validators), field_class
+            )
+        return field_class, kwargs

@@ -6,6 +6,10 @@ import multiprocessing
 import os
 import socket
 
+import gunicorn
+
+from registry_site import gunicorn_body
+
 bind = os.environ.get("REGISTRY_BIND", "127.0.0.1:8003")
 LOCAL_MODE = os.environ.get("REGISTRY_ENV", "local").strip().lower() == "local"
 
@@ -44,6 +48,11 @@ errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 
+def pre_request(worker, req):
+    worker.log.debug("%s %s", req.method, req.path)  # gunicorn's own pre_request
+    gunicorn_body.install(req)  # large uploads read straight from the socket
+
+
 def post_request(worker, req, environ, resp):
     """After a 413 the client may still be sending a body we will never read. gunicorn ignores an
     application's `Connection: close` and would keep the connection for the next request (reading the
@@ -58,6 +67,13 @@ def post_request(worker, req, environ, resp):
 
 
 def when_ready(server):
+    if not gunicorn_body.supported():
+        server.log.warning(
+            "registry_site/gunicorn_body.py was written for gunicorn %s, this is %s: uploads use gunicorn's "
+            "own (slower) body reader until it is checked against this version.",
+            gunicorn_body.WRITTEN_FOR,
+            gunicorn.__version__,
+        )
     if LOCAL_MODE:
         server.log.warning(
             "LOCAL MODE: the API is open to anyone who can reach %s, without tokens. "

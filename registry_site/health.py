@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
-import os
+from typing import cast
 
-from django.core.files.storage import FileSystemStorage, default_storage
+from django.core.files.storage import default_storage
 from django.db import connection
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
+
+from registry_site.storage import ArtifactStorage
 
 logger = logging.getLogger(__name__)
 
@@ -23,13 +26,8 @@ def _check_database() -> None:
 
 
 def _check_storage() -> None:
-    if isinstance(default_storage, FileSystemStorage):
-        location = default_storage.location
-        os.makedirs(location, exist_ok=True)
-        if not os.access(location, os.W_OK | os.X_OK):
-            raise PermissionError(f"storage folder {location} is not writable")
-    else:
-        default_storage.exists("health-check")  # a HEAD request: fails if the bucket is unreachable
+    storage = cast(ArtifactStorage, default_storage)
+    storage.check_reachable()  # registry_site.storage: a writable folder, a reachable bucket
 
 
 HealthSerializer = inline_serializer(
@@ -45,7 +43,7 @@ HealthSerializer = inline_serializer(
 @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer})
 @api_view(["GET"])
 @permission_classes([AllowAny])
-def health(request):
+def health(request: Request) -> Response:
     checks = {}
     healthy = True
     for name, check in (("database", _check_database), ("storage", _check_storage)):

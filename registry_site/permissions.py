@@ -1,27 +1,105 @@
-"""Who may call what. In local mode (the loopback-only default) the API is open, so the seed's
-examples run as written. In production every write needs a token whose user holds the Django
-permission the action names; reads need one too unless REGISTRY_PUBLIC_READ is set. The roles are
-Django groups (viewer, editor, deployer, admin; see the 0002 migration of registry_site), and the admin
-console checks the same permissions."""
+"""Who may do what, decided here for the API, the admin console and the services alike.
+
+- CRUD follows from the view's model and the HTTP method (NetBox's perms_map): GET reads need
+  `view_<model>`, POST `add_<model>`, PUT and PATCH `change_<model>`, DELETE `delete_<model>`.
+- An action that is not CRUD declares the verb it needs beside its view, in `action_verbs`
+  ({"rollback": "rollback"} needs deployments_app.rollback_deployment).
+- `allows` is the one answer to "may this caller do that": a user's Django permissions (which give an
+  active superuser every permission), the shell's operator everything, an anonymous caller everything
+  only in local mode. Services that check a rule take the acting caller as a required argument and
+  ask `allows` (deployments_app.services.deploy_version: the production target).
+
+The roles are Django groups holding these permissions (registry_site.roles). In local mode (the
+loopback-only default) the API is open, so the seed's examples run as written; in production every write
+needs a token whose user holds the permission, and reads too unless REGISTRY_PUBLIC_READ is set.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
 from django.conf import settings
+from django.db import models
 from rest_framework.permissions import SAFE_METHODS, BasePermission
-from rest_framework.throttling import SimpleRateThrottle
 
-from registry_site.audit import client_address
+if TYPE_CHECKING:  # rest_framework.views reads DEFAULT_PERMISSION_CLASSES, which names this module
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
-PRODUCTION_TARGET = "production"
-DEPLOY_TO_PRODUCTION = "deployments_app.deploy_to_production"
+PERMS_MAP = {
+    "GET": "view",
+    "HEAD": "view",
+    "POST": "add",
+    "PUT": "change",
+    "PATCH": "change",
+    "DELETE": "delete",
+}
+# A permission no role holds: what a route that cannot say what it needs requires, so it is closed to
+# everyone but superusers (who hold every permission).
+UNDECLARED = "registry_site.route_without_declared_permission"
+
+
+class Caller(Protocol):
+    """Who acts: a Django user (or AnonymousUser), or the shell's Operator."""
+
+    @property
+    def is_authenticated(self) -> bool: ...
+
+    def has_perms(self, perm_list, obj=None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Operator:
+    """Whoever runs manage.py on the server. Shell access to the registry's code, settings and database
+    is operator authority: commands may do anything the registry's rules allow. The audit trail still
+    names the operating-system user (registry_site.audit.acting_from_command)."""
+
+    name: str = "operator"
+    is_authenticated: bool = True
+    is_active: bool = True
+
+    def has_perms(self, perm_list, obj=None) -> bool:
+        return True
+
+    def has_perm(self, perm: str, obj=None) -> bool:
+        return True
+
+    def get_username(self) -> str:
+        return self.name
+
+
+def permission_for(model: type[models.Model], verb: str) -> str:
+    """The permission's name: models_app.change_modelversion for (ModelVersion, "change")."""
+    return f"{model._meta.app_label}.{verb}_{model._meta.model_name}"
+
+
+def allows(caller: Caller, *perms: str) -> bool:
+    """May `caller` act with all of `perms`? Superusers hold every permission (Django's has_perms), the
+    operator too; an anonymous caller may act only where the registry is open (local mode)."""
+    if not caller.is_authenticated:
+        return settings.LOCAL_MODE
+    return caller.has_perms(perms)
+
+
+def required_permissions(request: Request, view: APIView) -> list[str]:
+    """The permissions a request to `view` needs: its action's declared verb, or its method's, on the
+    view's model."""
+    action = getattr(view, "action", None) or ""
+    verb = getattr(view, "action_verbs", {}).get(action) or PERMS_MAP.get(request.method or "")
+    model = getattr(getattr(view, "queryset", None), "model", None)
+    if verb is None or model is None:
+        return [UNDECLARED]
+    return [permission_for(model, verb)]
 
 
 class RegistryPermission(BasePermission):
-    """Each view names the permissions of its actions in `required_permissions` ({action: [perm]})."""
+    """The API's gate: open in local mode, public reads when configured (never on `private_reads` views),
+    otherwise the token's user must hold what `required_permissions` names."""
 
     message = "Your token's user lacks the permission for this action."
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         if settings.LOCAL_MODE:
             return True
         if (
@@ -33,30 +111,4 @@ class RegistryPermission(BasePermission):
         user = request.user
         if user is None or not user.is_authenticated:
             return False
-        action = getattr(view, "action", None) or request.method.lower()
-        required = getattr(view, "required_permissions", {})
-        needed = required.get(f"{action}:{request.method.lower()}", required.get(action))
-        if needed is None:
-            # A route that forgot to say what it needs is closed, not open.
-            return user.is_superuser
-        return user.has_perms(needed)
-
-
-class WriteRateThrottle(SimpleRateThrottle):
-    """Writes per token user (or per address without one), in production. The counts live in the
-    shared cache (the database cache by default), so every worker sees the same numbers."""
-
-    scope = "write"
-
-    def get_rate(self):
-        return settings.REGISTRY_THROTTLE_WRITES
-
-    def allow_request(self, request, view):
-        if settings.LOCAL_MODE or request.method in SAFE_METHODS:
-            return True
-        return super().allow_request(request, view)
-
-    def get_cache_key(self, request, view):
-        user = request.user
-        ident = f"user:{user.pk}" if user is not None and user.is_authenticated else f"ip:{client_address(request)}"
-        return f"registry:throttle:write:{ident}"
+        return allows(user, *required_permissions(request, view))

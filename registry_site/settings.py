@@ -1,7 +1,7 @@
 """Settings for the model registry, read from the environment.
 
 With no environment at all the registry runs embedded: a SQLite file and a local storage folder under
-./data, both created on first use. `DATABASE_URL` and the `REGISTRY_S3_*` variables move it to PostgreSQL
+./data, created when the registry starts (registry_site.startup; reading these settings writes nothing). `DATABASE_URL` and the `REGISTRY_S3_*` variables move it to PostgreSQL
 and S3, where any number of stateless gunicorn workers can serve it. Every variable is listed in the
 README; a malformed value stops the process with ImproperlyConfigured rather than being guessed at.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import secrets
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -82,19 +82,11 @@ DATA_DIR = Path(envstr("REGISTRY_DATA_DIR", str(BASE_DIR / "data"))).resolve()
 DEBUG = envbool("DJANGO_DEBUG", False)
 
 SECRET_KEY = envsecret("DJANGO_SECRET_KEY")
-if not SECRET_KEY:
-    if not LOCAL_MODE:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is required in production")
-    # Local mode keeps a generated key beside its data, so sessions survive restarts and no key
-    # is ever committed.
-    key_file = DATA_DIR / ".secret_key"
-    if key_file.exists():
-        SECRET_KEY = key_file.read_text().strip()
-    else:
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        SECRET_KEY = secrets.token_urlsafe(50)
-        key_file.write_text(SECRET_KEY)
-        key_file.chmod(0o600)
+if not SECRET_KEY and not LOCAL_MODE:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is required in production")
+# Local mode without one keeps a generated key beside its data, so sessions survive restarts and no key
+# is ever committed: registry_site.startup reads it, or writes it the first time, when the registry starts.
+LOCAL_SECRET_KEY_FILE = DATA_DIR / ".secret_key" if not SECRET_KEY else None
 
 ALLOWED_HOSTS = envlist("REGISTRY_ALLOWED_HOSTS", [] if not LOCAL_MODE else ["localhost"])
 if not LOCAL_MODE and not ALLOWED_HOSTS:
@@ -156,7 +148,7 @@ TEMPLATES = [
 
 
 # --- Database ---------------------------------------------------------------------------------------
-def database_from_url(url: str) -> dict:
+def database_from_url(url: str) -> dict[str, Any]:
     """Parse DATABASE_URL. The seed's own value names SQLAlchemy's asyncpg driver
     (postgresql+asyncpg://...); we accept it verbatim and connect through psycopg 3."""
     scheme, sep, rest = url.partition("://")
@@ -168,7 +160,7 @@ def database_from_url(url: str) -> dict:
     elif dialect != "sqlite":
         raise ImproperlyConfigured(f"DATABASE_URL must be postgresql:// or sqlite://, got {scheme}://")
     try:
-        config = dj_database_url.parse(url, conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60))
+        config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60)))
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL cannot be parsed: {exc}") from None
     if config["ENGINE"] == "django.db.backends.postgresql":
@@ -191,7 +183,6 @@ DATABASE_URL = envstr("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": database_from_url(DATABASE_URL)}
 else:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -208,14 +199,12 @@ STORAGE_DIR = Path(envstr("REGISTRY_STORAGE_DIR", str(DATA_DIR / "storage"))).re
 
 if S3_BUCKET:
     artifact_storage = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "registry_site.storage.S3ArtifactStorage",
         "OPTIONS": {
             "bucket_name": S3_BUCKET,
             "endpoint_url": envstr("REGISTRY_S3_ENDPOINT_URL") or None,
             "region_name": envstr("REGISTRY_S3_REGION") or None,
             "location": envstr("REGISTRY_S3_PREFIX"),
-            # Keys are content addressed: the same key always holds the same bytes.
-            "file_overwrite": True,
             "querystring_expire": envint("REGISTRY_S3_PRESIGN_SECONDS", 300, minimum=1),
         },
     }
@@ -223,24 +212,19 @@ if S3_BUCKET:
     FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "incoming")
 else:
     artifact_storage = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(STORAGE_DIR), "allow_overwrite": True},
+        "BACKEND": "registry_site.storage.LocalArtifactStorage",
+        "OPTIONS": {"location": str(STORAGE_DIR)},
     }
     # Same filesystem as the storage folder, so storing a finished upload is a rename, not a copy.
     FILE_UPLOAD_TEMP_DIR = str(STORAGE_DIR / ".incoming")
 
-# Created here because Django checks at start that it exists, and the first upload would need it anyway.
-Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+# DATA_DIR, FILE_UPLOAD_TEMP_DIR and STATIC_ROOT are created when the registry starts (registry_site.startup).
 
 STORAGES = {
     "default": artifact_storage,
     # Cache-busted, compressed files once `collectstatic` has run (make run, the image); before that
-    # (tests, a fresh checkout) the plain storage, which needs no manifest.
-    "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if (DATA_DIR / "staticfiles" / "staticfiles.json").exists()
-        else "django.contrib.staticfiles.storage.StaticFilesStorage"
-    },
+    # (tests, a fresh checkout) the files under their own names (registry_site.storage).
+    "staticfiles": {"BACKEND": "registry_site.storage.RegistryStaticFilesStorage"},
 }
 
 # On S3, downloads may redirect to a short-lived presigned URL instead of streaming through a worker.
@@ -261,7 +245,6 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
 # --- Static files and the admin ---------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns at every start when it is missing
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Tests and a fresh checkout serve straight from the apps' folders; `collectstatic` is still run by
 # `make run` and the image so whitenoise can serve compressed, cache-busted files.
@@ -277,16 +260,16 @@ USE_TZ = True
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "registry_site.api.StrictJSONParser",
-        "registry_site.api.RegistryMultiPartParser",
+        "registry_site.parsers.StrictJSONParser",
+        "registry_site.parsers.RegistryMultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": ["registry_site.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["registry_site.permissions.RegistryPermission"],
-    "DEFAULT_THROTTLE_CLASSES": ["registry_site.permissions.WriteRateThrottle"],
-    "DEFAULT_FILTER_BACKENDS": ["registry_site.api.StrictFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "registry_site.api.RegistryCursorPagination",
-    "EXCEPTION_HANDLER": "registry_site.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["registry_site.throttling.WriteRateThrottle"],
+    "DEFAULT_FILTER_BACKENDS": ["registry_site.filters.StrictFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "registry_site.pagination.RegistryCursorPagination",
+    "EXCEPTION_HANDLER": "registry_site.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # `?format=` is a model version's field, not an output format switch.
     "URL_FORMAT_OVERRIDE": None,

@@ -29,7 +29,7 @@ class SegmentConverter:
 
 
 register_converter(SegmentConverter, "segment")
-handler404 = "registry_site.api.not_found"
+handler404 = "registry_site.exceptions.not_found"
 
 models = RegisteredModelViewSet.as_view
 versions = ModelVersionViewSet.as_view

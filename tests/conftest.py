@@ -33,7 +33,7 @@ def storage_dir(tmp_path, settings):
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "BACKEND": "registry_site.storage.LocalArtifactStorage",
             "OPTIONS": {"location": str(location), "allow_overwrite": True},
         },
     }

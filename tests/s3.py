@@ -51,7 +51,7 @@ def s3_bucket(s3_endpoint, monkeypatch):
 
 def s3_storage_settings(endpoint: str, bucket: str, prefix: str = "models") -> dict:
     return {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "registry_site.storage.S3ArtifactStorage",
         "OPTIONS": {
             "bucket_name": bucket,
             "endpoint_url": endpoint,

@@ -16,6 +16,7 @@ from deployments_app import services as deployment_services
 from deployments_app.models import Deployment, DeploymentStatus
 from models_app import services
 from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionStatus
+from registry_site.permissions import Operator
 from tests.conftest import sha256, stored_files, upload
 
 pytestmark = pytest.mark.django_db
@@ -87,8 +88,12 @@ def deployed(make_model, make_version):
     model = make_model(name="resnet")
     v1 = make_version(model, "v1", data=b"one")
     v2 = make_version(model, "v2", data=b"two")
-    first = deployment_services.deploy_version(version=v1, target="production", deployed_by="ci").deployment
-    second = deployment_services.deploy_version(version=v2, target="production", deployed_by="ci").deployment
+    first = deployment_services.deploy_version(
+        version=v1, target="production", acting_user=Operator(), deployed_by="ci"
+    ).deployment
+    second = deployment_services.deploy_version(
+        version=v2, target="production", acting_user=Operator(), deployed_by="ci"
+    ).deployment
     return model, v1, v2, first, second
 
 
@@ -182,7 +187,7 @@ def test_version_list_costs_the_same_queries_for_few_or_many_rows(admin_client, 
     few = queries()
     for i in range(2, 8):
         version = make_version(make_model(), f"v{i}", data=str(i).encode())
-        deployment_services.deploy_version(version=version, target="staging")
+        deployment_services.deploy_version(version=version, target="staging", acting_user=Operator())
     assert queries() == few
 
 
@@ -493,7 +498,9 @@ def test_deploy_action_asks_for_the_target_then_deploys(
     assert (deployment.model_version_id, deployment.deployment_target) == (v1.pk, "production")
     assert deployment.deployment_status == DeploymentStatus.ACTIVE
     assert deployment.deployed_by == admin_user.username
-    assert calls == [{"version": v1, "target": "production", "deployed_by": admin_user.username, "user": admin_user}]
+    assert calls == [
+        {"version": v1, "target": "production", "acting_user": admin_user, "deployed_by": admin_user.username}
+    ]
     assert ("success", f"Deployed clf:v1 to production (deployment #{deployment.pk}).") in flashed(response)
 
     again = confirm(admin_client, "models_app_modelversion_changelist", "deploy_to_target", [v1], target="production")
@@ -626,7 +633,7 @@ def test_rollback_action_without_a_reason_records_who(admin_client, admin_user, 
 
 def test_rolling_back_the_last_deployment_leaves_the_target_empty(admin_client, make_version):
     version = make_version()
-    deployment = deployment_services.deploy_version(version=version, target="edge").deployment
+    deployment = deployment_services.deploy_version(version=version, target="edge", acting_user=Operator()).deployment
     response = confirm(admin_client, "deployments_app_deployment_changelist", "roll_back", [deployment])
     assert flashed(response)[0][1].endswith(f"edge has no active deployment of {version.model.name} now.")
     assert not Deployment.objects.filter(deployment_status="active").exists()
@@ -690,7 +697,7 @@ def test_anonymous_users_are_sent_to_the_login_page(client, make_version):
 def test_user_text_is_shown_escaped(admin_client, make_model, make_version):
     model = make_model(name="xss", description=XSS)
     version = make_version(model, "v1", release_notes=XSS)
-    deployment = deployment_services.deploy_version(version=version, target="prod").deployment
+    deployment = deployment_services.deploy_version(version=version, target="prod", acting_user=Operator()).deployment
     deployment_services.rollback_deployment(deployment=deployment, reason=XSS)
     pages = [
         url("models_app_registeredmodel_change", model.pk),

@@ -20,6 +20,7 @@ from deployments_app import services as deployment_services
 from deployments_app.models import Deployment
 from models_app.models import ModelVersion, RegisteredModel
 from registry_site.models import AuditEvent
+from registry_site.permissions import Operator
 from tests.conftest import sha256, stored_files, token_client, upload, user_with_role
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +37,9 @@ def world(make_model, make_version):
     v2 = make_version(model, "v2", data=b"two")
     v3 = make_version(model, "v3", data=None)
     spare = make_model(name="spare")
-    staging = deployment_services.deploy_version(version=v1, target="staging", deployed_by="ci").deployment
+    staging = deployment_services.deploy_version(
+        version=v1, target="staging", acting_user=Operator(), deployed_by="ci"
+    ).deployment
     return {"model": model, "v1": v1, "v2": v2, "v3": v3, "spare": spare, "staging": staging}
 
 
@@ -456,7 +459,7 @@ def test_command_create_token_is_recorded(world):
 
 def test_services_called_outside_any_door_are_still_attributed(world):
     since = last_id()
-    deployment_services.deploy_version(version=world["v2"], target="batch")
+    deployment_services.deploy_version(version=world["v2"], target="batch", acting_user=Operator())
     [event] = new_events(since)
     assert event.actor and event.via in {"api", "admin", "command"}
 

@@ -5,13 +5,18 @@ from django.core.management import CommandError, call_command
 
 from deployments_app.models import Deployment
 from deployments_app.services import deploy_version
+from registry_site.permissions import Operator
 
 
 @pytest.mark.django_db
 def test_rolls_back_to_the_previous_deployment_then_empties_the_target(make_model, make_version):
     model = make_model()
-    first = deploy_version(version=make_version(model, "v1", data=b"one"), target="production").deployment
-    second = deploy_version(version=make_version(model, "v2", data=b"two"), target="production").deployment
+    first = deploy_version(
+        version=make_version(model, "v1", data=b"one"), target="production", acting_user=Operator()
+    ).deployment
+    second = deploy_version(
+        version=make_version(model, "v2", data=b"two"), target="production", acting_user=Operator()
+    ).deployment
     out = StringIO()
     call_command("rollback", str(second.pk), "--reason", "bad latency", stdout=out)
     second.refresh_from_db()
@@ -29,8 +34,10 @@ def test_rolls_back_to_the_previous_deployment_then_empties_the_target(make_mode
 @pytest.mark.django_db
 def test_refuses_inactive_and_unknown_deployments(make_model, make_version):
     model = make_model()
-    first = deploy_version(version=make_version(model, "v1", data=b"one"), target="production").deployment
-    deploy_version(version=make_version(model, "v2", data=b"two"), target="production")
+    first = deploy_version(
+        version=make_version(model, "v1", data=b"one"), target="production", acting_user=Operator()
+    ).deployment
+    deploy_version(version=make_version(model, "v2", data=b"two"), target="production", acting_user=Operator())
     with pytest.raises(CommandError, match="superseded"):
         call_command("rollback", str(first.pk))
     with pytest.raises(CommandError, match="No deployment"):

@@ -16,7 +16,7 @@ def test_health_is_503_when_storage_is_unusable(api, settings, tmp_path):
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "BACKEND": "registry_site.storage.LocalArtifactStorage",
             "OPTIONS": {"location": str(blocker / "storage")},
         },
     }

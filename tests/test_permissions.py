@@ -18,6 +18,7 @@ from deployments_app import services as deployment_services
 from deployments_app.models import Deployment
 from models_app.models import ModelVersion, RegisteredModel
 from registry_site.models import AuditEvent
+from registry_site.permissions import Operator
 from tests.conftest import registry_state, token_client, upload, user_with_role
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +53,9 @@ def world(make_model, make_version, settings) -> World:
     v2 = make_version(model, "v2", data=b"two")
     v3 = make_version(model, "v3", data=None)
     spare = make_model(name="spare")
-    staging = deployment_services.deploy_version(version=v1, target="staging", deployed_by="ci").deployment
+    staging = deployment_services.deploy_version(
+        version=v1, target="staging", acting_user=Operator(), deployed_by="ci"
+    ).deployment
     settings.LOCAL_MODE = False
     settings.REGISTRY_PUBLIC_READ = False
     settings.REGISTRY_THROTTLE_WRITES = "10000/min"
@@ -173,7 +176,7 @@ def test_the_editors_refusal_to_deploy_to_production_says_why(personas, world, s
 
 
 def test_superseding_production_also_needs_the_deployer_role(personas, world, storage_dir):
-    deployment_services.deploy_version(version=world.v1, target="production", deployed_by="ci")
+    deployment_services.deploy_version(version=world.v1, target="production", acting_user=Operator(), deployed_by="ci")
     before = registry_state(storage_dir)
     assert _deploy("production", "v2")(personas["editor"].client, world).status_code == 403
     assert registry_state(storage_dir) == before

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from deployments_app import services as deployment_services
 from registry_site.authentication import issue_token
 from registry_site.models import AuditEvent
+from registry_site.permissions import Operator
 from tests.conftest import registry_state, token_client, user_with_role
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +68,9 @@ def world(make_model, make_version, settings):
     make_version(model, "v2", data=b"two")
     make_version(model, "v3", data=None)
     make_model(name="spare")
-    deployment = deployment_services.deploy_version(version=v1, target="staging", deployed_by="ci").deployment
+    deployment = deployment_services.deploy_version(
+        version=v1, target="staging", acting_user=Operator(), deployed_by="ci"
+    ).deployment
     event = AuditEvent.objects.order_by("-id").first()
     settings.LOCAL_MODE = False
     settings.REGISTRY_PUBLIC_READ = True  # reads open must not open any write

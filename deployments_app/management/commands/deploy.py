@@ -2,11 +2,9 @@
 
 import getpass
 
-from django.core.management.base import CommandError
-
 from deployments_app import services
+from models_app import selectors
 from registry_site.commands import RegistryCommand
-from registry_site.errors import RegistryError
 
 
 class Command(RegistryCommand):
@@ -19,13 +17,13 @@ class Command(RegistryCommand):
         parser.add_argument("--by", default=None, help="who deploys (default: the shell user)")
 
     def handle(self, *args, **options):
-        version = self.find_version(options["model"], options["version"])
-        try:
-            result = services.deploy_version(
-                version=version, target=options["target"], deployed_by=options["by"] or getpass.getuser()
-            )
-        except RegistryError as exc:
-            raise CommandError(exc.message) from None
+        version = selectors.get_version(options["model"], options["version"])
+        result = services.deploy_version(
+            version=version,
+            target=options["target"],
+            acting_user=self.operator,
+            deployed_by=options["by"] or getpass.getuser(),
+        )
         what = "Deployed" if result.created else "Already active:"
         self.stdout.write(
             f"{what} {options['model']}:{options['version']} on {options['target']} (deployment {result.deployment.pk})"

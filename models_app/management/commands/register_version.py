@@ -1,13 +1,23 @@
 """manage.py register_version MODEL VERSION --format onnx [--file PATH] [--accuracy 0.9 ...]"""
 
+from argparse import ArgumentTypeError
+from typing import Any
+
+from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
-from models_app import services
-from models_app.models import METRIC_FIELDS, RegisteredModel
-from models_app.serializers import VersionCreateSerializer
+from models_app import selectors, services
+from models_app.models import METRIC_FIELDS
 from models_app.uploads import receive_local_file
 from registry_site.commands import RegistryCommand
-from registry_site.errors import RegistryError
+from registry_site.json_values import parse_json_text
+
+
+def json_argument(text: str) -> Any:
+    try:
+        return parse_json_text(text)
+    except ValidationError as exc:
+        raise ArgumentTypeError(exc.messages[0]) from None
 
 
 class Command(RegistryCommand):
@@ -20,18 +30,17 @@ class Command(RegistryCommand):
         parser.add_argument("--file", help="path of the model file to store")
         parser.add_argument("--status")
         parser.add_argument("--release-notes", dest="release_notes")
-        parser.add_argument("--input-shape", dest="input_shape", help="JSON list, e.g. [1,3,224,224]")
-        parser.add_argument("--output-shape", dest="output_shape", help="JSON list, e.g. [1,1000]")
-        parser.add_argument("--training-config", dest="training_config", help="JSON object")
+        parser.add_argument(
+            "--input-shape", dest="input_shape", type=json_argument, help="JSON list, e.g. [1,3,224,224]"
+        )
+        parser.add_argument("--output-shape", dest="output_shape", type=json_argument, help="JSON list, e.g. [1,1000]")
+        parser.add_argument("--training-config", dest="training_config", type=json_argument, help="JSON object")
         parser.add_argument("--default", action="store_true", help="make it the model's default version")
         for metric in METRIC_FIELDS:
-            parser.add_argument(f"--{metric.lower().replace('_', '-')}", dest=metric, help="in [0, 1]")
+            parser.add_argument(f"--{metric.lower().replace('_', '-')}", dest=metric, type=float, help="in [0, 1]")
 
     def handle(self, *args, **options):
-        try:
-            model = RegisteredModel.objects.get(name=options["model"])
-        except RegisteredModel.DoesNotExist:
-            raise CommandError(f"No model named '{options['model']}'.") from None
+        model = selectors.get_model(options["model"])
         given = {
             key: options[key]
             for key in (
@@ -46,12 +55,8 @@ class Command(RegistryCommand):
             )
             if options.get(key) is not None
         }
-        # The API's own validation, so the command accepts exactly what the API accepts.
-        serializer = VersionCreateSerializer(data=given)
-        if not serializer.is_valid():
-            problems = "; ".join(f"{field}: {' '.join(map(str, errs))}" for field, errs in serializer.errors.items())
-            raise CommandError(f"Invalid version: {problems}")
-        fields = dict(serializer.validated_data)
+        # The model's rules, before a byte of the file is read: a typo costs no hashing.
+        fields = services.clean_version_fields(**given)
         upload = None
         if options["file"]:
             try:
@@ -67,8 +72,6 @@ class Command(RegistryCommand):
                 make_default=options["default"],
                 **fields,
             )
-        except RegistryError as exc:
-            raise CommandError(exc.message) from None
         finally:
             if upload is not None:
                 upload.close()

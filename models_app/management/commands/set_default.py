@@ -1,10 +1,7 @@
 """manage.py set_default MODEL VERSION"""
 
-from django.core.management.base import CommandError
-
-from models_app import services
+from models_app import selectors, services
 from registry_site.commands import RegistryCommand
-from registry_site.errors import RegistryError
 
 
 class Command(RegistryCommand):
@@ -15,9 +12,6 @@ class Command(RegistryCommand):
         parser.add_argument("version")
 
     def handle(self, *args, **options):
-        version = self.find_version(options["model"], options["version"])
-        try:
-            services.set_default_version(version=version)
-        except RegistryError as exc:
-            raise CommandError(exc.message) from None
+        version = selectors.get_version(options["model"], options["version"])
+        services.set_default_version(version=version)
         self.stdout.write(f"{options['model']}:{options['version']} is now the default version.")

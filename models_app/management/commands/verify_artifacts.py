@@ -2,8 +2,8 @@
 
 from django.core.management.base import CommandError
 
+from models_app import selectors
 from models_app.maintenance import verify_artifacts
-from models_app.models import RegisteredModel
 from registry_site.commands import RegistryCommand
 
 
@@ -15,8 +15,8 @@ class Command(RegistryCommand):
 
     def handle(self, *args, **options):
         name = options["model"]
-        if name and not RegisteredModel.objects.filter(name=name).exists():
-            raise CommandError(f"No model named '{name}'.")
+        if name:
+            selectors.get_model(name)  # an unknown name is an error, not an empty report
         report = verify_artifacts(model_name=name, progress=self.progress("files read"))
         for sha256 in report.missing:
             self.stdout.write(f"MISSING   {sha256}")
