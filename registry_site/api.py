@@ -12,7 +12,7 @@ import logging
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, JsonResponse
+from django.http import Http404, JsonResponse, UnreadablePostError
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
 from django.views import defaults
@@ -110,6 +110,8 @@ def error_response(message: str, status_code: int, errors: dict | None = None) -
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, UnreadablePostError) and isinstance(exc.__cause__, RegistryError):
+        exc = exc.__cause__  # Django's request.read() re-raises a body reader's error as this
     if isinstance(exc, RegistryError):
         errors = {exc.field: [exc.message]} if exc.field else None
         return error_response(exc.message, exc.status_code, errors)

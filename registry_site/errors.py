@@ -36,3 +36,10 @@ class Conflict(RegistryError):
 
 class PayloadTooLarge(RegistryError):
     status_code = 413
+
+
+class RequestTimeout(RegistryError, TimeoutError):
+    """The client sent its request body too slowly (registry_site.body_rate). Also a TimeoutError, so
+    code that already cleans up after a client that went away (an OSError) cleans up after this too."""
+
+    status_code = 408

@@ -5,6 +5,8 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from registry_site.body_rate import BodyDeadline
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry_site.settings")
 
 django_application = get_wsgi_application()
@@ -23,6 +25,7 @@ class GunicornLengthBody:
         self._body = body
         self._reader = body.reader  # gunicorn.http.body.LengthReader: .length bytes still to come
         self._unreader = body.reader.unreader  # gunicorn.http.unreader.SocketUnreader: .buf, .sock
+        self._deadline = BodyDeadline.from_settings()  # a client too slow to send its body gets 408
 
     def read(self, size=-1):
         if size is None or size < 0:
@@ -51,10 +54,11 @@ class GunicornLengthBody:
             self._unreader.buf.write(buffered[len(taken) :])
             view[: len(taken)] = taken
             received = len(taken)
+            self._deadline.count(received)
         else:
             received = 0
             while received < size:
-                n = self._unreader.sock.recv_into(view[received:size], size - received)
+                n = self._deadline.recv_into(self._unreader.sock, view[received:size])
                 if n == 0:  # the client stopped sending
                     break
                 received += n
