@@ -33,6 +33,7 @@ FIRST_BODY_BYTES = 16 * 1024
 # A head this long and still unfinished is handed on for gunicorn's own limits to refuse (400/431).
 MAX_HEAD_BYTES = 128 * 1024
 LINGER_SECONDS = 5
+CONTENT_TYPE = re.compile(rb"\r\ncontent-type[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d+)[ \t]*(?=\r\n)", re.IGNORECASE)
 CHUNKED = re.compile(rb"\r\ntransfer-encoding[ \t]*:[^\r\n]*chunked", re.IGNORECASE)
 EXPECT_CONTINUE = re.compile(rb"\r\nexpect[ \t]*:[ \t]*100-continue[ \t]*(?=\r\n)", re.IGNORECASE)
@@ -136,6 +137,8 @@ class SlowClientThreadWorker(ThreadWorker):
         chunked = CHUNKED.search(head) is not None
         if not chunked and (length is None or int(length.group(1)) == 0):
             return True
+        if length is not None and self._refused_unread(head, int(length.group(1))):
+            return True  # the application answers 413 without reading the body: no need to wait for it
         if not arriving.head_seen:
             arriving.head_seen = True
             arriving.deadline = time.monotonic() + self.limits()[1]
@@ -149,6 +152,12 @@ class SlowClientThreadWorker(ThreadWorker):
         if chunked:
             return len(body) >= FIRST_BODY_BYTES or b"0\r\n\r\n" in body
         return len(body) >= min(int(length.group(1)), FIRST_BODY_BYTES)
+
+    def _refused_unread(self, head: bytes, length: int) -> bool:
+        from registry_site.middleware import body_over_limit
+
+        content_type = CONTENT_TYPE.search(head)
+        return body_over_limit(content_type.group(1).decode("latin-1") if content_type else "", length) is not None
 
     def murder_keepalived(self):
         """Called by the event loop about once a second: also answer 408 to requests arriving too slowly."""
