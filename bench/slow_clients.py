@@ -1,6 +1,6 @@
 """Slow clients against the registry: latencies and a large upload while hundreds of connections trickle.
 
-    .venv/bin/python bench/slow_clients.py [--slow 200] [--seconds 30] [--size-mib 1024] [--baseline]
+    .venv/bin/python bench/slow_clients.py [--slow 200] [--seconds 30] [--size-mib 1024] [--rounds 3] [--baseline]
 
 Starts the registry as `make run` serves it, but in production mode (tokens) and with its default limits
 (README, "Serving slow clients"), on a free loopback port with its own SQLite file and storage folder;
@@ -9,7 +9,8 @@ held open:
 
   GET /health, and GET /models/bench/versions with a token (a 50-row page): p50 and p99, each request
       on a new connection, as a load balancer's check or a new client makes it
-  a --size-mib upload (the seed's multipart form, with a token): MB/s
+  a --size-mib upload (the seed's multipart form, with a token): MB/s, --rounds times on the quiet server
+      and under the slow connections, alternately, the probes going on during both
 
 The slow connections are a third each: headers trickled (one line every 5 s, as the issue's probe did),
 a multipart body trickled at 16 bytes/s with a valid token, and the same without a token. One that the
@@ -55,6 +56,7 @@ PRODUCTION = {
 # What main served before: gunicorn's own gthread worker, and no minimum body rate.
 BASELINE = {"GUNICORN_CMD_ARGS": "--worker-class gthread", "REGISTRY_BODY_GRACE": "1000000"}
 PROBE_TIMEOUT = 5.0
+UPLOAD_PATIENCE = 120.0
 KINDS = ("headers", "body with token", "body without token")
 
 
@@ -205,13 +207,21 @@ def percentile(ranked: list[float], p: int) -> float | None:
 
 
 def timed_upload(base: str, token: str, version: str, path: Path) -> float | None:
-    try:
-        return rate(
-            path.stat().st_size, multipart_upload(base, "bench", version, path, f"Authorization: Bearer {token}\r\n")
-        )
-    except (OSError, AssertionError) as exc:
-        print(f"  upload failed: {exc}", flush=True)
-        return None
+    """MB/s of one upload; None if it failed or did not finish within UPLOAD_PATIENCE seconds (a starved
+    server never gives it a thread; the thread left waiting ends when the server is stopped)."""
+    result: list[float] = []
+
+    def upload() -> None:
+        try:
+            seconds = multipart_upload(base, "bench", version, path, f"Authorization: Bearer {token}\r\n")
+            result.append(rate(path.stat().st_size, seconds))
+        except (OSError, AssertionError) as exc:
+            print(f"  upload failed: {exc}", flush=True)
+
+    thread = threading.Thread(target=upload, daemon=True)
+    thread.start()
+    thread.join(UPLOAD_PATIENCE)
+    return result[0] if result else None
 
 
 def make_token(work: Path, env: dict[str, str]) -> str:
@@ -227,7 +237,18 @@ def make_token(work: Path, env: dict[str, str]) -> str:
     return subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def show(title: str, summary: dict, upload: float | None) -> None:
+def median_of(speeds: list[float | None]) -> float | None:
+    """The median, a failed upload counting as the slowest."""
+    if not speeds or all(speed is None for speed in speeds):
+        return None
+    return statistics.median(speed if speed is not None else 0.0 for speed in speeds)
+
+
+def fmt_speed(speed: float | None) -> str:
+    return "did not finish" if not speed else f"{speed:.0f}"
+
+
+def show(title: str, summary: dict) -> None:
     print(f"\n{title}")
     for name in ("health", "list"):
         s = summary[name]
@@ -239,8 +260,8 @@ def show(title: str, summary: dict, upload: float | None) -> None:
     if "slow_connections_open" in summary:
         held = summary["slow_connections_open"]
         print(f"  slow connections open: min {held['min']}, mean {held['mean']:.0f}")
-    if upload is not None or "upload" in title:
-        print(f"  upload: {'did not finish' if upload is None else f'{upload:.0f} MB/s'}")
+    if "upload_MBps" in summary:
+        print("  uploads (MB/s): " + ", ".join(fmt_speed(speed) for speed in summary["upload_MBps"]))
 
 
 def main() -> int:
@@ -248,6 +269,7 @@ def main() -> int:
     parser.add_argument("--slow", type=int, default=200, help="slow connections held open")
     parser.add_argument("--seconds", type=int, default=30, help="how long to measure latencies under them")
     parser.add_argument("--size-mib", type=int, default=1024, help="the concurrent upload's size")
+    parser.add_argument("--rounds", type=int, default=3, help="uploads on the quiet server and under the clients")
     parser.add_argument("--baseline", action="store_true", help="serve as before: plain gthread, no body rate")
     args = parser.parse_args()
     env = {**PRODUCTION, **(BASELINE if args.baseline else {})}
@@ -282,11 +304,10 @@ def main() -> int:
                 created.read()
             conn.close()
 
-            print(f"quiet server: {args.seconds // 2} s of probes, then the upload ...", flush=True)
+            print(f"quiet server: {args.seconds // 2} s of probes ...", flush=True)
             with Poller(host, port, token) as quiet:
                 time.sleep(args.seconds // 2)
-            os.sync()
-            results["quiet"] = {**quiet.summary(), "upload_MBps": timed_upload(base, token, "quiet", source)}
+            results["quiet"] = quiet.summary()
 
             clients = SlowClients(host, port, token, args.slow)
             clients.start()
@@ -294,28 +315,43 @@ def main() -> int:
             print(f"{args.slow} slow connections: {args.seconds} s of probes ...", flush=True)
             with Poller(host, port, token, clients) as slow:
                 time.sleep(args.seconds)
-            results["slow"] = slow.summary()
-            print("... and the upload, probes going on", flush=True)
-            os.sync()
-            with Poller(host, port, token, clients) as during:
-                speed = timed_upload(base, token, "meanwhile", source)
-            results["slow_and_upload"] = {**during.summary(), "upload_MBps": speed}
             clients.stop()
-            results["slow_connection_endings"] = {
-                f"{kind}: {how}": n for (kind, how), n in sorted(clients.endings.items())
-            }
+            results["slow"] = slow.summary()
+            endings = clients.endings
 
-    show("quiet server", results["quiet"], results["quiet"]["upload_MBps"])
-    show(f"{args.slow} slow connections held open", results["slow"], None)
-    show(
-        f"{args.slow} slow connections and the upload",
-        results["slow_and_upload"],
-        results["slow_and_upload"]["upload_MBps"],
+            # The upload's speed drifts with the disk and the machine's other work: alternate uploads on
+            # the quiet server and under the slow clients, the probes going on during both.
+            quiet_speeds, slow_speeds = [], []
+            for round_no in range(args.rounds):
+                print(f"upload round {round_no + 1}/{args.rounds}: quiet, then under the slow clients", flush=True)
+                os.sync()
+                with Poller(host, port, token) as during_quiet:
+                    quiet_speeds.append(timed_upload(base, token, f"quiet{round_no}", source))
+                clients = SlowClients(host, port, token, args.slow)
+                clients.start()
+                time.sleep(5)
+                os.sync()
+                with Poller(host, port, token, clients) as during_slow:
+                    slow_speeds.append(timed_upload(base, token, f"slow{round_no}", source))
+                clients.stop()
+                endings += clients.endings
+            results["quiet_and_upload"] = {**during_quiet.summary(), "upload_MBps": quiet_speeds}
+            results["slow_and_upload"] = {**during_slow.summary(), "upload_MBps": slow_speeds}
+            results["slow_connection_endings"] = {f"{kind}: {how}": n for (kind, how), n in sorted(endings.items())}
+
+    show("quiet server", results["quiet"])
+    show(f"{args.slow} slow connections held open", results["slow"])
+    show("quiet server, during the last upload", results["quiet_and_upload"])
+    show(f"{args.slow} slow connections, during the last upload", results["slow_and_upload"])
+    quiet_speed = median_of(results["quiet_and_upload"]["upload_MBps"])
+    slow_speed = median_of(results["slow_and_upload"]["upload_MBps"])
+    print(
+        f"\n{args.size_mib} MiB upload, median of {args.rounds} (MB/s): quiet {fmt_speed(quiet_speed)}, "
+        f"under {args.slow} slow connections {fmt_speed(slow_speed)}"
     )
-    quiet_speed, slow_speed = results["quiet"]["upload_MBps"], results["slow_and_upload"]["upload_MBps"]
     if quiet_speed and slow_speed:
         results["upload_speed_kept"] = slow_speed / quiet_speed
-        print(f"  upload kept {results['upload_speed_kept']:.0%} of its quiet speed")
+        print(f"  the upload kept {results['upload_speed_kept']:.0%} of its quiet speed")
     print("how the slow connections ended:")
     for what, n in results["slow_connection_endings"].items():
         print(f"  {n:6}  {what}")

@@ -30,8 +30,9 @@ HEAD_END = b"\r\n\r\n"
 # What must arrive with a head before a thread is spent on a request with a body: as much as HAProxy's
 # `wait-for-body` would hold in its default buffer.
 FIRST_BODY_BYTES = 16 * 1024
-# A head this long and still unfinished is handed on for gunicorn's own limits to refuse (400/431).
-MAX_HEAD_BYTES = 128 * 1024
+# gunicorn refuses a head with a header over 8190 bytes or more than 100 headers; one this long and still
+# unfinished is answered 431 here rather than handed to a thread that would wait for its end.
+MAX_HEAD_BYTES = 64 * 1024
 LINGER_SECONDS = 5
 CONTENT_TYPE = re.compile(rb"\r\ncontent-type[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d+)[ \t]*(?=\r\n)", re.IGNORECASE)
@@ -39,15 +40,20 @@ CHUNKED = re.compile(rb"\r\ntransfer-encoding[ \t]*:[^\r\n]*chunked", re.IGNOREC
 EXPECT_CONTINUE = re.compile(rb"\r\nexpect[ \t]*:[ \t]*100-continue[ \t]*(?=\r\n)", re.IGNORECASE)
 
 
-def timeout_response() -> bytes:
-    body = json.dumps(
-        {"detail": "The request was not received in time: its headers, or the start of its body, came too slowly."}
-    ).encode()
+def error_response(status: str, detail: str) -> bytes:
+    body = json.dumps({"detail": detail}).encode()
     head = (
-        "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nConnection: close\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
+
+
+TIMEOUT = error_response(
+    "408 Request Timeout",
+    "The request was not received in time: its headers, or the start of its body, came too slowly.",
+)
+HEAD_TOO_LARGE = error_response("431 Request Header Fields Too Large", "The request's headers are too large.")
 
 
 class _Arriving:
@@ -117,6 +123,10 @@ class SlowClientThreadWorker(ThreadWorker):
         if arriving.discard:
             return
         arriving.data += data
+        if arriving.data.find(HEAD_END) < 0 and len(arriving.data) > MAX_HEAD_BYTES:
+            self._send(conn, HEAD_TOO_LARGE)
+            self._drop(conn)
+            return
         if self._complete_enough(conn, arriving):
             with self._lock:
                 self.poller.unregister(client)
@@ -131,7 +141,7 @@ class SlowClientThreadWorker(ThreadWorker):
         data = buffered + arriving.data  # a pipelined request may have begun in gunicorn's buffer
         end = data.find(HEAD_END)
         if end < 0:
-            return len(data) > MAX_HEAD_BYTES
+            return False
         head = data[: end + 2]
         length = CONTENT_LENGTH.search(head)
         chunked = CHUNKED.search(head) is not None
@@ -166,8 +176,10 @@ class SlowClientThreadWorker(ThreadWorker):
         late = [(conn, arriving) for conn, arriving in list(self._arriving.items()) if arriving.deadline <= now]
         for conn, arriving in late:
             if not arriving.discard:
-                self._send(conn, timeout_response())
+                self._send(conn, TIMEOUT)
             self._drop(conn)
+        with self._lock:  # forget the lingering sockets gunicorn closed without keeping them alive
+            self._lingering = {sock for sock in self._lingering if sock.fileno() != -1}
 
     def _send(self, conn, data: bytes) -> None:
         try:

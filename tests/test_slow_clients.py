@@ -92,6 +92,13 @@ def test_headers_sent_too_slowly_get_408(base):
     assert time.monotonic() - started < 4
 
 
+def test_a_head_too_long_to_wait_for_gets_431(base):
+    with connect(base) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n" + b"X-Long: " + b"x" * 70_000)
+        status, answer = read_response(sock)
+    assert status == 431, answer
+
+
 def test_a_body_trickled_from_the_start_gets_408_before_reaching_a_thread(base):
     request, body = multipart("trickled", b"x" * 100_000)
     with connect(base) as sock:
