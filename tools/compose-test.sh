@@ -54,6 +54,7 @@ fi
 SCRATCH=$(mktemp -d)
 cleanup() {
     status=$?
+    cd "$ROOT"
     step "docker-compose down -v"
     docker-compose down -v --remove-orphans || true
     # The files were written by the container's user: remove them the same way.
@@ -143,7 +144,7 @@ expect 201 -X POST http://localhost:8003/deploy \
   }'
 expect 200 http://localhost:8003/models/image_classifier/versions/default
 grep -q '"version":"v1"' answer.json || fail "the default version is not v1"
-expect 200 http://localhost:8003/models/image_classifier/versions/v2/file -o downloaded.zip
+show curl -fsS -o downloaded.zip http://localhost:8003/models/image_classifier/versions/v2/file
 cmp model.zip downloaded.zip || fail "the downloaded file differs from the uploaded one"
 
 step "the seed's troubleshooting commands"
