@@ -11,10 +11,11 @@ head, gets 408 from the event loop and never reaches Django. The rest of a body 
 the socket to the upload code as before, checked against a minimum rate by registry_site/body_rate.py.
 
 Why not a reverse proxy in front (what gunicorn's documentation suggests): on this project's 2-core
-benchmark machine HAProxy cost a quarter of the download speed and nginx's request buffering 40% of the
-upload speed; the README's "Serving slow clients" section has the figures. The worker overrides two
-methods of gunicorn's ThreadWorker (pinned in requirements.txt); tests/test_slow_clients.py checks the
-behaviour against the real server.
+benchmark machine HAProxy cost a quarter of the download speed and nginx's request buffering nearly half
+the upload speed; the README's "Serving slow clients" section has the figures. The worker overrides three
+methods of gunicorn's ThreadWorker (init_process, on_client_socket_readable, murder_keepalived; gunicorn
+is pinned in requirements.txt), and tests/test_slow_clients.py checks the behaviour against the real
+server.
 """
 
 from __future__ import annotations
