@@ -215,7 +215,7 @@ def test_slow_clients_do_not_starve_the_server(base):
             started = time.monotonic()
             assert requests.get(f"{base}/health", timeout=5).status_code == 200
             assert requests.get(f"{base}/models/slow/versions", timeout=5).status_code == 200
-            assert time.monotonic() - started < 0.5
+            assert time.monotonic() - started < 2  # a starved server does not answer within 5 s
     finally:
         for sock in sockets:
             sock.close()
@@ -247,5 +247,5 @@ def test_a_refused_upload_whose_client_keeps_sending_does_not_hold_a_thread(tmp_
                     break
                 started = time.monotonic()
                 assert requests.get(f"{url}/health", timeout=5).status_code == 200
-                assert time.monotonic() - started < 0.5
+                assert time.monotonic() - started < 2  # a starved server does not answer within 5 s
                 time.sleep(0.2)
