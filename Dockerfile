@@ -1,4 +1,5 @@
-# The registry's image: gunicorn serving Django, static files served by whitenoise, DEBUG off.
+# The registry's image: gunicorn serving Django, static files served by whitenoise, DEBUG off. Slow clients
+# are held and cut off by gunicorn's worker itself (README, "Serving slow clients"): no proxy inside.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -10,8 +11,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     REGISTRY_ENV=production
 
 WORKDIR /app
+# Dependencies first: a change to the source rebuilds only the layers below this one.
 COPY requirements.txt .
-RUN pip install -r requirements.txt
+RUN pip install --disable-pip-version-check -r requirements.txt
 
 COPY . .
 RUN useradd --system --uid 1000 --home-dir /app registry \

@@ -1,28 +1,40 @@
-# Two commands for a new user: `make run` serves the registry on http://localhost:8003,
-# `make test` runs the whole suite (SQLite, then PostgreSQL when one is reachable).
+# Two commands for a new user: `make run` serves the registry on http://localhost:8003 (`make run PORT=8080`
+# elsewhere), `make test` runs the whole suite (SQLite, then PostgreSQL when one is reachable).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+# Serving needs requirements.txt only; the tests and tools add requirements-dev.txt.
+RUN_STAMP := $(VENV)/.run-stamp
+STAMP := $(VENV)/.dev-stamp
+PORT ?= 8003
+REGISTRY_BIND ?= 127.0.0.1:$(PORT)
 TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 # 1 = PostgreSQL must be reachable (CI); 0 = its run is skipped with a message when it is not.
 REQUIRE_POSTGRES ?= 0
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres lint venv bench bench-mlflow clean
+.PHONY: run demo test test-sqlite test-postgres lint venv bench bench-mlflow bench-slow-clients compose-test clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt client/pyproject.toml
+$(RUN_STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PIP) -r requirements.txt
 	touch $@
 
-run: $(STAMP)
+$(STAMP): $(RUN_STAMP) requirements-dev.txt client/pyproject.toml
+	$(PIP) -r requirements-dev.txt
+	touch $@
+
+run: $(RUN_STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	$(VENV)/bin/gunicorn --config registry_site/gunicorn.conf.py registry_site.wsgi:application
+	REGISTRY_BIND=$(REGISTRY_BIND) $(VENV)/bin/gunicorn --config registry_site/gunicorn.conf.py registry_site.wsgi:application
+
+# The README's quick start against a running `make run` (same PORT): a sample model file, a model, a version.
+demo:
+	tools/demo.sh http://localhost:$(PORT)
 
 test: test-sqlite test-postgres
 
@@ -60,6 +72,13 @@ $(MLFLOW_VENV)/.installed:
 
 bench-mlflow: $(STAMP) $(MLFLOW_VENV)/.installed
 	$(PY) bench/compare_mlflow.py $(BENCH_ARGS)
+
+bench-slow-clients: $(STAMP)
+	$(PY) bench/slow_clients.py
+
+# The seed's docker-compose stack, built and run for real (tools/compose-test.sh says what it checks).
+compose-test:
+	tools/compose-test.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -159,7 +159,7 @@ def send_request(base: str, head: bytes, path: Path | None, tail: bytes = b"") -
     return reply, time.perf_counter() - started
 
 
-def multipart_upload(base: str, model: str, version: str, path: Path) -> float:
+def multipart_upload(base: str, model: str, version: str, path: Path, headers: str = "") -> float:
     boundary = "----registry-bench-boundary"
     fields = {"version": version, "format": "onnx", "accuracy": "0.9", "input_shape": "[1,3,224,224]"}
     head = "".join(
@@ -170,7 +170,7 @@ def multipart_upload(base: str, model: str, version: str, path: Path) -> float:
     tail = f"\r\n--{boundary}--\r\n".encode()
     length = len(head.encode()) + path.stat().st_size + len(tail)
     request = (
-        f"POST /models/{model}/versions HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+        f"POST /models/{model}/versions HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}"
         f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {length}\r\n\r\n"
     )
     reply, elapsed = send_request(base, request.encode() + head.encode(), path, tail)

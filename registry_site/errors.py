@@ -61,3 +61,10 @@ def invalid_choice_message(choices, placeholder: str) -> str:
     framework at hand puts the refused value ("{input}" for DRF, "%(value)s" for Django)."""
     allowed = ", ".join(value for value, _ in choices)
     return f'"{placeholder}" is not a valid choice; use one of: {allowed}.'
+
+
+class RequestTimeout(RegistryError, TimeoutError):
+    """The client sent its request body too slowly (registry_site.body_rate). Also a TimeoutError, so
+    code that already cleans up after a client that went away (an OSError) cleans up after this too."""
+
+    status_code = 408

@@ -11,7 +11,7 @@ import logging
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -30,6 +30,8 @@ def error_response(message: str, status_code: int, errors: dict | None = None) -
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, UnreadablePostError) and isinstance(exc.__cause__, RegistryError):
+        exc = exc.__cause__  # Django's request.read() re-raises a body reader's error (a 408) as this
     if isinstance(exc, RegistryError):
         return error_response(exc.message, exc.status_code, exc.errors)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):

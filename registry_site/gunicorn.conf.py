@@ -4,7 +4,6 @@ environment (see the README)."""
 import ipaddress
 import multiprocessing
 import os
-import socket
 
 import gunicorn
 
@@ -33,8 +32,10 @@ if LOCAL_MODE and not _is_loopback(bind) and os.environ.get("REGISTRY_LOCAL_ALLO
     )
 
 workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() + 1)))
-# Threads let one worker keep serving while another request streams a multi-GB file.
-worker_class = "gthread"
+# Threads let one worker keep serving while another request streams a multi-GB file; this gthread worker
+# also holds clients that send their request slowly in its event loop, not in a thread, and answers 408
+# to those too slow (REGISTRY_HEADER_TIMEOUT, REGISTRY_BODY_GRACE).
+worker_class = "registry_site.gunicorn_worker.SlowClientThreadWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 # A 5 GiB upload over a slow link takes minutes; gunicorn's 30 s default would kill it mid-stream.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 900))
@@ -54,16 +55,15 @@ def pre_request(worker, req):
 
 
 def post_request(worker, req, environ, resp):
-    """After a 413 the client may still be sending a body we will never read. gunicorn ignores an
-    application's `Connection: close` and would keep the connection for the next request (reading the
-    unwanted body as one), so end our side now: the client gets its answer and then EOF."""
-    if getattr(resp, "status_code", None) == 413:
-        sock = environ.get("gunicorn.socket")
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
+    """A response sent before its request's body was read (401, 413, 408...): the client may still be
+    sending a body nobody will read. gunicorn ignores an application's `Connection: close` and would read
+    that body, in a thread, however slowly it comes, before the next request; the worker drops it in its
+    event loop instead and closes the connection (registry_site/gunicorn_worker.py, `linger`)."""
+    reader = getattr(req.body, "reader", None) if req is not None else None
+    unread = type(reader).__name__ == "ChunkedReader" or getattr(reader, "length", 0) > 0
+    sock = environ.get("gunicorn.socket")
+    if unread and sock is not None and hasattr(worker, "linger"):
+        worker.linger(sock)
 
 
 def when_ready(server):

@@ -20,6 +20,8 @@ import gunicorn
 from gunicorn.http.body import LengthReader
 from gunicorn.http.unreader import SocketUnreader
 
+from registry_site.body_rate import BodyDeadline
+
 WRITTEN_FOR = "23.0.0"
 
 
@@ -44,6 +46,13 @@ class GunicornLengthBody:
         self._body = body
         self._reader = body.reader  # gunicorn.http.body.LengthReader: .length bytes still to come
         self._unreader = body.reader.unreader  # gunicorn.http.unreader.SocketUnreader: .buf, .sock
+        self._deadline = BodyDeadline.from_settings()  # a client too slow to send its body gets 408
+
+    @property
+    def reader(self):
+        """gunicorn's LengthReader, as on gunicorn's own Body: gunicorn.conf.py's post_request asks it how
+        much of the body is still unread."""
+        return self._reader
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
@@ -72,10 +81,11 @@ class GunicornLengthBody:
             self._unreader.buf.write(buffered[len(taken) :])
             view[: len(taken)] = taken
             received = len(taken)
+            self._deadline.count(received)
         else:
             received = 0
             while received < size:
-                n = self._unreader.sock.recv_into(view[received:size], size - received)
+                n = self._deadline.recv_into(self._unreader.sock, view[received:size])
                 if n == 0:  # the client stopped sending
                     break
                 received += n

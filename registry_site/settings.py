@@ -240,6 +240,12 @@ REGISTRY_MAX_UPLOAD_BYTES = envint("REGISTRY_MAX_UPLOAD_BYTES", 20 * 1024**3, mi
 # Bodies that are not a file (JSON, form fields) are small; anything bigger is refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("REGISTRY_MAX_JSON_BYTES", 2 * 1024**2, minimum=1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+# Slow clients get 408 (registry_site/gunicorn_worker.py, body_rate.py): a request's head must arrive within
+# REGISTRY_HEADER_TIMEOUT seconds, the start of its body within REGISTRY_BODY_GRACE seconds after it, and
+# the rest at REGISTRY_BODY_MIN_RATE bytes/s on average once the grace period is over.
+REGISTRY_HEADER_TIMEOUT = envint("REGISTRY_HEADER_TIMEOUT", 10, minimum=1)
+REGISTRY_BODY_GRACE = envint("REGISTRY_BODY_GRACE", 10, minimum=1)
+REGISTRY_BODY_MIN_RATE = envint("REGISTRY_BODY_MIN_RATE", 16384, minimum=1)
 
 
 # --- Static files and the admin ---------------------------------------------------------------------
