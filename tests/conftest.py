@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from deployments_app.models import Deployment
@@ -22,6 +23,18 @@ from registry_site.roles import ensure_roles
 from tests.s3 import s3_bucket, s3_endpoint, s3_storage_settings  # noqa: F401  (fixtures)
 
 _names = itertools.count(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_per_test_startup_costs():
+    """Two costs production pays once per process, which the suite would pay in nearly every test:
+    hashing a password with a million PBKDF2 rounds (admin_user, admin_client, staff personas), and
+    whitenoise listing every static file when a test client builds its middleware. Tests of password
+    login still log in, and the tests of static serving turn the start-up listing back on."""
+    with override_settings(
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"], WHITENOISE_AUTOREFRESH=True
+    ):
+        yield
 
 
 @pytest.fixture(autouse=True)
