@@ -24,6 +24,21 @@ from tests.s3 import s3_bucket, s3_endpoint, s3_storage_settings  # noqa: F401  
 
 _names = itertools.count(1)
 
+# Marks of tests that start a process (a server, a command, a browser): each makes a test `slow`.
+SLOW_MARKS = ("browser", "gunicorn", "s3", "subprocess")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "s3_endpoint" in item.fixturenames:
+            item.add_marker(pytest.mark.s3)
+        if item.get_closest_marker("s3"):
+            # One moto server for the session: keep every S3 test on the same xdist worker.
+            item.add_marker(pytest.mark.xdist_group("s3"))
+        if any(item.get_closest_marker(mark) for mark in SLOW_MARKS):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_per_test_startup_costs():
@@ -63,7 +78,7 @@ class Backend:
     bucket: str = ""
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def backend(request, settings, storage_dir):
     """Run a test on the local folder and again on S3 (moto's server)."""
     if request.param == "local":
