@@ -1,5 +1,5 @@
 # Two commands for a new user: `make run` serves the registry on http://localhost:8003,
-# `make test` runs the whole suite (SQLite, then PostgreSQL when one is reachable).
+# `make test` runs the whole suite on SQLite and, at the same time, on PostgreSQL when one is reachable.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,6 +8,9 @@ TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 # 1 = PostgreSQL must be reachable (CI); 0 = its run is skipped with a message when it is not.
 REQUIRE_POSTGRES ?= 0
 PYTEST_ARGS ?=
+# xdist workers per suite (pytest.ini keeps a module's live server on one worker).
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 .PHONY: run test test-sqlite test-postgres lint venv bench clean
 
@@ -24,15 +27,19 @@ run: $(STAMP)
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(VENV)/bin/gunicorn --config registry_site/gunicorn.conf.py registry_site.wsgi:application
 
-test: test-sqlite test-postgres
+# Both suites at once: each waits on its servers, subprocesses and database often enough that together
+# they keep the cores busy. Each suite's output is printed whole when it ends; either failing fails this.
+test: $(STAMP)
+	@$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-sqlite test-postgres
 
 test-sqlite: $(STAMP)
-	env -u DATABASE_URL $(PY) -m pytest $(PYTEST_ARGS)
+	@echo "== SQLite suite"
+	env -u DATABASE_URL $(PYTEST)
 
 test-postgres: $(STAMP)
 	@if $(PY) -c "import psycopg, sys; psycopg.connect(sys.argv[1], connect_timeout=3).close()" "$(TEST_POSTGRES_URL)" 2>/dev/null; then \
 		echo "== PostgreSQL suite against $(TEST_POSTGRES_URL)"; \
-		DATABASE_URL="$(TEST_POSTGRES_URL)" $(PY) -m pytest $(PYTEST_ARGS); \
+		DATABASE_URL="$(TEST_POSTGRES_URL)" $(PYTEST); \
 	elif [ "$(REQUIRE_POSTGRES)" = "1" ]; then \
 		echo "PostgreSQL at $(TEST_POSTGRES_URL) is not reachable, and REQUIRE_POSTGRES=1" >&2; exit 1; \
 	else \
