@@ -30,7 +30,7 @@ def s3_endpoint(tmp_path_factory):
         try:
             requests.get(url, timeout=1)
             break
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy starting to answer in time
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("moto's S3 server did not start") from None
             time.sleep(0.1)
