@@ -1,5 +1,5 @@
 # Two commands for a new user: `make run` serves the registry on http://localhost:8003 (`make run PORT=8080`
-# elsewhere), `make test` runs the whole suite (SQLite, then PostgreSQL when one is reachable).
+# elsewhere), `make test` runs the whole suite on SQLite and, at the same time, on PostgreSQL when one is reachable.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -13,6 +13,9 @@ TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 # 1 = PostgreSQL must be reachable (CI); 0 = its run is skipped with a message when it is not.
 REQUIRE_POSTGRES ?= 0
 PYTEST_ARGS ?=
+# xdist workers per suite (pytest.ini keeps a module's live server on one worker).
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 .PHONY: run demo test test-sqlite test-postgres lint venv bench bench-mlflow bench-slow-clients compose-test clean
 
@@ -36,15 +39,19 @@ run: $(RUN_STAMP)
 demo:
 	tools/demo.sh http://localhost:$(PORT)
 
-test: test-sqlite test-postgres
+# Both suites at once: each waits on its servers, subprocesses and database often enough that together
+# they keep the cores busy. Each suite's output is printed whole when it ends; either failing fails this.
+test: $(STAMP)
+	@$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-sqlite test-postgres
 
 test-sqlite: $(STAMP)
-	env -u DATABASE_URL $(PY) -m pytest $(PYTEST_ARGS)
+	@echo "== SQLite suite"
+	env -u DATABASE_URL $(PYTEST)
 
 test-postgres: $(STAMP)
 	@if $(PY) -c "import psycopg, sys; psycopg.connect(sys.argv[1], connect_timeout=3).close()" "$(TEST_POSTGRES_URL)" 2>/dev/null; then \
 		echo "== PostgreSQL suite against $(TEST_POSTGRES_URL)"; \
-		DATABASE_URL="$(TEST_POSTGRES_URL)" $(PY) -m pytest $(PYTEST_ARGS); \
+		DATABASE_URL="$(TEST_POSTGRES_URL)" $(PYTEST); \
 	elif [ "$(REQUIRE_POSTGRES)" = "1" ]; then \
 		echo "PostgreSQL at $(TEST_POSTGRES_URL) is not reachable, and REQUIRE_POSTGRES=1" >&2; exit 1; \
 	else \

@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from deployments_app.models import Deployment
@@ -22,6 +23,33 @@ from registry_site.roles import ensure_roles
 from tests.s3 import s3_bucket, s3_endpoint, s3_storage_settings  # noqa: F401  (fixtures)
 
 _names = itertools.count(1)
+
+# Marks of tests that start a process (a server, a command, a browser): each makes a test `slow`.
+SLOW_MARKS = ("browser", "gunicorn", "s3", "subprocess")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "s3_endpoint" in item.fixturenames:
+            item.add_marker(pytest.mark.s3)
+        if item.get_closest_marker("s3"):
+            # One moto server for the session: keep every S3 test on the same xdist worker.
+            item.add_marker(pytest.mark.xdist_group("s3"))
+        if any(item.get_closest_marker(mark) for mark in SLOW_MARKS):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_per_test_startup_costs():
+    """Two costs production pays once per process, which the suite would pay in nearly every test:
+    hashing a password with a million PBKDF2 rounds (admin_user, admin_client, staff personas), and
+    whitenoise listing every static file when a test client builds its middleware. Tests of password
+    login still log in, and the tests of static serving turn the start-up listing back on."""
+    with override_settings(
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"], WHITENOISE_AUTOREFRESH=True
+    ):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +78,7 @@ class Backend:
     bucket: str = ""
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def backend(request, settings, storage_dir):
     """Run a test on the local folder and again on S3 (moto's server)."""
     if request.param == "local":
@@ -73,10 +101,12 @@ def backend(request, settings, storage_dir):
 
 
 def user_with_role(username: str, role: str | None = "editor", **fields) -> User:
-    """A user in one of the role groups (remade first: a transactional test's flush empties them)."""
+    """A user in one of the role groups (remade when missing: a transactional test's flush empties
+    the groups the migrations made)."""
     user = User.objects.create_user(username, **fields)
     if role is not None:
-        ensure_roles(Group, Permission)
+        if not Group.objects.filter(name=role).exists():
+            ensure_roles(Group, Permission)
         user.groups.add(Group.objects.get(name=role))
     return user
 
@@ -87,6 +117,44 @@ def token_client(user: User, address: str = "127.0.0.1") -> APIClient:
     client = APIClient(REMOTE_ADDR=address)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
+
+
+@dataclass
+class Persona:
+    role: str  # one of the role groups, or "anonymous"
+    user: User | None
+    client: APIClient
+
+
+@pytest.fixture
+def persona(db) -> Callable[..., Persona]:
+    """persona("deployer"): a user of that role (named "deployer-user" unless `username` says) with an
+    API client holding a fresh token of theirs; persona("anonymous"): a client with no token."""
+
+    def make(role: str, *, username: str | None = None, address: str = "127.0.0.1") -> Persona:
+        if role == "anonymous":
+            return Persona(role, None, APIClient(REMOTE_ADDR=address))
+        user = user_with_role(username or f"{role}-user", role)
+        return Persona(role, user, token_client(user, address))
+
+    return make
+
+
+def production_mode(settings, **overrides) -> None:
+    """Switch the registry to production mode: tokens required, reads included; writes throttled at a
+    rate no test reaches unless it sets its own."""
+    settings.LOCAL_MODE = False
+    settings.REGISTRY_PUBLIC_READ = False
+    settings.REGISTRY_THROTTLE_WRITES = "10000/min"
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+
+
+@pytest.fixture
+def production(settings):
+    """The registry in production mode for the whole test (see production_mode)."""
+    production_mode(settings)
+    return settings
 
 
 def registry_state(storage_dir) -> dict:
@@ -130,6 +198,20 @@ def upload(data: bytes = b"model-bytes", name: str = "model.onnx") -> SimpleUplo
     return SimpleUploadedFile(name, data, content_type="application/octet-stream")
 
 
+def deploy(api, model, version: str, target: str = "production", **extra):
+    """POST /deploy of `version` of `model` (a model or its name) to `target`."""
+    name = model if isinstance(model, str) else model.name
+    body = {"model_name": name, "version": version, "deployment_target": target, "deployed_by": "admin", **extra}
+    return api.post("/deploy", body, format="json")
+
+
+def deployed(api, model, version: str, target: str = "production", **extra) -> dict:
+    """deploy(), which must create a deployment; its JSON."""
+    response = deploy(api, model, version, target, **extra)
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
 @pytest.fixture
 def make_model(db):
     def make(name: str | None = None, model_type: str = "classification", **fields) -> RegisteredModel:
@@ -155,3 +237,27 @@ def make_version(db, api, make_model):
         return ModelVersion.objects.get(model=model, version=version)
 
     return make
+
+
+@dataclass
+class World:
+    model: RegisteredModel  # "resnet"
+    v1: ModelVersion  # the default, with a file, active on staging
+    v2: ModelVersion  # with a file, never deployed
+    v3: ModelVersion  # no file yet
+    spare: RegisteredModel  # no versions, no deployments: deletable
+    staging: Deployment  # v1 on staging, active
+
+
+@pytest.fixture
+def world(api, make_model, make_version) -> World:
+    """A small registry made through the API in local mode, for tests of who may do what to it and
+    what each write records. A test that needs production mode switches after it is made."""
+    model = make_model(name="resnet")
+    v1 = make_version(model, "v1", data=b"one")
+    v2 = make_version(model, "v2", data=b"two")
+    v3 = make_version(model, "v3", data=None)
+    spare = make_model(name="spare")
+    response = deploy(api, model, "v1", "staging", deployed_by="ci")
+    assert response.status_code == 201, response.json()
+    return World(model, v1, v2, v3, spare, Deployment.objects.get(pk=response.json()["id"]))

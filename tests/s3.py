@@ -26,17 +26,19 @@ def s3_endpoint(tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(url, timeout=1)
-            break
-        except requests.ConnectionError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("moto's S3 server did not start") from None
-            time.sleep(0.1)
-    yield url
-    stop(server)
-    log.close()
+    try:
+        while True:
+            try:
+                requests.get(url, timeout=1)
+                break
+            except requests.RequestException:  # not listening yet, or too busy starting to answer in time
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto's S3 server did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:  # also when it did not start in time: no server is left behind
+        stop(server)
+        log.close()
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from models_app.models import ModelVersion
 
 # transaction=True (live_server needs it anyway) lets pytest-django run these after the other database
 # tests: the flush that ends a transactional test also empties the groups the migrations made.
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# One live server per xdist worker (pytest-django's is session-scoped): keep these on one worker.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("browser")]
 
 CHROMIUM_FLAGS = (
     "--headless",

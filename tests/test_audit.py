@@ -21,7 +21,7 @@ from deployments_app.models import Deployment
 from models_app.models import ModelVersion, RegisteredModel
 from registry_site.models import AuditEvent
 from registry_site.permissions import Operator
-from tests.conftest import sha256, stored_files, token_client, upload, user_with_role
+from tests.conftest import production_mode, sha256, stored_files, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -30,25 +30,10 @@ SHELL_ACTOR = f"{getpass.getuser()} (shell)"
 
 
 @pytest.fixture
-def world(make_model, make_version):
-    """resnet: v1 (default, file, active on staging), v2 (file), v3 (no file); spare: no versions."""
-    model = make_model(name="resnet")
-    v1 = make_version(model, "v1", data=b"one")
-    v2 = make_version(model, "v2", data=b"two")
-    v3 = make_version(model, "v3", data=None)
-    spare = make_model(name="spare")
-    staging = deployment_services.deploy_version(
-        version=v1, target="staging", acting_user=Operator(), deployed_by="ci"
-    ).deployment
-    return {"model": model, "v1": v1, "v2": v2, "v3": v3, "spare": spare, "staging": staging}
-
-
-@pytest.fixture
-def operator(world, settings):
+def operator(world, settings, persona):
     """Production mode and a token of the admin role, calling from CLIENT_ADDRESS."""
-    settings.LOCAL_MODE = False
-    settings.REGISTRY_THROTTLE_WRITES = "10000/min"
-    return token_client(user_with_role("olivia", "admin"), CLIENT_ADDRESS)
+    production_mode(settings)
+    return persona("admin", username="olivia", address=CLIENT_ADDRESS).client
 
 
 def new_events(since_id: int) -> list[AuditEvent]:
@@ -163,7 +148,7 @@ API_WRITES = {
         {},
     ),
     "roll back": (
-        lambda c, w: c.post(f"/deployments/{w['staging'].pk}/rollback", {"reason": "broken"}, format="json"),
+        lambda c, w: c.post(f"/deployments/{w.staging.pk}/rollback", {"reason": "broken"}, format="json"),
         "rollback",
         "deployment",
         "resnet:v1 -> staging",
@@ -201,7 +186,7 @@ def test_deploy_event_names_the_deployment_and_what_it_superseded(operator, worl
     body = _deploy(operator, world).json()
     event = new_events(since)[0]
     assert event.changes["deployment"] == body["id"]
-    assert event.changes["superseded"] == world["staging"].pk
+    assert event.changes["superseded"] == world.staging.pk
 
 
 @pytest.mark.parametrize("name", ["create model", "update model", "deploy", "upload file"])
@@ -273,9 +258,9 @@ def test_refused_writes_record_nothing(operator, world, storage_dir, name):
 
 
 def test_refused_rollback_records_nothing(operator, world):
-    deployment_services.rollback_deployment(deployment=world["staging"], reason="first")
+    deployment_services.rollback_deployment(deployment=world.staging, reason="first")
     since = last_id()
-    response = operator.post(f"/deployments/{world['staging'].pk}/rollback", {}, format="json")
+    response = operator.post(f"/deployments/{world.staging.pk}/rollback", {}, format="json")
     assert response.status_code == 409
     assert new_events(since) == []
 
@@ -307,7 +292,7 @@ def test_admin_make_default_action_is_recorded(admin_client, admin_user, world):
     since = last_id()
     admin_client.post(
         admin_url("models_app_modelversion_changelist"),
-        {"action": "make_default", "_selected_action": [world["v2"].pk], "index": 0},
+        {"action": "make_default", "_selected_action": [world.v2.pk], "index": 0},
     )
     [event] = _admin_events(since, admin_user)
     assert (event.action, event.object_repr, event.changes) == ("set_default", "resnet:v2", {"previous_default": "v1"})
@@ -317,7 +302,7 @@ def test_admin_deploy_action_is_recorded(admin_client, admin_user, world):
     since = last_id()
     admin_client.post(
         admin_url("models_app_modelversion_changelist"),
-        {"action": "deploy_to_target", "_selected_action": [world["v2"].pk], "apply": "1", "target": "production"},
+        {"action": "deploy_to_target", "_selected_action": [world.v2.pk], "apply": "1", "target": "production"},
     )
     [event] = _admin_events(since, admin_user)
     assert (event.action, event.object_repr) == ("deploy", "resnet:v2 -> production")
@@ -328,20 +313,20 @@ def test_admin_rollback_action_is_recorded(admin_client, admin_user, world):
     since = last_id()
     admin_client.post(
         admin_url("deployments_app_deployment_changelist"),
-        {"action": "roll_back", "_selected_action": [world["staging"].pk], "apply": "1", "reason": "bad"},
+        {"action": "roll_back", "_selected_action": [world.staging.pk], "apply": "1", "reason": "bad"},
     )
     [event] = _admin_events(since, admin_user)
     assert (event.action, event.changes["reason"], event.changes["deployment"]) == (
         "rollback",
         "bad",
-        world["staging"].pk,
+        world.staging.pk,
     )
 
 
 def test_admin_edit_of_a_model_records_the_change(admin_client, admin_user, world):
     since = last_id()
     response = admin_client.post(
-        admin_url("models_app_registeredmodel_change", world["spare"].pk),
+        admin_url("models_app_registeredmodel_change", world.spare.pk),
         {
             "model_type": "classification",
             "description": "edited",
@@ -358,7 +343,7 @@ def test_admin_edit_of_a_model_records_the_change(admin_client, admin_user, worl
 
 def test_admin_edit_of_a_version_records_the_change(admin_client, admin_user, world):
     since = last_id()
-    change = admin_url("models_app_modelversion_change", world["v2"].pk)
+    change = admin_url("models_app_modelversion_change", world.v2.pk)
     form = admin_client.get(change).context["adminform"].form
     data = {name: form[name].value() for name in form.fields if form[name].value() not in (None, False)}
     data.update({"accuracy": "0.75", "deployments-TOTAL_FORMS": "0", "deployments-INITIAL_FORMS": "0"})
@@ -371,17 +356,17 @@ def test_admin_edit_of_a_version_records_the_change(admin_client, admin_user, wo
 
 def test_admin_delete_is_recorded(admin_client, admin_user, world):
     since = last_id()
-    admin_client.post(admin_url("models_app_registeredmodel_delete", world["spare"].pk), {"post": "yes"})
+    admin_client.post(admin_url("models_app_registeredmodel_delete", world.spare.pk), {"post": "yes"})
     [event] = _admin_events(since, admin_user)
     assert (event.action, event.object_repr, event.changes) == ("delete", "spare", {"versions": []})
 
 
 def test_admin_refusal_records_nothing(admin_client, world):
     since = last_id()
-    admin_client.post(admin_url("models_app_registeredmodel_delete", world["model"].pk), {"post": "yes"})
+    admin_client.post(admin_url("models_app_registeredmodel_delete", world.model.pk), {"post": "yes"})
     admin_client.post(
         admin_url("models_app_modelversion_changelist"),
-        {"action": "archive", "_selected_action": [world["v1"].pk], "index": 0},
+        {"action": "archive", "_selected_action": [world.v1.pk], "index": 0},
     )
     assert new_events(since) == []
 
@@ -427,7 +412,7 @@ def test_command_deploy_is_recorded(world):
 
 def test_command_rollback_is_recorded(world):
     since = last_id()
-    run_command("rollback", str(world["staging"].pk), "--reason", "cli")
+    run_command("rollback", str(world.staging.pk), "--reason", "cli")
     [event] = _command_events(since)
     assert (event.action, event.changes["reason"]) == ("rollback", "cli")
 
@@ -459,7 +444,7 @@ def test_command_create_token_is_recorded(world):
 
 def test_services_called_outside_any_door_are_still_attributed(world):
     since = last_id()
-    deployment_services.deploy_version(version=world["v2"], target="batch", acting_user=Operator())
+    deployment_services.deploy_version(version=world.v2, target="batch", acting_user=Operator())
     [event] = new_events(since)
     assert event.actor and event.via in {"api", "admin", "command"}
 
@@ -564,15 +549,15 @@ def test_audit_detail(trail):
 
 
 @pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
-def test_audit_cannot_be_written_through_the_api(trail, method, settings):
+def test_audit_cannot_be_written_through_the_api(trail, method, settings, persona):
     start, events = trail
     before = list(AuditEvent.objects.order_by("pk").values())
     api = APIClient()
     assert getattr(api, method)("/audit", {"actor": "x"}, format="json").status_code == 405
     assert getattr(api, method)(f"/audit/{events[0].pk}", {"actor": "x"}, format="json").status_code == 405
     # In production, the admin role's token is refused too.
-    settings.LOCAL_MODE = False
-    api = token_client(user_with_role("auditor", "admin"))
+    production_mode(settings)
+    api = persona("admin", username="auditor").client
     after_token = list(AuditEvent.objects.order_by("pk").values())
     assert getattr(api, method)("/audit", {"actor": "x"}, format="json").status_code in (403, 405)
     assert getattr(api, method)(f"/audit/{events[0].pk}", {"actor": "x"}, format="json").status_code in (403, 405)

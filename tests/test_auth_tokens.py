@@ -23,12 +23,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def production(settings):
-    settings.LOCAL_MODE = False
-    settings.REGISTRY_PUBLIC_READ = False
-    settings.REGISTRY_THROTTLE_WRITES = "1000/min"
-    settings.REGISTRY_AUTH_FAILURES_PER_MINUTE = 20
-    return settings
+def production(production):
+    production.REGISTRY_AUTH_FAILURES_PER_MINUTE = 20
+    return production
 
 
 def client_with(token: str | None, address: str = "127.0.0.1") -> APIClient:

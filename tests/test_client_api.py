@@ -10,6 +10,8 @@ from mvr._http import _retry_after
 from mvr.client import _request_properties, parse_ref, policy_checks
 from tests.live import running_registry
 
+pytestmark = [pytest.mark.gunicorn, pytest.mark.xdist_group("client_api")]
+
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):

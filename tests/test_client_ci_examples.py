@@ -21,6 +21,8 @@ from tests.live import ROOT
 
 TRAIN_PY = """\
 import argparse, json
+
+pytestmark = [pytest.mark.gunicorn, pytest.mark.xdist_group("client_ci_examples")]
 parser = argparse.ArgumentParser()
 parser.add_argument("--out")
 parser.add_argument("--metrics")

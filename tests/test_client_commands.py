@@ -11,6 +11,8 @@ import requests
 from tests.client_support import mvr_json, production_registry, run_mvr
 from tests.live import running_registry
 
+pytestmark = [pytest.mark.gunicorn, pytest.mark.xdist_group("client_commands")]
+
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):

@@ -13,6 +13,8 @@ import pytest
 
 from tests.client_support import run_mvr
 
+pytestmark = [pytest.mark.subprocess, pytest.mark.xdist_group("client_future_api")]
+
 SCHEMA = {
     "paths": {
         "/models/{name}/versions": {

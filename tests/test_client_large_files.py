@@ -23,6 +23,8 @@ DRIVER = """
 import json, sys
 from mvr.cli import main
 
+pytestmark = [pytest.mark.gunicorn, pytest.mark.xdist_group("client_large_files")]
+
 def status(field):
     with open("/proc/self/status") as lines:
         return next(int(line.split()[1]) * 1024 for line in lines if line.startswith(field))

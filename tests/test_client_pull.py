@@ -12,6 +12,8 @@ import requests
 from tests.client_support import Proxy, mvr_json, production_registry, run_mvr
 from tests.live import running_registry
 
+pytestmark = [pytest.mark.gunicorn, pytest.mark.xdist_group("client_pull")]
+
 SIZE = 12 * 1024 * 1024 + 345
 HEADROOM = 64 * 1024  # HTTP heads and the version's JSON, around the file's bytes
 

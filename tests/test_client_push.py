@@ -19,6 +19,8 @@ import requests
 from tests.client_support import MVR, Proxy, http_answer, mvr_json, run_mvr
 from tests.live import free_port, running_registry
 
+pytestmark = [pytest.mark.gunicorn, pytest.mark.xdist_group("client_push")]
+
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):

@@ -15,6 +15,9 @@ from tests.live import running_registry
 
 THREADS = 8
 
+# One server for the module's tests, so they run on one xdist worker.
+pytestmark = [pytest.mark.gunicorn, pytest.mark.xdist_group("concurrency")]
+
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):

@@ -6,6 +6,7 @@ import pytest
 
 from deployments_app.models import Deployment
 from models_app.models import ModelVersion
+from tests.conftest import deploy, deployed
 
 pytestmark = pytest.mark.django_db
 
@@ -15,18 +16,6 @@ SEED_DEPLOY = {
     "deployment_target": "production",
     "deployed_by": "admin",
 }
-
-
-def deploy(api, model, version: str, target: str = "production", **extra):
-    name = model if isinstance(model, str) else model.name
-    body = {"model_name": name, "version": version, "deployment_target": target, "deployed_by": "admin", **extra}
-    return api.post("/deploy", body, format="json")
-
-
-def deployed(api, model, version: str, target: str = "production", **extra) -> dict:
-    response = deploy(api, model, version, target, **extra)
-    assert response.status_code == 201, response.json()
-    return response.json()
 
 
 def rollback(api, deployment_id: int, reason: str | None = "broken"):

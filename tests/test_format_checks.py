@@ -78,7 +78,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("declared, data, expected", CASES)
+# Named by position, not by their bytes: zip and gzip headers hold the time they were made, and every
+# xdist worker must collect the same test names.
+@pytest.mark.parametrize("declared, data, expected", CASES, ids=[f"{d}-{i}-{e}" for i, (d, _, e) in enumerate(CASES)])
 def test_check_format(tmp_path, declared, data, expected):
     path = tmp_path / "model"
     path.write_bytes(data)

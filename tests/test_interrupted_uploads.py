@@ -14,6 +14,9 @@ from tests.live import running_registry
 
 LIMIT = 64 * 1024
 
+# One server for the module's tests, so they run on one xdist worker.
+pytestmark = [pytest.mark.gunicorn, pytest.mark.xdist_group("interrupted_uploads")]
+
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):

@@ -6,6 +6,7 @@ import pytest
 
 from deployments_app.models import Deployment
 from models_app.models import ModelType, ModelVersion, RegisteredModel
+from tests.conftest import deployed
 
 pytestmark = pytest.mark.django_db
 
@@ -18,16 +19,6 @@ SEED_MODEL = {
 
 def names(response) -> list[str]:
     return [item["name"] for item in response.json()["results"]]
-
-
-def deploy(api, model: str, version: str, target: str = "production"):
-    response = api.post(
-        "/deploy",
-        {"model_name": model, "version": version, "deployment_target": target, "deployed_by": "admin"},
-        format="json",
-    )
-    assert response.status_code in (200, 201), response.json()
-    return response.json()
 
 
 # --- Create ------------------------------------------------------------------------------------------
@@ -394,7 +385,7 @@ def test_delete_model_deletes_its_versions(api, make_model, make_version):
 def test_delete_model_with_active_deployment_is_409(api, make_model, make_version):
     model = make_model(name="m")
     make_version(model, "v1")
-    deploy(api, "m", "v1")
+    deployed(api, "m", "v1")
 
     response = api.delete("/models/m")
 
@@ -409,7 +400,7 @@ def test_delete_model_whose_deployments_are_rolled_back(api, make_model, make_ve
     """Only an active deployment blocks the deletion; the history goes with the model."""
     model = make_model(name="m")
     make_version(model, "v1")
-    deployment = deploy(api, "m", "v1")
+    deployment = deployed(api, "m", "v1")
     assert api.post(f"/deployments/{deployment['id']}/rollback", {"reason": "r"}, format="json").status_code == 200
 
     response = api.delete("/models/m")

@@ -4,11 +4,9 @@ the seed expects; and the admin console checking the same permissions."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import pytest
-from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
@@ -16,10 +14,9 @@ from rest_framework.test import APIClient
 
 from deployments_app import services as deployment_services
 from deployments_app.models import Deployment
-from models_app.models import ModelVersion, RegisteredModel
 from registry_site.models import AuditEvent
 from registry_site.permissions import Operator
-from tests.conftest import registry_state, token_client, upload, user_with_role
+from tests.conftest import Persona, World, registry_state, upload, user_with_role
 
 pytestmark = pytest.mark.django_db
 
@@ -27,48 +24,16 @@ ROLES = ("viewer", "editor", "deployer", "admin")
 PERSONAS = (*ROLES, "anonymous")
 
 
-@dataclass
-class Persona:
-    role: str
-    user: User | None
-    client: APIClient
-
-
-@dataclass
-class World:
-    model: RegisteredModel
-    v1: ModelVersion  # default, with a file, active on staging
-    v2: ModelVersion  # with a file, never deployed
-    v3: ModelVersion  # no file yet
-    spare: RegisteredModel  # no versions, no deployments: deletable
-    staging: Deployment  # v1 on staging (active)
+@pytest.fixture
+def world(world, production) -> World:
+    """The shared world, made in local mode through the API; then the registry switches to production
+    (tokens required, reads included)."""
+    return world
 
 
 @pytest.fixture
-def world(make_model, make_version, settings) -> World:
-    """The registry's data, made in local mode through the API; then the registry switches to
-    production (tokens required, reads included)."""
-    model = make_model(name="resnet")
-    v1 = make_version(model, "v1", data=b"one")
-    v2 = make_version(model, "v2", data=b"two")
-    v3 = make_version(model, "v3", data=None)
-    spare = make_model(name="spare")
-    staging = deployment_services.deploy_version(
-        version=v1, target="staging", acting_user=Operator(), deployed_by="ci"
-    ).deployment
-    settings.LOCAL_MODE = False
-    settings.REGISTRY_PUBLIC_READ = False
-    settings.REGISTRY_THROTTLE_WRITES = "10000/min"
-    return World(model, v1, v2, v3, spare, staging)
-
-
-@pytest.fixture
-def personas(world) -> dict[str, Persona]:
-    result = {"anonymous": Persona("anonymous", None, APIClient())}
-    for role in ROLES:
-        user = user_with_role(f"{role}-user", role)
-        result[role] = Persona(role, user, token_client(user))
-    return result
+def personas(world, persona) -> dict[str, Persona]:
+    return {role: persona(role) for role in PERSONAS}
 
 
 # --- The actions ----------------------------------------------------------------------------------------

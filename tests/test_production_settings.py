@@ -52,12 +52,14 @@ def run(cmd, env, timeout=60) -> subprocess.CompletedProcess:
 
 
 # --- manage.py check --deploy --------------------------------------------------------------------------
+@pytest.mark.subprocess
 def test_check_deploy_is_clean_with_the_documented_environment(production_env):
     result = run(CHECK, production_env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
 
+@pytest.mark.subprocess
 def test_check_deploy_raises_no_security_warning(production_env):
     """Django's own deployment checks (security.*) are clean."""
     result = run(CHECK, production_env)
@@ -66,6 +68,7 @@ def test_check_deploy_raises_no_security_warning(production_env):
     assert "(2 silenced)" in output  # W005 and W021, each explained in settings.py
 
 
+@pytest.mark.subprocess
 def test_check_deploy_fails_with_a_weak_secret_key(production_env):
     """The check above can fail: the same command with a short, guessable key reports security.W009."""
     result = run(CHECK, {**production_env, "DJANGO_SECRET_KEY": "short"})
@@ -73,6 +76,7 @@ def test_check_deploy_fails_with_a_weak_secret_key(production_env):
     assert "W009" in result.stdout + result.stderr
 
 
+@pytest.mark.subprocess
 def test_production_settings_are_secure(production_env):
     code = (
         "from django.conf import settings as s; import json; print(json.dumps({"
@@ -93,6 +97,7 @@ def test_production_settings_are_secure(production_env):
     assert values["cors_all"] is False and values["public"] is False
 
 
+@pytest.mark.subprocess
 def test_without_a_secret_key_production_refuses_to_start(production_env):
     env = dict(production_env)
     del env["DJANGO_SECRET_KEY"]
@@ -103,6 +108,7 @@ def test_without_a_secret_key_production_refuses_to_start(production_env):
     assert not (Path(env["REGISTRY_DATA_DIR"]) / ".secret_key").exists()
 
 
+@pytest.mark.subprocess
 def test_without_allowed_hosts_production_refuses_to_start(production_env):
     env = dict(production_env)
     del env["REGISTRY_ALLOWED_HOSTS"]
@@ -111,6 +117,7 @@ def test_without_allowed_hosts_production_refuses_to_start(production_env):
     assert "REGISTRY_ALLOWED_HOSTS" in result.stderr
 
 
+@pytest.mark.subprocess
 def test_the_secret_key_can_come_from_a_file(production_env, tmp_path):
     key_file = tmp_path / "secret_key"
     key_file.write_text(random_secret() + "\n")
@@ -125,6 +132,7 @@ def test_the_secret_key_can_come_from_a_file(production_env, tmp_path):
     assert shown.stdout.strip().splitlines()[-1] == key_file.read_text().strip()
 
 
+@pytest.mark.subprocess
 def test_an_unreadable_secret_key_file_is_named(production_env, tmp_path):
     env = dict(production_env)
     del env["DJANGO_SECRET_KEY"]
@@ -134,6 +142,7 @@ def test_an_unreadable_secret_key_file_is_named(production_env, tmp_path):
     assert "DJANGO_SECRET_KEY_FILE" in result.stderr
 
 
+@pytest.mark.subprocess
 def test_an_unknown_mode_is_refused(production_env):
     result = run(CHECK, {**production_env, "REGISTRY_ENV": "prod"})
     assert result.returncode != 0
@@ -161,6 +170,7 @@ def gunicorn_env(tmp_path, bind: str, **extra: str) -> dict[str, str]:
     )
 
 
+@pytest.mark.gunicorn
 @pytest.mark.parametrize("host", ["0.0.0.0", "[::]", "192.0.2.1", "registry.example.com"])
 def test_gunicorn_refuses_local_mode_on_a_non_loopback_address(tmp_path, host):
     env = gunicorn_env(tmp_path, f"{host}:{free_port()}")
@@ -173,6 +183,7 @@ def test_gunicorn_refuses_local_mode_on_a_non_loopback_address(tmp_path, host):
     assert "Listening at" not in output
 
 
+@pytest.mark.gunicorn
 def test_gunicorn_serves_local_mode_on_any_address_when_told_to(tmp_path):
     port = free_port()
     env = gunicorn_env(tmp_path, f"0.0.0.0:{port}", REGISTRY_LOCAL_ALLOW_ANY_BIND="1")
@@ -214,6 +225,7 @@ def test_the_loopback_check_accepts_loopback_binds(bind):
     assert not module._is_loopback("0.0.0.0:8003") and not module._is_loopback("[::]:8003")
 
 
+@pytest.mark.gunicorn
 def test_local_mode_logs_the_warning_at_start(tmp_path):
     with running_registry(tmp_path, workers=1) as base:
         assert requests.get(f"{base}/health", timeout=5).status_code == 200
@@ -225,6 +237,7 @@ def test_local_mode_logs_the_warning_at_start(tmp_path):
     assert "REGISTRY_ENV=production" in log
 
 
+@pytest.mark.gunicorn
 def test_production_mode_starts_quietly_and_refuses_anonymous_writes(tmp_path):
     env = {
         "REGISTRY_ENV": "production",
@@ -246,6 +259,8 @@ def test_production_mode_starts_quietly_and_refuses_anonymous_writes(tmp_path):
     assert "LOCAL MODE" not in (tmp_path / "gunicorn.log").read_text()
 
 
+@pytest.mark.gunicorn
+@pytest.mark.subprocess
 def test_behind_the_proxy_failed_attempts_are_counted_per_client(tmp_path):
     db = tmp_path / "proxy.sqlite3"
     env = {

@@ -23,6 +23,9 @@ SEED_CANDIDATES = [
 ]
 SEED = next((p for p in SEED_CANDIDATES if p.exists()), SEED_CANDIDATES[0])
 SEED_ORIGIN = "http://localhost:8003"
+# One server for the module's tests, so they run on one xdist worker; curl, python and node run the
+# examples.
+pytestmark = [pytest.mark.gunicorn, pytest.mark.subprocess, pytest.mark.xdist_group("seed_examples")]
 
 
 def seed_sections() -> dict[str, list[tuple[str, str]]]:

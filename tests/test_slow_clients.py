@@ -20,6 +20,8 @@ import requests
 
 from tests.live import running_registry
 
+pytestmark = [pytest.mark.gunicorn, pytest.mark.xdist_group("slow_clients")]
+
 LIMITS = {
     "REGISTRY_HEADER_TIMEOUT": "1",
     "REGISTRY_BODY_GRACE": "1",

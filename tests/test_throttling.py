@@ -20,12 +20,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def production(settings, make_model):
+def production(production, make_model):
     make_model(name="resnet")
-    settings.LOCAL_MODE = False
-    settings.REGISTRY_PUBLIC_READ = False
-    settings.REGISTRY_THROTTLE_WRITES = "3/min"
-    return settings
+    production.REGISTRY_THROTTLE_WRITES = "3/min"
+    return production
 
 
 def editor_client(username: str, address: str = "127.0.0.1") -> tuple[User, APIClient]:

@@ -12,15 +12,11 @@ import pytest
 
 from deployments_app.models import Deployment
 from models_app.models import ModelFormat, ModelVersion
-from tests.conftest import staged_files, stored_files, upload
+from tests.conftest import deploy, sha256, staged_files, stored_files, upload
 
 pytestmark = pytest.mark.django_db
 
 METRICS = ["accuracy", "precision", "recall", "f1_score", "mAP"]
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def url(model, version: str | None = None, suffix: str = "") -> str:
@@ -42,6 +38,11 @@ def post_json(api, model, body):
     return api.post(url(model), body, format="json")
 
 
+def post_version(api, model, encoding: str, fields: dict, data: bytes | None = None):
+    """Create a version with a multipart form (with `data` as its file) or with JSON (which has no file)."""
+    return post_form(api, model, fields, data) if encoding == "multipart" else post_json(api, model, fields)
+
+
 def defaults_of(model) -> list[str]:
     return list(ModelVersion.objects.filter(model=model, is_default=True).values_list("version", flat=True))
 
@@ -51,15 +52,6 @@ def file_bytes(response) -> bytes:
     # hand would fire request_finished -> close_old_connections inside the test's transaction, which
     # drops a PostgreSQL connection.
     return b"".join(response.streaming_content)
-
-
-def deploy(api, model, version: str, target: str = "production"):
-    name = model if isinstance(model, str) else model.name
-    return api.post(
-        "/deploy",
-        {"model_name": name, "version": version, "deployment_target": target, "deployed_by": "admin"},
-        format="json",
-    )
 
 
 def assert_nothing_stored(storage_dir):
@@ -96,7 +88,7 @@ def test_create_with_the_seed_curl_form(api, make_model, storage_dir):
     assert body["input_shape"] == [1, 3, 224, 224]
     assert body["output_shape"] == [1, 1000]
     assert body["file_size"] == len(data)
-    assert body["checksum"] == hashlib.sha256(data).hexdigest()
+    assert body["checksum"] == sha256(data)
     assert body["file_name"] == "model.zip"
     assert body["file_url"] == "/models/image_classifier/versions/v2/file"
     assert body["deployed_to"] == []
@@ -111,7 +103,7 @@ def test_create_with_the_seed_curl_form(api, make_model, storage_dir):
     assert staged_files(storage_dir) == []
 
     row = ModelVersion.objects.get(model=model, version="v2")
-    assert row.checksum == digest(data)
+    assert row.checksum == sha256(data)
     assert row.file_size == len(data)
     assert row.accuracy == 0.95
     assert row.input_shape == [1, 3, 224, 224]
@@ -135,7 +127,7 @@ def test_create_with_the_seed_python_client_form(api, make_model):
 
     assert response.status_code == 201, response.json()
     assert response.json()["accuracy"] == 0.85
-    assert response.json()["checksum"] == digest(b"onnx bytes")
+    assert response.json()["checksum"] == sha256(b"onnx bytes")
 
 
 def test_create_with_every_field_in_a_form(api, make_model):
@@ -346,31 +338,23 @@ def test_dotted_versions_work_in_every_url(api, make_model, make_version, versio
 
 
 # --- Duplicates ---------------------------------------------------------------------------------------
-def test_duplicate_version_is_409_and_stores_no_file(api, make_model, make_version, storage_dir):
+@pytest.mark.parametrize("encoding", ["multipart", "json"])
+def test_duplicate_version_is_409_and_changes_or_stores_nothing(api, make_model, make_version, storage_dir, encoding):
     model = make_model()
     make_version(model, "v1", data=b"first")
     before = stored_files(storage_dir)
 
-    response = post_form(api, model, {"version": "v1", "format": "onnx"}, b"a different file")
+    response = post_version(api, model, encoding, {"version": "v1", "format": "tflite"}, b"a different file")
 
     assert response.status_code == 409
     body = response.json()
     assert "already exists" in body["detail"]
     assert "version" in body["errors"]
     assert ModelVersion.objects.filter(model=model).count() == 1
-    assert ModelVersion.objects.get(model=model).checksum == digest(b"first")
+    assert ModelVersion.objects.get(model=model).checksum == sha256(b"first")
+    assert ModelVersion.objects.get(model=model).format == "onnx"
     assert stored_files(storage_dir) == before
     assert staged_files(storage_dir) == []
-
-
-def test_duplicate_version_by_json_is_409(api, make_model, make_version):
-    model = make_model()
-    make_version(model, "v1")
-
-    response = post_json(api, model, {"version": "v1", "format": "tflite"})
-
-    assert response.status_code == 409
-    assert ModelVersion.objects.get(model=model).format == "onnx"
 
 
 def test_same_version_in_another_model_is_fine(api, make_model, make_version):
@@ -419,38 +403,34 @@ def test_invalid_metric_in_json_is_400(api, make_model, literal):
         assert "accuracy" in response.json()["errors"]
 
 
-def test_empty_metric_in_a_form_means_none(api, make_model):
-    """An HTML form sends an empty field for a value left out."""
+@pytest.mark.parametrize("encoding, left_out", [("multipart", ""), ("json", None)])
+def test_a_metric_left_out_is_none(api, make_model, encoding, left_out):
+    """An HTML form sends an empty field for a value left out; JSON sends null."""
     model = make_model()
 
-    response = post_form(api, model, {"version": "v1", "format": "onnx", "accuracy": ""})
-
-    assert response.status_code == 201
-    assert response.json()["accuracy"] is None
-
-
-def test_metric_can_be_null_in_json(api, make_model):
-    model = make_model()
-
-    response = post_json(api, model, {"version": "v1", "format": "onnx", "accuracy": None})
+    response = post_version(api, model, encoding, {"version": "v1", "format": "onnx", "accuracy": left_out})
 
     assert response.status_code == 201
     assert response.json()["accuracy"] is None
 
 
 @pytest.mark.parametrize(
-    "text, expected",
+    "encoding, shape, expected",
     [
-        ("[1,3,224,224]", [1, 3, 224, 224]),
-        ("[-1,3]", [-1, 3]),
-        ("[null,3]", [None, 3]),
-        (" [1, 1000] ", [1, 1000]),
+        ("multipart", "[1,3,224,224]", [1, 3, 224, 224]),
+        ("multipart", "[-1,3]", [-1, 3]),
+        ("multipart", "[null,3]", [None, 3]),
+        ("multipart", " [1, 1000] ", [1, 1000]),
+        ("json", [None, 3, -1], [None, 3, -1]),
     ],
 )
-def test_valid_shapes_in_form(api, make_model, text, expected):
+def test_valid_shapes(api, make_model, encoding, shape, expected):
+    """A form carries a shape as JSON text, a JSON body as a list."""
     model = make_model()
 
-    response = post_form(api, model, {"version": "v1", "format": "onnx", "input_shape": text, "output_shape": text})
+    response = post_version(
+        api, model, encoding, {"version": "v1", "format": "onnx", "input_shape": shape, "output_shape": shape}
+    )
 
     assert response.status_code == 201, response.json()
     assert response.json()["input_shape"] == expected
@@ -458,14 +438,21 @@ def test_valid_shapes_in_form(api, make_model, text, expected):
     assert ModelVersion.objects.get(model=model).input_shape == expected
 
 
-@pytest.mark.parametrize("field", ["input_shape", "output_shape"])
+FORM_SHAPES = ["[0]", "[1.5]", "notjson", "{}", "[]", "[-2,3]", "[true]", "[1,[2]]", '"[1]"', "[NaN]", "1", '["1"]']
+JSON_SHAPES = [[0], [1.5], {}, [], "notjson", [True], 3]
+
+
 @pytest.mark.parametrize(
-    "text", ["[0]", "[1.5]", "notjson", "{}", "[]", "[-2,3]", "[true]", "[1,[2]]", '"[1]"', "[NaN]", "1", '["1"]']
+    "encoding, field, shape",
+    [
+        *(("multipart", field, text) for text in FORM_SHAPES for field in ("input_shape", "output_shape")),
+        *(("json", "input_shape", shape) for shape in JSON_SHAPES),
+    ],
 )
-def test_invalid_shapes_in_form_are_400(api, make_model, storage_dir, field, text):
+def test_invalid_shapes_are_400(api, make_model, storage_dir, encoding, field, shape):
     model = make_model()
 
-    response = post_form(api, model, {"version": "v1", "format": "onnx", field: text}, b"bytes")
+    response = post_version(api, model, encoding, {"version": "v1", "format": "onnx", field: shape}, b"bytes")
 
     assert response.status_code == 400, response.json()
     assert field in response.json()["errors"]
@@ -473,49 +460,22 @@ def test_invalid_shapes_in_form_are_400(api, make_model, storage_dir, field, tex
     assert_nothing_stored(storage_dir)
 
 
-@pytest.mark.parametrize("shape", [[0], [1.5], {}, [], "notjson", [True], 3])
-def test_invalid_shapes_in_json_are_400(api, make_model, shape):
-    model = make_model()
-
-    response = post_json(api, model, {"version": "v1", "format": "onnx", "input_shape": shape})
-
-    assert response.status_code == 400
-    assert "input_shape" in response.json()["errors"]
-
-
-def test_shapes_in_json(api, make_model):
-    model = make_model()
-
-    response = post_json(api, model, {"version": "v1", "format": "onnx", "input_shape": [None, 3, -1]})
-
-    assert response.status_code == 201
-    assert response.json()["input_shape"] == [None, 3, -1]
-
-
 @pytest.mark.parametrize(
-    "text",
+    "encoding, config",
     [
-        "notjson",
-        "{1: 2}",
-        "[1,2]",
-        '"text"',
-        "3",
-        "null",
+        ("multipart", "notjson"),
+        ("multipart", "{1: 2}"),
+        ("multipart", "[1,2]"),
+        ("multipart", '"text"'),
+        ("multipart", "3"),
+        ("multipart", "null"),
+        ("json", [1, 2]),
     ],
 )
-def test_training_config_must_be_a_json_object(api, make_model, text):
+def test_training_config_must_be_a_json_object(api, make_model, encoding, config):
     model = make_model()
 
-    response = post_form(api, model, {"version": "v1", "format": "onnx", "training_config": text})
-
-    assert response.status_code == 400
-    assert "training_config" in response.json()["errors"]
-
-
-def test_training_config_json_list_is_400(api, make_model):
-    model = make_model()
-
-    response = post_json(api, model, {"version": "v1", "format": "onnx", "training_config": [1, 2]})
+    response = post_version(api, model, encoding, {"version": "v1", "format": "onnx", "training_config": config})
 
     assert response.status_code == 400
     assert "training_config" in response.json()["errors"]
@@ -900,7 +860,7 @@ def test_patch_file_is_400(api, make_model, make_version, storage_dir):
 
     assert response.status_code == 400
     assert "file" in response.json()["errors"]
-    assert ModelVersion.objects.get(model=model).checksum == digest(b"original")
+    assert ModelVersion.objects.get(model=model).checksum == sha256(b"original")
     assert [p.read_bytes() for p in stored_files(storage_dir)] == [b"original"]
 
 
@@ -933,7 +893,7 @@ def test_get_version(api, make_model, make_version):
     body = response.json()
     assert body["version"] == "v1"
     assert body["accuracy"] == 0.8
-    assert body["checksum"] == digest(b"abc")
+    assert body["checksum"] == sha256(b"abc")
     assert body["file_size"] == 3
 
 
@@ -1036,7 +996,7 @@ def test_attach_file_with_raw_body(api, make_model, storage_dir):
 
     assert response.status_code == 200, response.json()
     body = response.json()
-    assert body["checksum"] == digest(data)
+    assert body["checksum"] == sha256(data)
     assert body["file_size"] == len(data)
     assert body["file_name"] == "net.onnx"
     assert [p.read_bytes() for p in stored_files(storage_dir)] == [data]
@@ -1052,9 +1012,9 @@ def test_attach_file_with_multipart(api, make_model, storage_dir):
     response = api.put(url(model, "v1", "/file"), {"file": upload(data, "m.onnx")}, format="multipart")
 
     assert response.status_code == 200, response.json()
-    assert response.json()["checksum"] == digest(data)
+    assert response.json()["checksum"] == sha256(data)
     assert response.json()["file_name"] == "m.onnx"
-    assert ModelVersion.objects.get(model=model).checksum == digest(data)
+    assert ModelVersion.objects.get(model=model).checksum == sha256(data)
     assert [p.read_bytes() for p in stored_files(storage_dir)] == [data]
 
 
@@ -1071,7 +1031,7 @@ def test_attaching_a_second_time_is_409(api, make_model, storage_dir, second):
 
     assert response.status_code == 409
     assert "file" in response.json()["errors"]
-    assert ModelVersion.objects.get(model=model).checksum == digest(b"first")
+    assert ModelVersion.objects.get(model=model).checksum == sha256(b"first")
     assert [p.read_bytes() for p in stored_files(storage_dir)] == [b"first"]
     assert staged_files(storage_dir) == []
 
@@ -1090,16 +1050,16 @@ def test_declared_sha256_in_create_form(api, make_model):
     model = make_model()
     data = b"declared"
 
-    response = post_form(api, model, {"version": "v1", "format": "onnx", "sha256": digest(data).upper()}, data)
+    response = post_form(api, model, {"version": "v1", "format": "onnx", "sha256": sha256(data).upper()}, data)
 
     assert response.status_code == 201, response.json()
-    assert response.json()["checksum"] == digest(data)
+    assert response.json()["checksum"] == sha256(data)
 
 
 def test_declared_sha256_mismatch_in_create_is_400_and_stores_nothing(api, make_model, storage_dir):
     model = make_model()
 
-    response = post_form(api, model, {"version": "v1", "format": "onnx", "sha256": digest(b"other")}, b"actual")
+    response = post_form(api, model, {"version": "v1", "format": "onnx", "sha256": sha256(b"other")}, b"actual")
 
     assert response.status_code == 400
     assert "sha256" in response.json()["errors"]
@@ -1121,7 +1081,7 @@ def test_malformed_declared_sha256_is_400(api, make_model, storage_dir, value):
 def test_declared_sha256_without_a_file_is_400(api, make_model):
     model = make_model()
 
-    response = post_json(api, model, {"version": "v1", "format": "onnx", "sha256": digest(b"x")})
+    response = post_json(api, model, {"version": "v1", "format": "onnx", "sha256": sha256(b"x")})
 
     assert response.status_code == 400
     assert "sha256" in response.json()["errors"]
@@ -1173,7 +1133,7 @@ def test_matching_content_digest_on_attach(api, make_model):
     )
 
     assert response.status_code == 200
-    assert response.json()["checksum"] == digest(data)
+    assert response.json()["checksum"] == sha256(data)
 
 
 def test_empty_file_in_create_form_is_400(api, make_model, storage_dir):
@@ -1245,7 +1205,7 @@ def test_download_streams_exact_bytes_with_headers(api, make_model, make_version
 
     assert response.status_code == 200
     assert response.streaming
-    assert response["ETag"] == f'"{digest(data)}"'
+    assert response["ETag"] == f'"{sha256(data)}"'
     assert response["Content-Length"] == str(len(data))
     assert response["Content-Type"] == "application/octet-stream"
     assert response["Content-Disposition"] == 'attachment; filename="model.onnx"'
@@ -1315,7 +1275,7 @@ def test_file_name_of_only_dots_is_handled_as_json(api, make_model, storage_dir,
 def test_if_none_match_is_304(api, make_model, make_version):
     model = make_model()
     make_version(model, "v1", data=b"cached")
-    etag = f'"{digest(b"cached")}"'
+    etag = f'"{sha256(b"cached")}"'
 
     response = api.get(url(model, "v1", "/file"), HTTP_IF_NONE_MATCH=etag)
     listed = api.get(url(model, "v1", "/file"), HTTP_IF_NONE_MATCH=f'"{"0" * 64}", {etag}')
@@ -1334,7 +1294,7 @@ def test_if_none_match_weak_and_star_are_304(api, make_model, make_version, head
     model = make_model()
     make_version(model, "v1", data=b"cached")
 
-    response = api.get(url(model, "v1", "/file"), HTTP_IF_NONE_MATCH=header.format(sha=digest(b"cached")))
+    response = api.get(url(model, "v1", "/file"), HTTP_IF_NONE_MATCH=header.format(sha=sha256(b"cached")))
 
     assert response.status_code == 304
 
@@ -1347,7 +1307,7 @@ def test_download_default_file(api, make_model, make_version):
     first = api.get(url(model, "default", "/file"))
     assert first.status_code == 200
     assert file_bytes(first) == b"one"
-    assert first["ETag"] == f'"{digest(b"one")}"'
+    assert first["ETag"] == f'"{sha256(b"one")}"'
 
     api.post(url(model, "v2", "/default"))
     second = api.get(url(model, "default", "/file"))
@@ -1427,16 +1387,19 @@ def test_octet_stream_post_is_415(api, make_model, storage_dir):
     assert_nothing_stored(storage_dir)
 
 
-def test_json_body_over_the_limit_is_413(api, make_model, settings):
+@pytest.mark.parametrize("encoding", ["json", "multipart"])
+def test_a_body_or_form_fields_over_the_limit_are_413(api, make_model, settings, storage_dir, encoding):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
     model = make_model()
-    body = json.dumps({"version": "v1", "format": "onnx", "release_notes": "x" * 4096})
 
-    response = api.post(url(model), body, content_type="application/json")
+    response = post_version(
+        api, model, encoding, {"version": "v1", "format": "onnx", "release_notes": "x" * 4096}, b"bytes"
+    )
 
     assert response.status_code == 413
     assert response.json()["detail"]
     assert not ModelVersion.objects.exists()
+    assert_nothing_stored(storage_dir)
 
 
 def test_json_body_under_the_limit_is_accepted(api, make_model, settings):
@@ -1456,17 +1419,6 @@ def test_patch_json_body_over_the_limit_is_413(api, make_model, make_version, se
 
     assert response.status_code == 413
     assert ModelVersion.objects.get(model=model).release_notes == ""
-
-
-def test_form_fields_over_the_limit_are_413(api, make_model, settings, storage_dir):
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
-    model = make_model()
-
-    response = post_form(api, model, {"version": "v1", "format": "onnx", "release_notes": "x" * 4096}, b"bytes")
-
-    assert response.status_code == 413
-    assert not ModelVersion.objects.exists()
-    assert_nothing_stored(storage_dir)
 
 
 def test_upload_over_the_limit_is_413_and_leaves_nothing(api, make_model, settings, storage_dir):

@@ -8,15 +8,11 @@ import re
 from dataclasses import dataclass
 
 import pytest
-from django.contrib.auth.models import User
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from deployments_app import services as deployment_services
-from registry_site.authentication import issue_token
 from registry_site.models import AuditEvent
-from registry_site.permissions import Operator
-from tests.conftest import registry_state, token_client, user_with_role
+from tests.conftest import World, registry_state, token_client, user_with_role
 
 pytestmark = pytest.mark.django_db
 
@@ -62,20 +58,10 @@ def api_routes() -> list[Route]:
 
 
 @pytest.fixture
-def world(make_model, make_version, settings):
-    model = make_model(name="resnet")
-    v1 = make_version(model, "v1", data=b"one")
-    make_version(model, "v2", data=b"two")
-    make_version(model, "v3", data=None)
-    make_model(name="spare")
-    deployment = deployment_services.deploy_version(
-        version=v1, target="staging", acting_user=Operator(), deployed_by="ci"
-    ).deployment
-    event = AuditEvent.objects.order_by("-id").first()
-    settings.LOCAL_MODE = False
-    settings.REGISTRY_PUBLIC_READ = True  # reads open must not open any write
-    settings.REGISTRY_THROTTLE_WRITES = "10000/min"
-    return {"model": model, "deployment": deployment, "event": event}
+def world(world, production) -> World:
+    """The shared world; then production mode, with reads open: that must not open any write."""
+    production.REGISTRY_PUBLIC_READ = True
+    return world
 
 
 def url_for(route: str, world) -> str:
@@ -88,7 +74,8 @@ def url_for(route: str, world) -> str:
         if parameter == "version":
             return "v3"  # has no file yet: an upload would succeed
         if parameter == "pk":
-            return str(world["event"].pk if route.startswith("audit") else world["deployment"].pk)
+            # The newest audit event (refused writes record none) or the world's deployment.
+            return str(AuditEvent.objects.latest("id").pk if route.startswith("audit") else world.staging.pk)
         raise AssertionError(f"no plausible value for <{parameter}> in {route}: teach this test")
 
     return "/" + CONVERTER.sub(value, route)
@@ -159,16 +146,13 @@ def test_every_write_route_refuses_anonymous_requests(world, storage_dir):
 
 
 def test_every_write_route_refuses_a_token_without_a_role(world, storage_dir):
-    nobody = User.objects.create_user("nobody")
-    _, token = issue_token(user=nobody, name="no role")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    client = token_client(user_with_role("nobody", role=None))
     checked = _refused_everywhere(client, world, storage_dir, 403)
     assert len(checked) >= 9
 
 
-def test_every_write_route_refuses_the_viewer_role(world, storage_dir):
-    checked = _refused_everywhere(token_client(user_with_role("viewer", "viewer")), world, storage_dir, 403)
+def test_every_write_route_refuses_the_viewer_role(world, storage_dir, persona):
+    checked = _refused_everywhere(persona("viewer").client, world, storage_dir, 403)
     assert len(checked) >= 9
 
 

@@ -15,6 +15,9 @@ from tests.live import running_registry
 
 PAYLOAD = bytes(range(256)) * 4096 + b"tail"  # 1 MiB and a bit: several socket reads
 
+# One server for the module's tests, so they run on one xdist worker.
+pytestmark = [pytest.mark.gunicorn, pytest.mark.xdist_group("wsgi_body")]
+
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
