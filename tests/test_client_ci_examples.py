@@ -19,10 +19,10 @@ import yaml
 from tests.client_support import production_registry
 from tests.live import ROOT
 
+pytestmark = [pytest.mark.gunicorn, pytest.mark.xdist_group("client_ci_examples")]
+
 TRAIN_PY = """\
 import argparse, json
-
-pytestmark = [pytest.mark.gunicorn, pytest.mark.xdist_group("client_ci_examples")]
 parser = argparse.ArgumentParser()
 parser.add_argument("--out")
 parser.add_argument("--metrics")

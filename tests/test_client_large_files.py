@@ -14,6 +14,8 @@ import requests
 
 from tests.live import running_registry
 
+pytestmark = [pytest.mark.gunicorn, pytest.mark.xdist_group("client_large_files")]
+
 GIB = 1024**3
 SIZE = 2 * GIB + 1024**2 + 7  # over 2 GiB, and not a round number
 MAX_RSS_GROWTH = 100 * 1024**2
@@ -22,8 +24,6 @@ MAX_RSS_GROWTH = 100 * 1024**2
 DRIVER = """
 import json, sys
 from mvr.cli import main
-
-pytestmark = [pytest.mark.gunicorn, pytest.mark.xdist_group("client_large_files")]
 
 def status(field):
     with open("/proc/self/status") as lines:
