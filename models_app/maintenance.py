@@ -20,8 +20,19 @@ from django.utils import timezone
 
 from models_app import artifacts
 from models_app.models import Artifact, ModelVersion
+from registry_site.errors import RegistryError
+from registry_site.storage import STORAGE_ERRORS, describe_storage_error
 
 Progress = Callable[[int, int, int], None]  # files done, files in all, bytes done
+
+
+def _storage_reachable() -> None:
+    """One clear error, before any file is tried, when the storage cannot be reached at all (an S3
+    endpoint that does not answer, refused credentials, a missing bucket or folder)."""
+    try:
+        artifacts.storage.check_reachable()
+    except STORAGE_ERRORS as exc:
+        raise RegistryError(f"The artifact storage cannot be reached: {describe_storage_error(exc)}") from None
 
 
 # --- verify -----------------------------------------------------------------------------------------
@@ -32,38 +43,77 @@ class VerifyReport:
     missing: list[str] = field(default_factory=list)
     corrupted: list[str] = field(default_factory=list)  # "<sha256>: <what is wrong>"
     orphaned: list[str] = field(default_factory=list)  # storage keys no row references
+    unreadable: list[str] = field(default_factory=list)  # "<sha256 or key>: <the storage's error>"
+    unverified: list[str] = field(default_factory=list)  # --fast: no checksum of ours kept with the object
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.corrupted or self.orphaned)
+        return not (self.missing or self.corrupted or self.orphaned or self.unreadable or self.unverified)
 
 
-def verify_artifacts(*, model_name: str | None = None, progress: Progress | None = None) -> VerifyReport:
-    """Re-hash every stored file (of one model, if named) against its row."""
+def _rehash(artifact: Artifact, report: VerifyReport) -> None:
+    digest, size = hashlib.sha256(), 0
+    for chunk in artifacts.read_chunks(artifact.storage_key):
+        digest.update(chunk)
+        size += len(chunk)
+    report.bytes_read += size
+    if digest.hexdigest() != artifact.sha256:
+        report.corrupted.append(f"{artifact.sha256}: content hashes to {digest.hexdigest()}")
+    elif size != artifact.size:
+        report.corrupted.append(f"{artifact.sha256}: {size} bytes stored, {artifact.size} recorded")
+
+
+def _compare_checksums(artifact: Artifact, report: VerifyReport) -> None:
+    """--fast: what the store keeps with the object (one HEAD) against the row. Our sha256 travels in the
+    object's metadata, so any object replaced by something other than the registry (which would have to
+    forge it) is caught; the store's own SHA-256, when it keeps a whole-object one, must match too."""
+    stored = artifacts.storage.stored_checksum(artifact.storage_key)
+    if stored is None:
+        raise RegistryError("--fast needs a storage that keeps checksums (S3); the local folder is read whole.")
+    if stored.size != artifact.size:
+        report.corrupted.append(f"{artifact.sha256}: {stored.size} bytes stored, {artifact.size} recorded")
+    elif stored.recorded_sha256 is None:
+        report.unverified.append(
+            f"{artifact.sha256}: no sha256 kept with the object (stored before checksums were kept, or "
+            "replaced outside the registry); verify it without --fast"
+        )
+    elif stored.recorded_sha256 != artifact.sha256:
+        report.corrupted.append(f"{artifact.sha256}: the object says its sha256 is {stored.recorded_sha256}")
+    elif stored.store_sha256 is not None and stored.store_sha256 != artifact.sha256:
+        report.corrupted.append(f"{artifact.sha256}: the store's own SHA-256 is {stored.store_sha256}")
+
+
+def verify_artifacts(
+    *, model_name: str | None = None, fast: bool = False, progress: Progress | None = None
+) -> VerifyReport:
+    """Re-hash every stored file (of one model, if named) against its row; with `fast`, compare the
+    checksums the store keeps instead (a HEAD per file, no byte read). A file that cannot be read is
+    reported and the others are still checked."""
+    _storage_reachable()
     selected = Artifact.objects.order_by("sha256")
     if model_name:
         selected = selected.filter(Exists(ModelVersion.objects.filter(artifact=OuterRef("pk"), model__name=model_name)))
     rows = list(selected)
     report = VerifyReport()
     for done, artifact in enumerate(rows, start=1):
-        if not artifacts.exists(artifact.storage_key):
-            report.missing.append(artifact.sha256)
-        else:
-            digest, size = hashlib.sha256(), 0
-            for chunk in artifacts.read_chunks(artifact.storage_key):
-                digest.update(chunk)
-                size += len(chunk)
-            report.bytes_read += size
-            if digest.hexdigest() != artifact.sha256:
-                report.corrupted.append(f"{artifact.sha256}: content hashes to {digest.hexdigest()}")
-            elif size != artifact.size:
-                report.corrupted.append(f"{artifact.sha256}: {size} bytes stored, {artifact.size} recorded")
+        try:
+            if not artifacts.exists(artifact.storage_key):
+                report.missing.append(artifact.sha256)
+            elif fast:
+                _compare_checksums(artifact, report)
+            else:
+                _rehash(artifact, report)
+        except STORAGE_ERRORS as exc:
+            report.unreadable.append(f"{artifact.sha256}: {describe_storage_error(exc)}")
         report.checked = done
         if progress:
             progress(done, len(rows), report.bytes_read)
     if not model_name:
         known = set(Artifact.objects.values_list("storage_key", flat=True))
-        report.orphaned = sorted(obj.key for obj in artifacts.stored_objects() if obj.key not in known)
+        try:
+            report.orphaned = sorted(obj.key for obj in artifacts.stored_objects() if obj.key not in known)
+        except STORAGE_ERRORS as exc:
+            report.unreadable.append(f"(listing the stored files): {describe_storage_error(exc)}")
     return report
 
 
@@ -74,6 +124,7 @@ class CollectReport:
     orphans: list[str] = field(default_factory=list)  # stored files without a row
     staged: list[str] = field(default_factory=list)  # stale temporary uploads
     multipart: list[str] = field(default_factory=list)  # abandoned S3 multipart uploads
+    errors: list[str] = field(default_factory=list)  # "<what>: <the storage's error>", left in place
     bytes_freed: int = 0
 
 
@@ -93,6 +144,7 @@ def _remove_unreferenced(sha256: str) -> int | None:
 def collect_garbage(*, grace: timedelta, dry_run: bool = False, progress: Progress | None = None) -> CollectReport:
     """Reclaim what no committed row references and that is older than `grace` (so uploads in flight
     and transactions about to commit are never touched)."""
+    _storage_reachable()
     cutoff = timezone.now() - grace
     report = CollectReport()
 
@@ -101,7 +153,11 @@ def collect_garbage(*, grace: timedelta, dry_run: bool = False, progress: Progre
     )
     candidates = list(unreferenced.values_list("sha256", "size"))
     for done, (sha256, size) in enumerate(candidates, start=1):
-        freed = size if dry_run else _remove_unreferenced(sha256)
+        try:
+            freed = size if dry_run else _remove_unreferenced(sha256)
+        except STORAGE_ERRORS as exc:  # the row stays (its transaction rolled back): tried again next time
+            report.errors.append(f"{sha256}: {describe_storage_error(exc)}")
+            freed = None
         if freed is not None:
             report.artifacts.append(sha256)
             report.bytes_freed += freed
@@ -109,23 +165,41 @@ def collect_garbage(*, grace: timedelta, dry_run: bool = False, progress: Progre
             progress(done, len(candidates), report.bytes_freed)
 
     known = set(Artifact.objects.values_list("storage_key", flat=True))
-    for obj in artifacts.stored_objects():
-        if obj.key not in known and obj.modified < cutoff and not Artifact.objects.filter(storage_key=obj.key).exists():
-            report.orphans.append(obj.key)
-            report.bytes_freed += obj.size
-            if not dry_run:
-                artifacts.delete(obj.key)
+    try:
+        for obj in artifacts.stored_objects():
+            if (
+                obj.key not in known
+                and obj.modified < cutoff
+                and not Artifact.objects.filter(storage_key=obj.key).exists()
+            ):
+                try:
+                    if not dry_run:
+                        artifacts.delete(obj.key)
+                except STORAGE_ERRORS as exc:
+                    report.errors.append(f"{obj.key}: {describe_storage_error(exc)}")
+                    continue
+                report.orphans.append(obj.key)
+                report.bytes_freed += obj.size
+    except STORAGE_ERRORS as exc:
+        report.errors.append(f"(listing the stored files): {describe_storage_error(exc)}")
 
     staging = settings.FILE_UPLOAD_TEMP_DIR
     oldest = time.time() - grace.total_seconds()
     for entry in os.scandir(staging) if os.path.isdir(staging) else ():
-        if entry.is_file() and entry.stat().st_mtime < oldest:
-            report.staged.append(entry.name)
-            report.bytes_freed += entry.stat().st_size
-            if not dry_run:
-                os.unlink(entry.path)
+        try:
+            if entry.is_file() and entry.stat().st_mtime < oldest:
+                size = entry.stat().st_size
+                if not dry_run:
+                    os.unlink(entry.path)
+                report.staged.append(entry.name)
+                report.bytes_freed += size
+        except OSError as exc:
+            report.errors.append(f"{entry.path}: {describe_storage_error(exc)}")
 
-    report.multipart = artifacts.abort_stale_uploads(older_than=cutoff, dry_run=dry_run)
+    try:
+        report.multipart = artifacts.abort_stale_uploads(older_than=cutoff, dry_run=dry_run)
+    except STORAGE_ERRORS as exc:
+        report.errors.append(f"(abandoned multipart uploads): {describe_storage_error(exc)}")
     return report
 
 

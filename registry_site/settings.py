@@ -51,6 +51,14 @@ def envint(name: str, default: int, *, minimum: int = 0) -> int:
     return value
 
 
+def envchoice(name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default)."""
+    value = os.environ.get(name, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {os.environ[name]!r}")
+    return value
+
+
 def envlist(name: str, default: list[str] | None = None) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:
@@ -206,6 +214,13 @@ if S3_BUCKET:
             "region_name": envstr("REGISTRY_S3_REGION") or None,
             "location": envstr("REGISTRY_S3_PREFIX"),
             "querystring_expire": envint("REGISTRY_S3_PRESIGN_SECONDS", 300, minimum=1),
+            # What differs between S3-compatible stores (README, "S3-compatible stores").
+            "checksums": envchoice("REGISTRY_S3_CHECKSUMS", ("when_required", "when_supported")),
+            "addressing_style": envchoice("REGISTRY_S3_ADDRESSING_STYLE", ("auto", "path", "virtual")),
+            "signature_version": envchoice("REGISTRY_S3_SIGNATURE_VERSION", ("s3v4", "s3")),
+            # Multipart uploads: part size and parallel parts, measured by bench/s3_transfer.py.
+            "part_size": envint("REGISTRY_S3_PART_SIZE_MB", 64, minimum=5) * 1024**2,
+            "concurrency": envint("REGISTRY_S3_CONCURRENCY", 8, minimum=1),
         },
     }
     # Uploads stream into a local temporary file before going to S3.

@@ -10,6 +10,8 @@ backends always keep the name they are given.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import os
 from collections.abc import Iterator
@@ -17,7 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO, Protocol
 
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import TemporaryUploadedFile
 from storages.backends.s3 import S3Storage
@@ -29,6 +35,33 @@ class StoredObject:
     key: str
     size: int
     modified: datetime
+
+
+# What a storage raises when a file cannot be read, written or listed: a disk's OSError (a missing or
+# unreadable file, a full disk) or S3's (botocore: an unreachable endpoint, a refused request). The
+# maintenance commands report these per file, or as one line for a store they cannot reach at all.
+STORAGE_ERRORS: tuple[type[BaseException], ...] = (OSError, BotoCoreError, ClientError)
+
+
+def describe_storage_error(exc: BaseException) -> str:
+    """One line saying what went wrong, without a traceback."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message') or exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+@dataclass(frozen=True)
+class StoredChecksum:
+    """What a store says about an object without reading it (a HEAD): its size, the sha256 the registry
+    recorded beside it when storing it, and the store's own SHA-256 of the whole object when it keeps one
+    (a single-part upload; a multipart upload's is a checksum of the parts' checksums)."""
+
+    size: int
+    recorded_sha256: str | None
+    store_sha256: str | None
 
 
 class ByteRange:
@@ -69,6 +102,10 @@ class ArtifactStorage(Protocol):
 
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:
         """Every stored file under `prefix`, with its size and modification time."""
+
+    def stored_checksum(self, key: str) -> StoredChecksum | None:
+        """The checksums the store keeps for `key`, read without reading the file; None when this
+        storage keeps none (the local folder), so only a full read can check it."""
 
     def abort_stale_uploads(self, *, older_than: datetime, dry_run: bool) -> list[str]:
         """Abandoned partial uploads started before `older_than`, aborted unless `dry_run`."""
@@ -133,6 +170,9 @@ class LocalArtifactStorage(FileSystemStorage):
                     datetime.fromtimestamp(stat.st_mtime, tz=UTC),
                 )
 
+    def stored_checksum(self, key: str) -> StoredChecksum | None:
+        return None  # a file on disk keeps no checksum; verify_artifacts reads it whole
+
     def abort_stale_uploads(self, *, older_than: datetime, dry_run: bool) -> list[str]:
         return []  # a rename has no partial state; stale staged files are gc_artifacts' own business
 
@@ -146,13 +186,52 @@ class LocalArtifactStorage(FileSystemStorage):
 
 
 class S3ArtifactStorage(S3Storage):
-    """An S3 bucket (or MinIO, Ceph...) through django-storages. Uploads are staged on local disk and
-    sent with boto3's managed transfer (a multipart upload, a part at a time); reads stream the object's
+    """An S3 bucket (or MinIO, Ceph RGW, R2...) through django-storages. Uploads are staged on local disk
+    and sent with the sha256 the upload handler computed: a small file in one PUT carrying it as
+    ChecksumSHA256, a large one as a multipart upload with each part's SHA-256 (boto3's managed
+    transfer, `part_size` and `concurrency` chosen by bench/s3_transfer.py), so a store that checks
+    checksums refuses bytes damaged on the way. Our sha256 is also kept in the object's metadata
+    (x-amz-meta-sha256), which `verify_artifacts --fast` compares with a HEAD. Reads stream the object's
     body and never go through django-storages' S3File, which spools a whole object to a temporary file."""
 
-    def __init__(self, **kwargs) -> None:
+    METADATA_KEY = "sha256"  # x-amz-meta-sha256
+
+    CHECKSUM_MODES = ("when_required", "when_supported")
+
+    def __init__(
+        self,
+        *,
+        checksums: str = "when_required",
+        part_size: int = 64 * 1024**2,
+        concurrency: int = 8,
+        multipart_threshold: int | None = None,
+        **kwargs,
+    ) -> None:
+        if checksums not in self.CHECKSUM_MODES:
+            raise ImproperlyConfigured(
+                f"S3 checksums must be one of {', '.join(self.CHECKSUM_MODES)}, got {checksums!r}"
+            )
+        if kwargs.get("client_config") is None:
+            # botocore (since 1.36) adds a CRC32 to every request and validates the one a response
+            # carries ("when_supported"). Stores disagree with it: some answer a multipart object's
+            # composite CRC as if it were the whole object's (FlexibleChecksumError on every read of a
+            # large file), older ones refuse the trailing checksum. "when_required" leaves both to the
+            # operations that need them; our own SHA-256 is sent explicitly either way (store_upload).
+            kwargs["client_config"] = Config(
+                s3={"addressing_style": kwargs.get("addressing_style") or "auto"},
+                signature_version=kwargs.get("signature_version") or "s3v4",
+                request_checksum_calculation=checksums,
+                response_checksum_validation=checksums,
+                retries={"mode": "standard", "max_attempts": 3},
+            )
         super().__init__(**kwargs)
         self.file_overwrite = True  # content-addressed keys keep their name
+        self.upload_config = TransferConfig(
+            multipart_threshold=multipart_threshold or part_size,
+            multipart_chunksize=part_size,
+            max_concurrency=concurrency,
+            use_threads=concurrency > 1,
+        )
 
     def _object(self, key: str):
         return self.bucket.Object(self._normalize_name(key))
@@ -160,8 +239,32 @@ class S3ArtifactStorage(S3Storage):
     def store_upload(self, key: str, upload: TemporaryUploadedFile) -> None:
         if self.exists(key):
             return
+        sha256: str = upload.sha256  # type: ignore[attr-defined]  # models_app.uploads.HashedUpload
+        params = {
+            "ContentType": "application/octet-stream",
+            "Metadata": {self.METADATA_KEY: sha256},
+        }
         upload.seek(0)
-        _check_kept(key, self.save(key, upload))
+        if upload.size < self.upload_config.multipart_threshold:
+            # One request carrying our digest: the store computes its own and refuses a mismatch.
+            self._object(key).put(Body=upload, ChecksumSHA256=_b64(sha256), **params)
+        else:
+            # The managed transfer sends each part with its SHA-256, checked by the store part by part.
+            self._object(key).upload_fileobj(
+                upload, ExtraArgs={**params, "ChecksumAlgorithm": "SHA256"}, Config=self.upload_config
+            )
+
+    def stored_checksum(self, key: str) -> StoredChecksum | None:
+        head = self.connection.meta.client.head_object(
+            Bucket=self.bucket_name, Key=self._normalize_name(key), ChecksumMode="ENABLED"
+        )
+        store_sha256 = None
+        # A single-part object's ETag has no "-<parts>" suffix, and only then is its ChecksumSHA256 the
+        # digest of the whole object (a multipart one's is composite, and some stores omit the suffix
+        # that would say so on the checksum itself).
+        if head.get("ChecksumSHA256") and "-" not in head.get("ETag", ""):
+            store_sha256 = _hex(head["ChecksumSHA256"])
+        return StoredChecksum(head["ContentLength"], head.get("Metadata", {}).get(self.METADATA_KEY), store_sha256)
 
     def open_range(self, key: str, start: int, length: int) -> ByteRange:
         body = self._object(key).get(Range=f"bytes={start}-{start + length - 1}")["Body"]
@@ -190,13 +293,26 @@ class S3ArtifactStorage(S3Storage):
         return aborted
 
     def check_reachable(self) -> None:
-        self.exists("health-check")  # a HEAD request: fails if the bucket is unreachable
+        # A HEAD of the bucket: fails if the endpoint cannot be reached, the credentials are refused or
+        # the bucket does not exist (a HEAD of a missing key would say none of this).
+        self.connection.meta.client.head_bucket(Bucket=self.bucket_name)
 
     def redirect_url(self, key: str, *, file_name: str) -> str | None:
         """A short-lived presigned URL (the registry steps out of the way), when so configured."""
         if not settings.REGISTRY_S3_REDIRECT_DOWNLOADS:
             return None
         return self.url(key, parameters={"ResponseContentDisposition": f'attachment; filename="{file_name}"'})
+
+
+def _b64(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+def _hex(b64_digest: str) -> str | None:
+    try:
+        return base64.b64decode(b64_digest, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return None
 
 
 class RegistryStaticFilesStorage(CompressedManifestStaticFilesStorage):

@@ -40,7 +40,12 @@ class Command(RegistryCommand):
             self.stdout.write(f"{verb} stale temporary upload {name}")
         for upload in report.multipart:
             self.stdout.write(f"{verb} abandoned multipart upload {upload}")
-        self.stdout.write(
+        for problem in report.errors:
+            self.stdout.write(f"FAILED    {problem}")
+        summary = (
             f"{verb} {len(report.artifacts) + len(report.orphans)} files, {len(report.staged)} temporary "
             f"uploads, {len(report.multipart)} multipart uploads: {report.bytes_freed} bytes."
         )
+        if report.errors:
+            raise CommandError(f"{summary} {len(report.errors)} could not be removed (left in place).")
+        self.stdout.write(summary)
