@@ -247,7 +247,7 @@ class S3ArtifactStorage(S3Storage):
         upload.seek(0)
         if upload.size < self.upload_config.multipart_threshold:
             # One request carrying our digest: the store computes its own and refuses a mismatch.
-            self._object(key).put(Body=upload, ChecksumSHA256=_b64(sha256), **params)
+            self._object(key).put(Body=upload, ChecksumAlgorithm="SHA256", ChecksumSHA256=_b64(sha256), **params)
         else:
             # The managed transfer sends each part with its SHA-256, checked by the store part by part.
             self._object(key).upload_fileobj(
