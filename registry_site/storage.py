@@ -250,8 +250,14 @@ class S3ArtifactStorage(S3Storage):
             self._object(key).put(Body=upload, ChecksumAlgorithm="SHA256", ChecksumSHA256=_b64(sha256), **params)
         else:
             # The managed transfer sends each part with its SHA-256, checked by the store part by part.
-            self._object(key).upload_fileobj(
-                upload, ExtraArgs={**params, "ChecksumAlgorithm": "SHA256"}, Config=self.upload_config
+            # Given the staged file's path (not the open file), it streams each part from disk instead
+            # of reading `concurrency` whole parts into memory.
+            self.connection.meta.client.upload_file(
+                upload.temporary_file_path(),
+                self.bucket_name,
+                self._normalize_name(key),
+                ExtraArgs={**params, "ChecksumAlgorithm": "SHA256"},
+                Config=self.upload_config,
             )
 
     def stored_checksum(self, key: str) -> StoredChecksum | None:
