@@ -220,6 +220,7 @@ class S3ArtifactStorage(S3Storage):
             kwargs["client_config"] = Config(
                 s3={"addressing_style": kwargs.get("addressing_style") or "auto"},
                 signature_version=kwargs.get("signature_version") or "s3v4",
+                proxies=kwargs.get("proxies"),
                 request_checksum_calculation=checksums,
                 response_checksum_validation=checksums,
                 retries={"mode": "standard", "max_attempts": 3},
