@@ -16,6 +16,7 @@ import os
 import queue
 import re
 import threading
+from typing import IO
 
 from django.conf import settings
 from django.core.files.uploadedfile import TemporaryUploadedFile
@@ -203,11 +204,16 @@ def receive_raw_body(request, *, file_name: str) -> HashedUpload:
 
 def receive_local_file(path: str) -> HashedUpload:
     """Stage a file from the server's own disk (management commands) exactly like an HTTP upload."""
-    sink = _HashingSink(os.path.basename(path), "application/octet-stream")
+    with open(path, "rb") as source:
+        return receive_stream(source, file_name=os.path.basename(path))
+
+
+def receive_stream(source: IO[bytes], *, file_name: str) -> HashedUpload:
+    """Stage what a readable file object holds (a local file, a backup's copy) exactly like an HTTP upload."""
+    sink = _HashingSink(file_name, "application/octet-stream")
     try:
-        with open(path, "rb") as source:
-            while chunk := source.read(CHUNK_SIZE):
-                sink.write(chunk)
+        while chunk := source.read(CHUNK_SIZE):
+            sink.write(chunk)
     except BaseException:
         sink.discard()
         raise

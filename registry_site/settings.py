@@ -196,6 +196,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Artifact storage -------------------------------------------------------------------------------
 S3_BUCKET = envstr("REGISTRY_S3_BUCKET")
+# Also used for backups to s3:// (models_app/backup.py), whatever stores the model files.
+REGISTRY_S3_ENDPOINT_URL = envstr("REGISTRY_S3_ENDPOINT_URL") or None
+REGISTRY_S3_REGION = envstr("REGISTRY_S3_REGION") or None
 STORAGE_DIR = Path(envstr("REGISTRY_STORAGE_DIR", str(DATA_DIR / "storage"))).resolve()
 
 if S3_BUCKET:
@@ -203,8 +206,8 @@ if S3_BUCKET:
         "BACKEND": "registry_site.storage.S3ArtifactStorage",
         "OPTIONS": {
             "bucket_name": S3_BUCKET,
-            "endpoint_url": envstr("REGISTRY_S3_ENDPOINT_URL") or None,
-            "region_name": envstr("REGISTRY_S3_REGION") or None,
+            "endpoint_url": REGISTRY_S3_ENDPOINT_URL,
+            "region_name": REGISTRY_S3_REGION,
             "location": envstr("REGISTRY_S3_PREFIX"),
             "querystring_expire": envint("REGISTRY_S3_PRESIGN_SECONDS", 300, minimum=1),
         },
