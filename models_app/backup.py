@@ -1,4 +1,5 @@
-"""Backup and restore of a whole registry (manage.py backup DEST, manage.py restore SRC).
+"""Copies of the registry elsewhere: backup and restore of a whole registry (manage.py backup DEST,
+manage.py restore SRC), and moving its files to another storage (manage.py migrate_storage --to DEST).
 
 A backup is a folder or an S3 prefix holding:
 
@@ -213,8 +214,8 @@ def _copy_verified(chunks: Iterable[bytes], sha256: str, target: Storage, key: s
     if reader.digest.hexdigest() != sha256:
         target.delete(key)
         raise Conflict(
-            f"Stored file {sha256} hashes to {reader.digest.hexdigest()}: it is damaged, so the backup "
-            "stopped (manage.py verify_artifacts lists every damaged file)."
+            f"Stored file {sha256} hashes to {reader.digest.hexdigest()}: it is damaged "
+            "(manage.py verify_artifacts lists every damaged file)."
         )
 
 
@@ -323,3 +324,49 @@ def read_database(source: Storage, snapshot: str) -> list[dict]:
     """A snapshot's rows as Django's serializer wrote them (for checks and tests)."""
     with source.open(f"snapshots/{snapshot}/database.json.gz") as opened, gzip.open(opened) as unzipped:
         return json.load(unzipped)
+
+
+# --- moving storage ---------------------------------------------------------------------------------
+@dataclass
+class MoveReport:
+    files: int = 0
+    copied: int = 0
+    already: int = 0
+    bytes_copied: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def migrate_storage(target: Storage, *, progress: Progress = lambda line: None) -> MoveReport:
+    """Copy every stored file to `target` under the same key, then read each copy back and check its
+    sha256. Changes nothing in the registry: the operator switches the storage settings once this
+    reports every file verified. Run it again after an interruption: files already there are re-read and
+    checked, not copied again (a damaged or partial one is replaced)."""
+    files = list(Artifact.objects.order_by("sha256").values_list("sha256", "size", "storage_key"))
+    report = MoveReport(files=len(files))
+    for sha256, size, key in files:
+        try:
+            if target.exists(key) and target.size(key) == size and _hash_of(target, key) == sha256:
+                report.already += 1
+                continue
+            if target.exists(key):
+                target.delete(key)
+            _copy_verified(artifacts.read_chunks(key, CHUNK), sha256, target, key)
+            if _hash_of(target, key) != sha256:
+                target.delete(key)
+                raise Conflict(f"the copy of {sha256} reads back differently")
+        except Exception as exc:  # one file's problem is a line of the report, the others go on
+            report.failed.append(f"{sha256}: {exc}")
+            progress(f"FAILED {sha256}: {exc}")
+            continue
+        report.copied += 1
+        report.bytes_copied += size
+        progress(f"copied and verified {sha256} ({size} bytes)")
+    return report
+
+
+def _hash_of(target: Storage, key: str) -> str:
+    digest = hashlib.sha256()
+    with target.open(key) as opened:
+        while chunk := opened.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
