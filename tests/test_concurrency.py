@@ -4,14 +4,12 @@ must be exactly one winner and a consistent history, never a 500."""
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.live import running_registry
+from tests.live import all_at_once, running_registry
 
 THREADS = 8
 
@@ -24,18 +22,6 @@ def live(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("race")
     with running_registry(workdir, workers=3) as base:
         yield base, workdir / "storage"
-
-
-def _all_at_once(calls):
-    """Run the calls in threads released together, and return their responses in order."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call):
-        barrier.wait()
-        return call()
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(run, calls))
 
 
 def _stored(storage: Path) -> list[Path]:
@@ -60,7 +46,7 @@ def test_same_version_posted_concurrently_has_one_winner_and_one_file(live):
             files={"file": ("m.onnx", payload)},
         )
 
-    statuses = sorted(r.status_code for r in _all_at_once([post] * THREADS))
+    statuses = sorted(r.status_code for r in all_at_once([post] * THREADS))
     assert statuses == [201] + [409] * (THREADS - 1)
     versions = requests.get(f"{base}/models/race_create/versions").json()["results"]
     assert [v["version"] for v in versions] == ["v1"]
@@ -75,7 +61,7 @@ def test_concurrent_set_default_leaves_exactly_one_default(live):
         response = requests.post(f"{base}/models/race_default/versions", json={"version": f"v{i}", "format": "onnx"})
         assert response.status_code == 201
     calls = [(lambda i=i: requests.post(f"{base}/models/race_default/versions/v{i}/default")) for i in range(THREADS)]
-    assert [r.status_code for r in _all_at_once(calls)] == [200] * THREADS
+    assert [r.status_code for r in all_at_once(calls)] == [200] * THREADS
     defaults = requests.get(f"{base}/models/race_default/versions?is_default=true").json()["results"]
     assert len(defaults) == 1
 
@@ -97,7 +83,7 @@ def test_concurrent_deploys_and_rollbacks_keep_one_active_deployment(live):
             json={"model_name": "race_deploy", "version": f"v{i}", "deployment_target": "production"},
         )
 
-    results = _all_at_once([(lambda i=i: deploy(i)) for i in range(THREADS)])
+    results = all_at_once([(lambda i=i: deploy(i)) for i in range(THREADS)])
     assert sorted(r.status_code for r in results) == [201] * THREADS
 
     def history():
@@ -110,7 +96,7 @@ def test_concurrent_deploys_and_rollbacks_keep_one_active_deployment(live):
     # Now race rollbacks of the active deployment against each other and against new deploys.
     active = next(d for d in rows if d["deployment_status"] == "active")
     rollback = lambda: requests.post(f"{base}/deployments/{active['id']}/rollback", json={"reason": "race"})  # noqa: E731
-    results = _all_at_once([rollback] * 4 + [(lambda: deploy(0))] * 2)
+    results = all_at_once([rollback] * 4 + [(lambda: deploy(0))] * 2)
     rollback_statuses = sorted(r.status_code for r in results[:4])
     assert rollback_statuses.count(200) <= 1 and set(rollback_statuses) <= {200, 409}
     assert all(r.status_code in (200, 201) for r in results[4:])
