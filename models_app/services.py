@@ -183,13 +183,20 @@ def register_version(
     The file is stored before the row is written and outside the transaction; the row is written only
     once the file is whole. If the row cannot be written (a concurrent request registered the same
     version first), the stored file has no row and `gc_artifacts` reclaims it after its grace period.
-    The model's first version becomes its default.
+    The model's first version with a file becomes its default; a version without one never is.
     """
     fields = clean_version_fields(version=version, format=format, **fields)
     version, format = fields.pop("version"), fields.pop("format")
     _check_version_string(version)
     if fields.get("status") == VersionStatus.ARCHIVED and make_default:
         raise Conflict("An archived version cannot be the default.", field="is_default")
+    if make_default and upload is None:
+        raise Conflict(
+            f"Version '{version}' cannot be the default without a file: send it in the same request, or "
+            f"register it, attach the file with PUT /models/{model.name}/versions/{version}/file, then make it "
+            "the default.",
+            field="is_default",
+        )
     # Cheap refusal before any byte is moved into storage.
     if ModelVersion.objects.filter(model=model, version=version).exists():
         raise _version_exists(model, version)
@@ -206,7 +213,13 @@ def register_version(
             if ModelVersion.objects.filter(model=model, version=version).exists():
                 raise _version_exists(model, version)
             has_default = ModelVersion.objects.filter(model=model, is_default=True).exists()
-            is_default = (make_default or not has_default) and fields.get("status") != VersionStatus.ARCHIVED
+            # A default is what `.../versions/default/file` serves, so only a version with a file can be
+            # it: the first version with a file becomes the default (attach_file does the same later).
+            is_default = (
+                upload is not None
+                and (make_default or not has_default)
+                and fields.get("status") != VersionStatus.ARCHIVED
+            )
             if is_default and has_default:
                 ModelVersion.objects.filter(model=model, is_default=True).update(is_default=False)
             created = ModelVersion.objects.create(
@@ -257,8 +270,16 @@ def attach_file(*, version: ModelVersion, upload: HashedUpload, declared_sha256:
         locked.artifact = _link_artifact(upload)
         locked.file_name = upload.name
         locked.format_check, locked.format_check_detail = check.result, check.detail
-        locked.save(update_fields=["artifact", "file_name", "format_check", "format_check_detail", "updated_at"])
-        _audit_version("upload", locked, _file_facts(locked))
+        # The model's first file makes its version the default (a version without one never was).
+        becomes_default = (
+            locked.status != VersionStatus.ARCHIVED
+            and not ModelVersion.objects.filter(model_id=locked.model_id, is_default=True).exists()
+        )
+        locked.is_default = locked.is_default or becomes_default
+        locked.save(
+            update_fields=["artifact", "file_name", "format_check", "format_check_detail", "is_default", "updated_at"]
+        )
+        _audit_version("upload", locked, {**_file_facts(locked), **({"is_default": True} if becomes_default else {})})
     return locked
 
 
@@ -269,6 +290,12 @@ def set_default_version(*, version: ModelVersion) -> ModelVersion:
     version = ModelVersion.objects.select_related("model", "artifact").get(pk=version.pk)
     if version.status == VersionStatus.ARCHIVED:
         raise Conflict(f"Version '{version.version}' is archived and cannot be the default.", field="is_default")
+    if not version.artifact_id:
+        raise Conflict(
+            f"Version '{version.version}' has no file, and the default must have one: attach it first with "
+            f"PUT /models/{version.model.name}/versions/{version.version}/file.",
+            field="is_default",
+        )
     if not version.is_default:
         previous = ModelVersion.objects.filter(model_id=version.model_id, is_default=True).first()
         ModelVersion.objects.filter(model_id=version.model_id, is_default=True).update(is_default=False)

@@ -1,0 +1,91 @@
+"""What a model's versions and stored files look like after uploads that are refused, cut off or raced
+(issue #7, sections 1 and 3), in process; tests/test_interrupted_uploads.py cuts bodies off over a real
+socket and tests/test_concurrency.py races real workers.
+
+- Only a version with a file can be the default: GET .../versions/default/file serves a file whenever
+  the model has one.
+- verify_artifacts and gc_artifacts agree on what an orphan is.
+- A stored file that no longer matches its row is not served as if it were whole.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+
+from models_app.models import ModelVersion
+from tests.conftest import registry_state
+
+pytestmark = pytest.mark.django_db
+
+
+# --- the default has a file --------------------------------------------------------------------------
+def _put(api, model, version, data=b"weights"):
+    return api.put(f"/models/{model.name}/versions/{version}/file", data, content_type="application/octet-stream")
+
+
+def test_a_first_version_without_a_file_is_not_the_default_until_its_file_arrives(api, make_model, make_version):
+    model = make_model()
+    make_version(model, "v1", data=None)
+    assert api.get(f"/models/{model.name}/versions/v1").json()["is_default"] is False
+    assert api.get(f"/models/{model.name}/versions/default").status_code == 404
+    assert api.get(f"/models/{model.name}").json()["default_version"] is None
+
+    response = _put(api, model, "v1", b"late weights")
+    assert response.status_code == 200, response.json()
+    assert response.json()["is_default"] is True
+    served = api.get(f"/models/{model.name}/versions/default/file")
+    assert served.status_code == 200 and b"".join(served.streaming_content) == b"late weights"
+
+
+def test_the_first_version_with_a_file_becomes_the_default(api, make_model, make_version):
+    model = make_model()
+    make_version(model, "v1", data=None)
+    make_version(model, "v2", data=b"two")
+    assert api.get(f"/models/{model.name}/versions/default").json()["version"] == "v2"
+    assert api.get(f"/models/{model.name}/versions/default/file").status_code == 200
+    # A file attached later to another version does not take the default away.
+    assert _put(api, model, "v1", b"one").json()["is_default"] is False
+    assert api.get(f"/models/{model.name}/versions/default").json()["version"] == "v2"
+
+
+def test_an_archived_version_does_not_become_the_default_when_its_file_arrives(api, make_model, make_version):
+    model = make_model()
+    make_version(model, "v1", data=None, status="archived")
+    assert _put(api, model, "v1").json()["is_default"] is False
+
+
+@pytest.mark.parametrize("how", ["action", "patch"])
+def test_a_version_without_a_file_cannot_be_made_the_default(api, make_model, make_version, storage_dir, how):
+    model = make_model()
+    make_version(model, "v1", data=b"one")
+    make_version(model, "v2", data=None)
+    before = registry_state(storage_dir)
+    if how == "action":
+        response = api.post(f"/models/{model.name}/versions/v2/default")
+    else:
+        response = api.patch(f"/models/{model.name}/versions/v2", {"is_default": True}, format="json")
+    assert response.status_code == 409, response.json()
+    assert "PUT /models/" in response.json()["detail"] and "/versions/v2/file" in response.json()["detail"]
+    assert registry_state(storage_dir) == before
+
+
+@pytest.mark.parametrize("form", ["json", "multipart"])
+def test_registering_a_default_without_a_file_is_refused(api, make_model, storage_dir, form):
+    model = make_model()
+    before = registry_state(storage_dir)
+    response = api.post(
+        f"/models/{model.name}/versions", {"version": "v1", "format": "onnx", "is_default": True}, format=form
+    )
+    assert response.status_code == 409, response.json()
+    assert list(response.json()["errors"]) == ["is_default"]
+    assert "/versions/v1/file" in response.json()["detail"]
+    assert registry_state(storage_dir) == before
+
+
+def test_set_default_command_refuses_a_version_without_a_file(make_model, make_version):
+    model = make_model()
+    make_version(model, "v1", data=None)
+    with pytest.raises(Exception, match="has no file"):
+        call_command("set_default", model.name, "v1")
+    assert not ModelVersion.objects.filter(is_default=True).exists()
