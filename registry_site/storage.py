@@ -10,6 +10,7 @@ backends always keep the name they are given.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from collections.abc import Iterator
@@ -95,7 +96,7 @@ def _fsync(path: str) -> None:
 
 class LocalArtifactStorage(FileSystemStorage):
     """A folder on the registry's own disk. Uploads are staged beside it (FILE_UPLOAD_TEMP_DIR on the
-    same filesystem), so storing one is a rename: atomic, and no byte is copied."""
+    same filesystem), so storing one is a hard link: atomic, and no byte is copied."""
 
     def __init__(self, *, allow_overwrite: bool = True, **kwargs) -> None:
         # Content-addressed keys: the same key always holds the same bytes, and must keep its name.
@@ -104,11 +105,23 @@ class LocalArtifactStorage(FileSystemStorage):
     def store_upload(self, key: str, upload: TemporaryUploadedFile) -> None:
         if self.exists(key):
             return
-        # FileSystemStorage moves a temporary file into place (a rename; a copy only across
-        # filesystems) and applies FILE_UPLOAD_PERMISSIONS. The rename is made durable here: the file
-        # was fsynced when its upload finished, fsyncing it again covers the copy, then its folder.
-        _check_kept(key, self.save(key, upload))
         path = self.path(key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            # A hard link, not a rename: as atomic and as cheap, and the staged copy stays until the
+            # request ends, so a request can store its bytes again if a concurrent refusal removed them
+            # before its row was written (models_app.services._link_artifact).
+            os.link(upload.temporary_file_path(), path)
+        except FileExistsError:
+            return  # the same bytes, stored by a concurrent request
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
+                raise
+            # Staged on another filesystem (or one without hard links): Django copies into place.
+            _check_kept(key, self.save(key, upload))
+        if settings.FILE_UPLOAD_PERMISSIONS is not None:
+            os.chmod(path, settings.FILE_UPLOAD_PERMISSIONS)
+        # The file was fsynced when its upload finished; fsyncing it again covers a copy, then its folder.
         _fsync(path)
         _fsync(os.path.dirname(path))
 

@@ -10,11 +10,15 @@ socket and tests/test_concurrency.py races real workers.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core.management import call_command
 
-from models_app.models import ModelVersion
-from tests.conftest import registry_state
+from models_app import maintenance, services
+from models_app.artifacts import storage_key_for
+from models_app.models import Artifact, ModelVersion
+from tests.conftest import registry_state, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -89,3 +93,52 @@ def test_set_default_command_refuses_a_version_without_a_file(make_model, make_v
     with pytest.raises(Exception, match="has no file"):
         call_command("set_default", model.name, "v1")
     assert not ModelVersion.objects.filter(is_default=True).exists()
+
+
+# --- one definition of an orphan ---------------------------------------------------------------------
+def _verify_orphans() -> list[str]:
+    return maintenance.verify_artifacts().orphaned
+
+
+def _gc_would_remove() -> list[str]:
+    report = maintenance.collect_garbage(grace=timedelta(0), dry_run=True)
+    return sorted([storage_key_for(sha) for sha in report.artifacts] + report.orphans)
+
+
+def test_verify_and_gc_agree_on_the_orphans_a_deletion_leaves(make_model, make_version, storage_dir):
+    """A version deleted while its file's removal did not run (here: the commit hook is not run)."""
+    model = make_model()
+    make_version(model, "v1", data=b"kept")
+    doomed = make_version(model, "v2", data=b"deleted")
+    services.delete_version(version=doomed)
+    assert _verify_orphans() == _gc_would_remove() == [storage_key_for(doomed.checksum)]
+    # A file with no row at all, as a crash between storing and linking leaves.
+    stray = storage_dir / storage_key_for("ab" * 32)
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"stray")
+    assert (
+        _verify_orphans()
+        == _gc_would_remove()
+        == sorted([storage_key_for(doomed.checksum), storage_key_for("ab" * 32)])
+    )
+
+
+def test_a_committed_deletion_removes_the_files_it_leaves_unreferenced(
+    make_model, make_version, storage_dir, django_capture_on_commit_callbacks
+):
+    model = make_model()
+    kept = make_version(model, "v1", data=b"kept")
+    shared = make_version(model, "v2", data=b"shared")
+    make_version(make_model(), "v1", data=b"shared")
+    doomed = make_version(model, "v3", data=b"deleted")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_version(version=shared)
+        services.delete_version(version=doomed)
+    assert _verify_orphans() == _gc_would_remove() == []
+    assert sorted(p.name for p in stored_files(storage_dir)) == sorted([kept.checksum, shared.checksum])
+    assert not Artifact.objects.filter(pk=doomed.checksum).exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_model(model=model)
+    assert [p.name for p in stored_files(storage_dir)] == [shared.checksum]
+    assert _verify_orphans() == _gc_would_remove() == []
