@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO, Protocol
 
+from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import TemporaryUploadedFile
@@ -36,9 +37,12 @@ class ByteRange:
     """An open stored file positioned at `start`, that reads at most `length` bytes: what a download
     (or a Range request's slice of it) sends. A server that can use sendfile gets the descriptor."""
 
-    def __init__(self, raw: BinaryIO, length: int) -> None:
+    def __init__(self, raw: BinaryIO, length: int, *, stored_size: int | None = None) -> None:
         self._raw = raw
         self.remaining = length
+        # The size of the whole stored object as the storage reports it now, for the caller to compare
+        # with its record (a file changed behind the registry's back); None if not known.
+        self.stored_size = stored_size
         if isinstance(raw, io.BufferedReader):
             # A local file: gunicorn sends it with sendfile from the current offset, bounded by
             # Content-Length. An S3 body has no descriptor and is read chunk by chunk.
@@ -128,7 +132,7 @@ class LocalArtifactStorage(FileSystemStorage):
     def open_range(self, key: str, start: int, length: int) -> ByteRange:
         raw = open(self.path(key), "rb")  # closed by ByteRange.close()
         raw.seek(start)
-        return ByteRange(raw, length)
+        return ByteRange(raw, length, stored_size=os.fstat(raw.fileno()).st_size)
 
     def iter_chunks(self, key: str, chunk_size: int) -> Iterator[bytes]:
         with open(self.path(key), "rb") as raw:
@@ -177,8 +181,14 @@ class S3ArtifactStorage(S3Storage):
         _check_kept(key, self.save(key, upload))
 
     def open_range(self, key: str, start: int, length: int) -> ByteRange:
-        body = self._object(key).get(Range=f"bytes={start}-{start + length - 1}")["Body"]
-        return ByteRange(body, length)
+        try:
+            answer = self._object(key).get(Range=f"bytes={start}-{start + length - 1}")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise FileNotFoundError(key) from exc  # what the folder says for a missing file
+            raise
+        total = answer.get("ContentRange", "").rpartition("/")[2]  # "bytes 0-99/<size of the object>"
+        return ByteRange(answer["Body"], length, stored_size=int(total) if total.isdigit() else None)
 
     def iter_chunks(self, key: str, chunk_size: int) -> Iterator[bytes]:
         body = self._object(key).get()["Body"]

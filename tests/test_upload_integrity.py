@@ -10,6 +10,7 @@ socket and tests/test_concurrency.py races real workers.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -142,3 +143,39 @@ def test_a_committed_deletion_removes_the_files_it_leaves_unreferenced(
         services.delete_model(model=model)
     assert [p.name for p in stored_files(storage_dir)] == [shared.checksum]
     assert _verify_orphans() == _gc_would_remove() == []
+
+
+# --- a file changed behind the registry's back ------------------------------------------------------
+def _replace_stored(backend, storage_dir, key: str, data: bytes | None) -> None:
+    """Change (or with None remove) a stored file the way an operator's mistake or a failing disk would."""
+    if backend.name == "local":
+        path = storage_dir / key
+        path.unlink()
+        if data is not None:
+            path.write_bytes(data)
+    elif data is None:
+        backend.client.delete_object(Bucket=backend.bucket, Key=f"models/{key}")
+    else:
+        backend.client.put_object(Bucket=backend.bucket, Key=f"models/{key}", Body=data)
+
+
+@pytest.mark.parametrize("headers", [{}, {"HTTP_RANGE": "bytes=0-3"}], ids=["whole", "range"])
+@pytest.mark.parametrize(
+    "damage", [b"weights, cut", b"weights, and then some more", None], ids=["shorter", "longer", "missing"]
+)
+def test_a_stored_file_of_the_wrong_size_is_not_served(
+    api, make_model, make_version, backend, storage_dir, caplog, headers, damage
+):
+    model = make_model()
+    version = make_version(model, "v1", data=b"weights, the real ones")
+    _replace_stored(backend, storage_dir, version.file_path, damage)
+    for url in (f"/models/{model.name}/versions/v1/file", f"/models/{model.name}/versions/default/file"):
+        with caplog.at_level(logging.ERROR, logger="models_app.downloads"):
+            response = api.get(url, **headers)
+        assert response.status_code == 503
+        assert response["Content-Type"] == "application/json"
+        detail = response.json()["detail"]
+        assert "version 'v1'" in detail and (
+            "missing" in detail if damage is None else f"{len(damage)} bytes" in detail
+        )
+        assert version.file_path in caplog.text
