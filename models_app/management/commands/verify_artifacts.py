@@ -23,7 +23,7 @@ class Command(RegistryCommand):
         for problem in report.corrupted:
             self.stdout.write(f"CORRUPTED {problem}")
         for key in report.orphaned:
-            self.stdout.write(f"ORPHANED  {key} (no row; gc_artifacts removes it)")
+            self.stdout.write(f"ORPHANED  {key} (no version references it; gc_artifacts removes it)")
         summary = (
             f"{report.checked} files checked, {report.bytes_read} bytes read: {len(report.missing)} missing, "
             f"{len(report.corrupted)} corrupted, {len(report.orphaned)} orphaned"
