@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import cast
 
 from django.core.files.storage import default_storage
+from django.db import connection
 
 from models_app.uploads import HashedUpload
 from registry_site.storage import ArtifactStorage, ByteRange, StoredObject
@@ -26,6 +27,19 @@ storage = cast(ArtifactStorage, default_storage)  # a lazy proxy to the configur
 
 def storage_key_for(sha256: str) -> str:
     return f"{KEY_PREFIX}/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def lock_content(sha256: str) -> None:
+    """Inside a transaction: make every other transaction that stores, links or removes these bytes
+    wait until this one ends. Storing happens outside any transaction (a large file takes minutes), so
+    the row that claims stored bytes and the clean-up that removes unclaimed ones must agree on who is
+    first; this lock is how. PostgreSQL: an advisory lock on the digest, released at commit or rollback.
+    SQLite: a write transaction (IMMEDIATE, see settings) already excludes every other writer."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # 60 bits of the digest: a signed bigint key, unique enough that two files sharing a lock is
+            # a collision no one will see, and harmless if seen (one waits for the other).
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int(sha256[:15], 16)])
 
 
 def put_file(upload: HashedUpload) -> str:

@@ -3,6 +3,7 @@ redirect to a short-lived S3 URL when the registry is configured to step aside."
 
 from __future__ import annotations
 
+import logging
 import re
 
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseNotModified, HttpResponseRedirect
@@ -10,7 +11,10 @@ from django.utils.http import parse_etags
 
 from models_app import artifacts
 from models_app.models import ModelVersion
-from registry_site.errors import NotFound
+from registry_site.errors import NotFound, RegistryError
+from registry_site.storage import ByteRange
+
+logger = logging.getLogger(__name__)
 
 BLOCK_SIZE = 1024 * 1024
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -31,6 +35,41 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None | str:
     if start >= size or end < start:
         return "unsatisfiable"
     return start, end - start + 1
+
+
+class StoredFileUnavailable(RegistryError):
+    """The version's stored file is missing or not the size its row records: the registry will not
+    serve it as if it were whole. Not the client's fault and not a crash: 503, with the reason, and an
+    error in the log for the operator (verify_artifacts finds every such file; see the README)."""
+
+    status_code = 503
+
+
+def _open_checked(version: ModelVersion, start: int, length: int) -> ByteRange:
+    """The bytes to send, once the stored file's size was checked against its row: what can be checked
+    without reading the file (a size is one stat, or the total in S3's Content-Range). A file whose
+    content changed but not its size is found only by verify_artifacts, which re-hashes."""
+    artifact = version.artifact
+    assert artifact is not None
+    what = f"The stored file of version '{version.version}' of model '{version.model.name}'"
+    try:
+        body = artifacts.open_range(artifact.storage_key, start, length)
+    except FileNotFoundError:  # from either storage
+        logger.error("stored file %s (sha256 %s) is missing", artifact.storage_key, artifact.sha256)
+        raise StoredFileUnavailable(f"{what} is missing; the registry's operator must restore it.") from None
+    if body.stored_size is not None and body.stored_size != artifact.size:
+        body.close()
+        logger.error(
+            "stored file %s is %d bytes, its row records %d: not served",
+            artifact.storage_key,
+            body.stored_size,
+            artifact.size,
+        )
+        raise StoredFileUnavailable(
+            f"{what} is {body.stored_size} bytes on the storage, not the {artifact.size} bytes registered: it was "
+            "changed outside the registry and is not served. The registry's operator must restore it."
+        )
+    return body
 
 
 def file_response(request: HttpRequest, version: ModelVersion) -> HttpResponse:
@@ -60,9 +99,7 @@ def file_response(request: HttpRequest, version: ModelVersion) -> HttpResponse:
         return response
     start, length = wanted or (0, artifact.size)
 
-    response = FileResponse(
-        artifacts.open_range(artifact.storage_key, start, length), as_attachment=True, filename=name
-    )
+    response = FileResponse(_open_checked(version, start, length), as_attachment=True, filename=name)
     response.block_size = BLOCK_SIZE
     if wanted:
         response.status_code = 206

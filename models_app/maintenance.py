@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -23,6 +24,7 @@ from models_app.models import Artifact, ModelVersion
 from registry_site.errors import RegistryError
 from registry_site.storage import STORAGE_ERRORS, describe_storage_error
 
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 Progress = Callable[[int, int, int], None]  # files done, files in all, bytes done
 
 
@@ -109,12 +111,65 @@ def verify_artifacts(
         if progress:
             progress(done, len(rows), report.bytes_read)
     if not model_name:
-        known = set(Artifact.objects.values_list("storage_key", flat=True))
         try:
-            report.orphaned = sorted(obj.key for obj in artifacts.stored_objects() if obj.key not in known)
+            report.orphaned = [orphan.key for orphan in find_orphans()]
         except STORAGE_ERRORS as exc:
             report.unreadable.append(f"(listing the stored files): {describe_storage_error(exc)}")
     return report
+
+
+# --- orphans ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Orphan:
+    key: str
+    size: int
+    since: datetime  # when it was stored: the later of its row's creation and its file's last change
+    has_row: bool
+
+
+def find_orphans() -> list[Orphan]:
+    """The one definition of an orphan, which verify_artifacts reports and gc_artifacts removes: stored
+    bytes no version references. That is an artifact row no version points to (with its file, if it
+    has one), or a file under the content prefix that no referenced row names. Refused requests remove
+    theirs at once and deletions theirs once committed (remove_if_orphaned), so an orphan is what a
+    crash or an operator's hand left, or an upload still in flight."""
+    unreferenced = Artifact.objects.exclude(Exists(ModelVersion.objects.filter(artifact=OuterRef("pk"))))
+    found = {
+        key: Orphan(key, size, created, has_row=True)
+        for key, size, created in unreferenced.values_list("storage_key", "size", "created_at")
+    }
+    referenced = set(
+        Artifact.objects.filter(Exists(ModelVersion.objects.filter(artifact=OuterRef("pk")))).values_list(
+            "storage_key", flat=True
+        )
+    )
+    for obj in artifacts.stored_objects():
+        if obj.key in referenced:
+            continue
+        row = found.get(obj.key)
+        since = max(row.since, obj.modified) if row else obj.modified
+        found[obj.key] = Orphan(obj.key, obj.size, since, has_row=row is not None)
+    return sorted(found.values(), key=lambda orphan: orphan.key)
+
+
+def remove_if_orphaned(key: str) -> int | None:
+    """Remove the stored bytes at `key`, file and artifact row, if no version references them; the
+    bytes freed, or None if they are still referenced. Under the content's lock (artifacts.lock_content),
+    so a request storing the same bytes either commits its version first (and they stay) or finds them
+    gone when it links them, and stores them again from its staged copy (services._link_artifact)."""
+    sha256 = key.rsplit("/", 1)[-1]
+    with transaction.atomic():
+        if SHA256_HEX.match(sha256):
+            artifacts.lock_content(sha256)
+        if ModelVersion.objects.filter(artifact__storage_key=key).exists():
+            return None
+        row = Artifact.objects.select_for_update().filter(storage_key=key).first()
+        freed = row.size if row is not None else 0
+        if artifacts.exists(key):
+            artifacts.delete(key)
+        if row is not None:
+            row.delete()
+        return freed
 
 
 # --- garbage collection -----------------------------------------------------------------------------
@@ -128,60 +183,33 @@ class CollectReport:
     bytes_freed: int = 0
 
 
-def _remove_unreferenced(sha256: str) -> int | None:
-    """Remove an artifact and its file if still unreferenced. The row lock makes a concurrent upload of
-    the same content wait, then find no row and store its bytes again (services._link_artifact)."""
-    with transaction.atomic():
-        artifact = Artifact.objects.select_for_update().filter(pk=sha256).first()
-        if artifact is None or ModelVersion.objects.filter(artifact_id=sha256).exists():
-            return None
-        if artifacts.exists(artifact.storage_key):
-            artifacts.delete(artifact.storage_key)
-        artifact.delete()
-        return artifact.size
-
-
 def collect_garbage(*, grace: timedelta, dry_run: bool = False, progress: Progress | None = None) -> CollectReport:
-    """Reclaim what no committed row references and that is older than `grace` (so uploads in flight
-    and transactions about to commit are never touched)."""
+    """Remove the orphans (find_orphans) older than `grace`, stale staged uploads and abandoned S3
+    multipart uploads. Removing an upload's bytes while it is in flight is safe (remove_if_orphaned),
+    but would cost it a second store: the grace period spares it that."""
     _storage_reachable()
     cutoff = timezone.now() - grace
     report = CollectReport()
 
-    unreferenced = Artifact.objects.filter(created_at__lt=cutoff).exclude(
-        Exists(ModelVersion.objects.filter(artifact=OuterRef("pk")))
-    )
-    candidates = list(unreferenced.values_list("sha256", "size"))
-    for done, (sha256, size) in enumerate(candidates, start=1):
-        try:
-            freed = size if dry_run else _remove_unreferenced(sha256)
-        except STORAGE_ERRORS as exc:  # the row stays (its transaction rolled back): tried again next time
-            report.errors.append(f"{sha256}: {describe_storage_error(exc)}")
-            freed = None
-        if freed is not None:
-            report.artifacts.append(sha256)
-            report.bytes_freed += freed
-        if progress:
-            progress(done, len(candidates), report.bytes_freed)
-
-    known = set(Artifact.objects.values_list("storage_key", flat=True))
     try:
-        for obj in artifacts.stored_objects():
-            if (
-                obj.key not in known
-                and obj.modified < cutoff
-                and not Artifact.objects.filter(storage_key=obj.key).exists()
-            ):
-                try:
-                    if not dry_run:
-                        artifacts.delete(obj.key)
-                except STORAGE_ERRORS as exc:
-                    report.errors.append(f"{obj.key}: {describe_storage_error(exc)}")
-                    continue
-                report.orphans.append(obj.key)
-                report.bytes_freed += obj.size
+        candidates = [orphan for orphan in find_orphans() if orphan.since < cutoff]
     except STORAGE_ERRORS as exc:
         report.errors.append(f"(listing the stored files): {describe_storage_error(exc)}")
+        candidates = []
+    for done, orphan in enumerate(candidates, start=1):
+        try:
+            freed = orphan.size if dry_run else remove_if_orphaned(orphan.key)
+        except STORAGE_ERRORS as exc:  # the row stays (its transaction rolled back): tried again next time
+            report.errors.append(f"{orphan.key}: {describe_storage_error(exc)}")
+            freed = None
+        if freed is not None:
+            if orphan.has_row:
+                report.artifacts.append(orphan.key.rsplit("/", 1)[-1])
+            else:
+                report.orphans.append(orphan.key)
+            report.bytes_freed += orphan.size
+        if progress:
+            progress(done, len(candidates), report.bytes_freed)
 
     staging = settings.FILE_UPLOAD_TEMP_DIR
     oldest = time.time() - grace.total_seconds()

@@ -183,6 +183,11 @@ class ModelVersion(models.Model):
                 condition=~Q(status=VersionStatus.ARCHIVED, is_default=True),
                 name="model_versions_archived_not_default",
             ),
+            # The default is what `.../versions/default/file` serves: it must have a file.
+            models.CheckConstraint(
+                condition=~Q(is_default=True, artifact__isnull=True),
+                name="model_versions_default_has_file",
+            ),
             models.CheckConstraint(condition=Q(format__in=ModelFormat.values), name="model_versions_format_valid"),
             models.CheckConstraint(condition=Q(status__in=VersionStatus.values), name="model_versions_status_valid"),
             *(

@@ -10,6 +10,10 @@ same model take turns, and the database's constraints back up every rule.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from deployments_app.models import Deployment, DeploymentStatus
-from models_app import artifacts
+from models_app import artifacts, maintenance
 from models_app.format_checks import FormatCheck, check_format
 from models_app.models import (
     RESERVED_VERSIONS,
@@ -30,6 +34,8 @@ from models_app.uploads import HashedUpload
 from registry_site import audit
 from registry_site.errors import Conflict, InvalidInput
 from registry_site.validators import clean_fields
+
+logger = logging.getLogger(__name__)
 
 # Fields of a version that may change after it is registered. The version string and the file never do.
 EDITABLE_VERSION_FIELDS = frozenset(
@@ -108,12 +114,14 @@ def update_model(*, model: RegisteredModel, changes: dict[str, Any]) -> Register
 @transaction.atomic
 def delete_model(*, model: RegisteredModel) -> None:
     """Delete a model with its versions and deployment history, unless it is deployed somewhere now.
-    Stored files are left to `gc_artifacts`, which removes them once no version points to them."""
+    Its stored files go too once this commits, except those another model's version shares."""
     model = _lock_model(model.pk)
     if _has_active_deployment(Q(model=model)):
         raise Conflict(f"Model '{model.name}' has an active deployment; roll it back before deleting the model.")
     versions = list(model.versions.values_list("version", flat=True))
+    files = set(model.versions.exclude(artifact=None).values_list("artifact_id", flat=True))
     model.delete()
+    _reclaim_when_committed(files)
     _audit_model("delete", model, {"versions": versions})
 
 
@@ -154,11 +162,33 @@ def _check_format(upload: HashedUpload, declared_format: str) -> FormatCheck:
     return check
 
 
+@contextmanager
+def _stored(upload: HashedUpload | None) -> Iterator[None]:
+    """Store the upload's bytes (outside any transaction: a large file takes minutes) for the block to
+    link; if the block fails (a lost race, a rule, the database), remove them again unless a version
+    references them, so a refused request leaves no file behind (maintenance.remove_if_orphaned)."""
+    if upload is None:
+        yield
+        return
+    try:
+        artifacts.put_file(upload)
+        yield
+    except BaseException:
+        key = artifacts.storage_key_for(upload.sha256)
+        try:
+            maintenance.remove_if_orphaned(key)
+        except Exception:  # the refusal is the answer; what is left, gc_artifacts removes
+            logger.exception("could not remove %s after a refused upload", key)
+        raise
+
+
 def _link_artifact(upload: HashedUpload) -> Artifact:
-    """Inside the version's transaction, once artifacts.put_file stored the bytes (outside it): the
-    artifact's row, locked, so gc_artifacts cannot remove it or its file before this transaction
-    commits. The collector removes a file and its row together; if it did so between our store and this
-    lock, the bytes are still staged: store them again."""
+    """Inside the version's transaction, once _stored put the bytes in storage (outside it): the
+    artifact's row, under the content's lock, so no clean-up can remove the bytes before this
+    transaction commits. A clean-up (a concurrent refusal of the same bytes, gc_artifacts) that came
+    first removed the file together with any row: then store it again from the staged copy, which
+    storing leaves in place until the request ends."""
+    artifacts.lock_content(upload.sha256)
     key = artifacts.storage_key_for(upload.sha256)
     artifact, created = Artifact.objects.select_for_update().get_or_create(
         sha256=upload.sha256, defaults={"size": upload.size, "storage_key": key}
@@ -166,6 +196,13 @@ def _link_artifact(upload: HashedUpload) -> Artifact:
     if created and not artifacts.exists(key):
         artifacts.put_file(upload)
     return artifact
+
+
+def _reclaim_when_committed(artifact_ids: set[str]) -> None:
+    """After a deletion commits, remove the files it left unreferenced, so that verify_artifacts does
+    not find them orphaned; if this fails (the process ends, the storage is down) gc_artifacts will."""
+    for sha256 in sorted(artifact_ids):
+        transaction.on_commit(partial(maintenance.remove_if_orphaned, artifacts.storage_key_for(sha256)), robust=True)
 
 
 def register_version(
@@ -182,14 +219,21 @@ def register_version(
 
     The file is stored before the row is written and outside the transaction; the row is written only
     once the file is whole. If the row cannot be written (a concurrent request registered the same
-    version first), the stored file has no row and `gc_artifacts` reclaims it after its grace period.
-    The model's first version becomes its default.
+    version first), the stored file is removed again unless another version references it.
+    The model's first version with a file becomes its default; a version without one never is.
     """
     fields = clean_version_fields(version=version, format=format, **fields)
     version, format = fields.pop("version"), fields.pop("format")
     _check_version_string(version)
     if fields.get("status") == VersionStatus.ARCHIVED and make_default:
         raise Conflict("An archived version cannot be the default.", field="is_default")
+    if make_default and upload is None:
+        raise Conflict(
+            f"Version '{version}' cannot be the default without a file: send it in the same request, or "
+            f"register it, attach the file with PUT /models/{model.name}/versions/{version}/file, then make it "
+            "the default.",
+            field="is_default",
+        )
     # Cheap refusal before any byte is moved into storage.
     if ModelVersion.objects.filter(model=model, version=version).exists():
         raise _version_exists(model, version)
@@ -198,15 +242,20 @@ def register_version(
     if upload is not None:
         _check_declared_digest(upload, declared_sha256)
         check = _check_format(upload, format)
-        artifacts.put_file(upload)  # outside the transaction: the row is written once the file is whole
 
     try:
-        with transaction.atomic():
+        with _stored(upload), transaction.atomic():
             model = _lock_model(model.pk)
             if ModelVersion.objects.filter(model=model, version=version).exists():
                 raise _version_exists(model, version)
             has_default = ModelVersion.objects.filter(model=model, is_default=True).exists()
-            is_default = (make_default or not has_default) and fields.get("status") != VersionStatus.ARCHIVED
+            # A default is what `.../versions/default/file` serves, so only a version with a file can be
+            # it: the first version with a file becomes the default (attach_file does the same later).
+            is_default = (
+                upload is not None
+                and (make_default or not has_default)
+                and fields.get("status") != VersionStatus.ARCHIVED
+            )
             if is_default and has_default:
                 ModelVersion.objects.filter(model=model, is_default=True).update(is_default=False)
             created = ModelVersion.objects.create(
@@ -248,8 +297,7 @@ def attach_file(*, version: ModelVersion, upload: HashedUpload, declared_sha256:
         )
     _check_declared_digest(upload, declared_sha256)
     check = _check_format(upload, version.format)
-    artifacts.put_file(upload)
-    with transaction.atomic():
+    with _stored(upload), transaction.atomic():
         _lock_model(version.model_id)
         locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
         if locked.artifact_id:
@@ -257,8 +305,16 @@ def attach_file(*, version: ModelVersion, upload: HashedUpload, declared_sha256:
         locked.artifact = _link_artifact(upload)
         locked.file_name = upload.name
         locked.format_check, locked.format_check_detail = check.result, check.detail
-        locked.save(update_fields=["artifact", "file_name", "format_check", "format_check_detail", "updated_at"])
-        _audit_version("upload", locked, _file_facts(locked))
+        # The model's first file makes its version the default (a version without one never was).
+        becomes_default = (
+            locked.status != VersionStatus.ARCHIVED
+            and not ModelVersion.objects.filter(model_id=locked.model_id, is_default=True).exists()
+        )
+        locked.is_default = locked.is_default or becomes_default
+        locked.save(
+            update_fields=["artifact", "file_name", "format_check", "format_check_detail", "is_default", "updated_at"]
+        )
+        _audit_version("upload", locked, {**_file_facts(locked), **({"is_default": True} if becomes_default else {})})
     return locked
 
 
@@ -269,6 +325,12 @@ def set_default_version(*, version: ModelVersion) -> ModelVersion:
     version = ModelVersion.objects.select_related("model", "artifact").get(pk=version.pk)
     if version.status == VersionStatus.ARCHIVED:
         raise Conflict(f"Version '{version.version}' is archived and cannot be the default.", field="is_default")
+    if not version.artifact_id:
+        raise Conflict(
+            f"Version '{version.version}' has no file, and the default must have one: attach it first with "
+            f"PUT /models/{version.model.name}/versions/{version.version}/file.",
+            field="is_default",
+        )
     if not version.is_default:
         previous = ModelVersion.objects.filter(model_id=version.model_id, is_default=True).first()
         ModelVersion.objects.filter(model_id=version.model_id, is_default=True).update(is_default=False)
@@ -327,7 +389,7 @@ def update_version(*, version: ModelVersion, changes: dict[str, Any]) -> ModelVe
 @transaction.atomic
 def delete_version(*, version: ModelVersion) -> None:
     """Delete a version that was never deployed and is not the default. Its file stays while another
-    version shares it; otherwise `gc_artifacts` removes it."""
+    version shares it, and otherwise goes once this commits."""
     _lock_model(version.model_id)
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if version.is_default:
@@ -341,6 +403,7 @@ def delete_version(*, version: ModelVersion) -> None:
     facts = _file_facts(version)
     version.delete()
     _audit_version("delete", version, facts)
+    _reclaim_when_committed({version.artifact_id} if version.artifact_id else set())
 
 
 def _file_facts(version: ModelVersion) -> dict[str, Any]:

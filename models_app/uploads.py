@@ -16,10 +16,12 @@ import os
 import queue
 import re
 import threading
+from typing import IO
 
 from django.conf import settings
 from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
+from django.http.multipartparser import MultiPartParserError
 
 from registry_site.errors import InvalidInput, PayloadTooLarge
 
@@ -139,11 +141,69 @@ class _HashingSink:
         self.file.close()  # a NamedTemporaryFile: closing removes it
 
 
+class IncompleteForm(MultiPartParserError, InvalidInput):
+    """A multipart body that cannot be taken as the client meant it: cut off before its end, or with two
+    files for one field. Django's parser would quietly register what arrived (a version without its file,
+    or with the last of two files); this refuses the whole request instead. A MultiPartParserError, so
+    Django answers 400 wherever it parses a form (the admin), and an InvalidInput naming the field for
+    the API."""
+
+
+class _BodyWatch:
+    """The request body as Django's multipart parser reads it, counting the bytes and keeping the last
+    few, so that once the parser is done we know whether the body was whole: all of its Content-Length,
+    ending with the closing boundary. Costs a slice per chunk, never a pass over the data."""
+
+    TAIL = 1024  # room for the closing boundary and a short epilogue after it
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self.received = 0
+        self.tail = b""
+
+    def read(self, *args) -> bytes:
+        data = self._stream.read(*args)
+        self.received += len(data)
+        self.tail = (self.tail + data[-self.TAIL :])[-self.TAIL :]
+        return data
+
+    def readline(self, *args) -> bytes:
+        line = self._stream.readline(*args)
+        self.received += len(line)
+        self.tail = (self.tail + line[-self.TAIL :])[-self.TAIL :]
+        return line
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 class HashingUploadHandler(FileUploadHandler):
     chunk_size = CHUNK_SIZE
 
-    def new_file(self, *args, **kwargs) -> None:
-        super().new_file(*args, **kwargs)
+    def __init__(self, request=None) -> None:
+        super().__init__(request)
+        self._file_fields: set[str] = set()
+        self._expected = 0
+        self._closing: bytes | None = None
+        self._watch: _BodyWatch | None = None
+        self._interrupted = False
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None) -> None:
+        """Called once before the parser reads a byte: watch the body it is about to read."""
+        self._expected = content_length
+        self._closing = b"--" + boundary + b"--" if boundary else None
+        request = self.request
+        if request is not None and input_data is request and not request._read_started:
+            # Django reads the body through request._stream (a LimitedStream over wsgi.input).
+            self._watch = _BodyWatch(request._stream)
+            request._stream = self._watch  # type: ignore[assignment]
+        return None
+
+    def new_file(self, field_name, *args, **kwargs) -> None:
+        if field_name in self._file_fields:
+            raise IncompleteForm(f"Send one file in '{field_name}', not several.", field=field_name)
+        self._file_fields.add(field_name)
+        super().new_file(field_name, *args, **kwargs)
         self.sink = _HashingSink(self.file_name, self.content_type, self.charset, self.content_type_extra)
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
@@ -157,9 +217,28 @@ class HashingUploadHandler(FileUploadHandler):
         return self.sink.finish()
 
     def upload_interrupted(self) -> None:
+        """Django's parser calls this when the body ended inside a file part (no boundary after it)."""
         sink = getattr(self, "sink", None)
         if sink is not None:
             sink.discard()
+        self._interrupted = True
+
+    def upload_complete(self) -> None:
+        """The parser has read the whole body it was given; refuse it unless it was whole. Raising here
+        makes Django's parser close (and so remove) every file it received."""
+        watch = self._watch
+        cut = self._interrupted
+        if watch is not None:
+            if self._expected and watch.received < self._expected:
+                cut = True
+            if self._closing is not None and self._closing not in watch.tail:
+                cut = True
+        if cut:
+            received = f"{watch.received} of {self._expected} bytes arrived" if watch is not None else "it ended early"
+            raise IncompleteForm(
+                f"The upload was cut short: {received}, without the form's closing boundary; nothing was stored.",
+                field="file",
+            )
 
 
 def receive_raw_body(request, *, file_name: str) -> HashedUpload:
@@ -203,11 +282,16 @@ def receive_raw_body(request, *, file_name: str) -> HashedUpload:
 
 def receive_local_file(path: str) -> HashedUpload:
     """Stage a file from the server's own disk (management commands) exactly like an HTTP upload."""
-    sink = _HashingSink(os.path.basename(path), "application/octet-stream")
+    with open(path, "rb") as source:
+        return receive_stream(source, file_name=os.path.basename(path))
+
+
+def receive_stream(source: IO[bytes], *, file_name: str) -> HashedUpload:
+    """Stage what a readable file object holds (a local file, a backup's copy) exactly like an HTTP upload."""
+    sink = _HashingSink(file_name, "application/octet-stream")
     try:
-        with open(path, "rb") as source:
-            while chunk := source.read(CHUNK_SIZE):
-                sink.write(chunk)
+        while chunk := source.read(CHUNK_SIZE):
+            sink.write(chunk)
     except BaseException:
         sink.discard()
         raise

@@ -26,6 +26,7 @@ class Actor:
     name: str
     via: str  # "api", "admin" or "command"
     address: str | None = None
+    request_id: str = ""  # the request's X-Request-ID (registry_site/observability.py)
 
 
 SYSTEM = Actor("system", "command")
@@ -64,6 +65,7 @@ def record(
         actor=actor.name[:150],
         via=actor.via,
         client_address=actor.address,
+        request_id=actor.request_id,
         action=action,
         object_type=object_type,
         object_repr=object_repr[:255],
@@ -120,5 +122,6 @@ class AuditActorMiddleware:
         user = getattr(request, "user", None)
         name = user.get_username() if user is not None and user.is_authenticated else "anonymous"
         via = "admin" if request.path.startswith("/admin/") else "api"
-        with acting_as(Actor(name, via, client_address(request))):
+        actor = Actor(name, via, client_address(request), getattr(request, "request_id", ""))
+        with acting_as(actor):
             return self.get_response(request)

@@ -17,6 +17,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
             "actor",
             "via",
             "client_address",
+            "request_id",
             "action",
             "object_type",
             "object_repr",
@@ -30,12 +31,13 @@ class AuditEventFilter(django_filters.FilterSet):
     model = django_filters.CharFilter(field_name="model_name")
     actor = django_filters.CharFilter(field_name="actor")
     action = django_filters.CharFilter(field_name="action")
+    request_id = django_filters.CharFilter(field_name="request_id")
     since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent
-        fields = ["model", "actor", "action", "since", "until"]
+        fields = ["model", "actor", "action", "request_id", "since", "until"]
 
 
 class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -1,9 +1,11 @@
 """gunicorn settings for `make run` and the Docker image. Every value can be overridden from the
 environment (see the README)."""
 
+import glob
 import ipaddress
 import multiprocessing
 import os
+import tempfile
 
 import gunicorn
 
@@ -44,9 +46,29 @@ keepalive = 5
 # Temporary upload files go to the storage folder (FILE_UPLOAD_TEMP_DIR); gunicorn's own heartbeat
 # files go to shared memory where there is one.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
-accesslog = "-"
+# The registry logs each request itself (one line, JSON in production: registry_site/observability.py).
+accesslog = None
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+
+# Every worker writes its metrics into one folder that GET /metrics adds up (prometheus-client's
+# multiprocess mode). It must be set before the workers import the application, and start empty.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="registry-metrics-")
+
+
+def on_starting(server):
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    for stale in glob.glob(os.path.join(folder, "*.db")):  # a previous run's workers
+        os.remove(stale)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def pre_request(worker, req):

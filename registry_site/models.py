@@ -42,6 +42,9 @@ class AuditEvent(models.Model):
     actor = models.CharField(max_length=150, db_index=True, help_text="Username, or 'anonymous' in local mode.")
     via = models.CharField(max_length=16, help_text="api, admin or command")
     client_address = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(
+        max_length=64, blank=True, default="", db_index=True, help_text="The request's X-Request-ID."
+    )
     action = models.CharField(max_length=32, db_index=True)
     object_type = models.CharField(max_length=32)
     object_repr = models.CharField(max_length=255, help_text="e.g. image_classifier:v1")

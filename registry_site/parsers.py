@@ -7,6 +7,8 @@ from django.http.multipartparser import MultiPartParserError
 from rest_framework import exceptions
 from rest_framework.parsers import DataAndFiles, JSONParser, MultiPartParser
 
+from registry_site.errors import RegistryError
+
 
 class StrictJSONParser(JSONParser):
     """DRF's parser (which already refuses NaN and Infinity), except that a body nested deeper than
@@ -36,6 +38,8 @@ class RegistryMultiPartParser(MultiPartParser):
         encoding = parser_context.get("encoding", "utf-8")
         try:
             data, files = _KeepEveryFilePart(meta, stream, request.upload_handlers, encoding).parse()
+        except RegistryError:
+            raise  # the upload handler's own refusal (a body cut short...), naming its field
         except MultiPartParserError as exc:
             raise exceptions.ParseError(f"Multipart form parse error - {exc}") from None
         return DataAndFiles(data, files)

@@ -121,6 +121,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "registry_site.observability.ObservabilityMiddleware",
     "registry_site.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -203,6 +204,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Artifact storage -------------------------------------------------------------------------------
 S3_BUCKET = envstr("REGISTRY_S3_BUCKET")
+# Also used for backups to s3:// (models_app/backup.py), whatever stores the model files.
+REGISTRY_S3_ENDPOINT_URL = envstr("REGISTRY_S3_ENDPOINT_URL") or None
+REGISTRY_S3_REGION = envstr("REGISTRY_S3_REGION") or None
 STORAGE_DIR = Path(envstr("REGISTRY_STORAGE_DIR", str(DATA_DIR / "storage"))).resolve()
 
 if S3_BUCKET:
@@ -210,8 +214,8 @@ if S3_BUCKET:
         "BACKEND": "registry_site.storage.S3ArtifactStorage",
         "OPTIONS": {
             "bucket_name": S3_BUCKET,
-            "endpoint_url": envstr("REGISTRY_S3_ENDPOINT_URL") or None,
-            "region_name": envstr("REGISTRY_S3_REGION") or None,
+            "endpoint_url": REGISTRY_S3_ENDPOINT_URL,
+            "region_name": REGISTRY_S3_REGION,
             "location": envstr("REGISTRY_S3_PREFIX"),
             "querystring_expire": envint("REGISTRY_S3_PRESIGN_SECONDS", 300, minimum=1),
             # What differs between S3-compatible stores (README, "S3-compatible stores").
@@ -359,6 +363,7 @@ SPECTACULAR_SETTINGS = {
         "VersionStatusEnum": "models_app.models.VersionStatus",
         "DeploymentStatusEnum": "deployments_app.models.DeploymentStatus",
         "HealthStatusEnum": ["healthy", "unhealthy"],
+        "ReadyStatusEnum": ["ready", "not ready"],
     },
 }
 
@@ -366,13 +371,28 @@ SPECTACULAR_SETTINGS = {
 # one lists its front ends.
 CORS_ALLOW_ALL_ORIGINS = LOCAL_MODE and not os.environ.get("REGISTRY_CORS_ORIGINS")
 CORS_ALLOWED_ORIGINS = envlist("REGISTRY_CORS_ORIGINS")
-CORS_EXPOSE_HEADERS = ["Content-Disposition", "ETag", "Content-Length"]
+CORS_EXPOSE_HEADERS = ["Content-Disposition", "ETag", "Content-Length", "X-Request-ID"]
 
+# One line per request (registry_site/observability.py) and every other log record: JSON lines for a log
+# collector by default in production, readable text by default in local mode.
+REGISTRY_LOG_FORMAT = envstr("REGISTRY_LOG_FORMAT", "plain" if LOCAL_MODE else "json").lower()
+if REGISTRY_LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"REGISTRY_LOG_FORMAT must be json or plain, not {REGISTRY_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "datefmt": "%Y-%m-%dT%H:%M:%S%z",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": REGISTRY_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": envstr("REGISTRY_LOG_LEVEL", "INFO").upper()},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# GET /metrics without a token in production mode (when only a private network reaches the server).
+REGISTRY_METRICS_PUBLIC = envbool("REGISTRY_METRICS_PUBLIC", False)

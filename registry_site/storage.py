@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import io
 import os
 from collections.abc import Iterator
@@ -68,9 +69,12 @@ class ByteRange:
     """An open stored file positioned at `start`, that reads at most `length` bytes: what a download
     (or a Range request's slice of it) sends. A server that can use sendfile gets the descriptor."""
 
-    def __init__(self, raw: BinaryIO, length: int) -> None:
+    def __init__(self, raw: BinaryIO, length: int, *, stored_size: int | None = None) -> None:
         self._raw = raw
         self.remaining = length
+        # The size of the whole stored object as the storage reports it now, for the caller to compare
+        # with its record (a file changed behind the registry's back); None if not known.
+        self.stored_size = stored_size
         if isinstance(raw, io.BufferedReader):
             # A local file: gunicorn sends it with sendfile from the current offset, bounded by
             # Content-Length. An S3 body has no descriptor and is read chunk by chunk.
@@ -132,7 +136,7 @@ def _fsync(path: str) -> None:
 
 class LocalArtifactStorage(FileSystemStorage):
     """A folder on the registry's own disk. Uploads are staged beside it (FILE_UPLOAD_TEMP_DIR on the
-    same filesystem), so storing one is a rename: atomic, and no byte is copied."""
+    same filesystem), so storing one is a hard link: atomic, and no byte is copied."""
 
     def __init__(self, *, allow_overwrite: bool = True, **kwargs) -> None:
         # Content-addressed keys: the same key always holds the same bytes, and must keep its name.
@@ -141,18 +145,30 @@ class LocalArtifactStorage(FileSystemStorage):
     def store_upload(self, key: str, upload: TemporaryUploadedFile) -> None:
         if self.exists(key):
             return
-        # FileSystemStorage moves a temporary file into place (a rename; a copy only across
-        # filesystems) and applies FILE_UPLOAD_PERMISSIONS. The rename is made durable here: the file
-        # was fsynced when its upload finished, fsyncing it again covers the copy, then its folder.
-        _check_kept(key, self.save(key, upload))
         path = self.path(key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            # A hard link, not a rename: as atomic and as cheap, and the staged copy stays until the
+            # request ends, so a request can store its bytes again if a concurrent refusal removed them
+            # before its row was written (models_app.services._link_artifact).
+            os.link(upload.temporary_file_path(), path)
+        except FileExistsError:
+            return  # the same bytes, stored by a concurrent request
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
+                raise
+            # Staged on another filesystem (or one without hard links): Django copies into place.
+            _check_kept(key, self.save(key, upload))
+        if settings.FILE_UPLOAD_PERMISSIONS is not None:
+            os.chmod(path, settings.FILE_UPLOAD_PERMISSIONS)
+        # The file was fsynced when its upload finished; fsyncing it again covers a copy, then its folder.
         _fsync(path)
         _fsync(os.path.dirname(path))
 
     def open_range(self, key: str, start: int, length: int) -> ByteRange:
         raw = open(self.path(key), "rb")  # closed by ByteRange.close()
         raw.seek(start)
-        return ByteRange(raw, length)
+        return ByteRange(raw, length, stored_size=os.fstat(raw.fileno()).st_size)
 
     def iter_chunks(self, key: str, chunk_size: int) -> Iterator[bytes]:
         with open(self.path(key), "rb") as raw:
@@ -274,8 +290,14 @@ class S3ArtifactStorage(S3Storage):
         return StoredChecksum(head["ContentLength"], head.get("Metadata", {}).get(self.METADATA_KEY), store_sha256)
 
     def open_range(self, key: str, start: int, length: int) -> ByteRange:
-        body = self._object(key).get(Range=f"bytes={start}-{start + length - 1}")["Body"]
-        return ByteRange(body, length)
+        try:
+            answer = self._object(key).get(Range=f"bytes={start}-{start + length - 1}")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise FileNotFoundError(key) from exc  # what the folder says for a missing file
+            raise
+        total = answer.get("ContentRange", "").rpartition("/")[2]  # "bytes 0-99/<size of the object>"
+        return ByteRange(answer["Body"], length, stored_size=int(total) if total.isdigit() else None)
 
     def iter_chunks(self, key: str, chunk_size: int) -> Iterator[bytes]:
         body = self._object(key).get()["Body"]

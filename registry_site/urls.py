@@ -12,7 +12,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from deployments_app.views import DeploymentViewSet
 from models_app.views import ModelVersionViewSet, RegisteredModelViewSet
 from registry_site.audit_api import AuditEventViewSet
-from registry_site.health import health
+from registry_site.health import health, metrics, ready
 
 
 class SegmentConverter:
@@ -38,6 +38,8 @@ VERSION = "models/<segment:name>/versions"
 
 urlpatterns = [
     path("health", health, name="health"),
+    path("ready", ready, name="ready"),
+    path("metrics", metrics, name="metrics"),
     path("models", models({"get": "list", "post": "create"}), name="model-list"),
     path(
         "models/<segment:name>",

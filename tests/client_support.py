@@ -14,7 +14,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.live import ROOT, running_registry
+from tests.live import ROOT, running_registries
 
 MVR = Path(sys.executable).parent / "mvr"
 
@@ -38,6 +38,15 @@ def run_mvr(
 def production_registry(workdir: Path, users: dict[str, str], *, workers: int = 2, extra_env: dict | None = None):
     """A live registry in production mode (tokens required), with one token per user: {user: role}.
     Yields (base URL, {role: token})."""
+    with production_registries(workdir, users, servers=1, workers=workers, extra_env=extra_env) as (bases, tokens):
+        yield bases[0], tokens
+
+
+@contextmanager
+def production_registries(
+    workdir: Path, users: dict[str, str], *, servers: int, workers: int = 2, extra_env: dict | None = None
+):
+    """production_registry with several app servers on one database and storage: yields ([base URLs], tokens)."""
     tokens: dict[str, str] = {}
 
     def make_tokens(env: dict[str, str]) -> None:
@@ -59,8 +68,8 @@ def production_registry(workdir: Path, users: dict[str, str], *, workers: int = 
         "REGISTRY_SSL_REDIRECT": "false",  # the tests speak plain HTTP on loopback, with no TLS proxy
         **(extra_env or {}),
     }
-    with running_registry(workdir, extra_env=env, workers=workers, setup=make_tokens) as base:
-        yield base, tokens
+    with running_registries(workdir, servers=servers, extra_env=env, workers=workers, setup=make_tokens) as bases:
+        yield bases, tokens
 
 
 def mvr_json(*args: str, url: str, **kwargs) -> dict | list:

@@ -8,17 +8,28 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import psycopg
 import requests
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = [
+    sys.executable,
+    "-m",
+    "gunicorn",
+    "--config",
+    "registry_site/gunicorn.conf.py",
+    "registry_site.wsgi:application",
+]
 
 
 def free_port() -> int:
@@ -64,6 +75,21 @@ def running_registry(
 ):
     """Start the registry under gunicorn and yield its base URL; stop it afterwards. `setup` is called with
     the server's environment once its database is migrated, e.g. to make API tokens with manage.py."""
+    with running_registries(workdir, servers=1, extra_env=extra_env, workers=workers, setup=setup) as bases:
+        yield bases[0]
+
+
+@contextmanager
+def running_registries(
+    workdir: Path,
+    *,
+    servers: int,
+    extra_env: dict[str, str] | None = None,
+    workers: int = 2,
+    setup: Callable[[dict[str, str]], None] | None = None,
+):
+    """Several app servers (separate gunicorn processes, each on its own port) sharing one database and
+    one storage, as behind a load balancer; yields their base URLs."""
     with _database(workdir) as database_url:
         env = {
             **os.environ,
@@ -77,36 +103,49 @@ def running_registry(
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
         if setup is not None:
             setup(env)
-        port = free_port()
-        env["REGISTRY_BIND"] = f"127.0.0.1:{port}"
-        log = open(workdir / "gunicorn.log", "wb")
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                "registry_site/gunicorn.conf.py",
-                "registry_site.wsgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
+        started: list[tuple[subprocess.Popen, IO[bytes]]] = []
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if requests.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"registry did not start:\n{(workdir / 'gunicorn.log').read_text()}")
-                time.sleep(0.1)
-            yield base
+            bases = []
+            for n in range(servers):
+                log_name = "gunicorn.log" if n == 0 else f"gunicorn-{n}.log"
+                port = free_port()
+                log = open(workdir / log_name, "wb")
+                server = subprocess.Popen(
+                    GUNICORN,
+                    cwd=ROOT,
+                    env={**env, "REGISTRY_BIND": f"127.0.0.1:{port}"},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+                started.append((server, log))
+                bases.append(_wait_until_healthy(f"http://127.0.0.1:{port}", server, workdir / log_name))
+            yield bases
         finally:
-            stop(server)
-            log.close()
+            for server, log in started:
+                stop(server)
+                log.close()
+
+
+def _wait_until_healthy(base: str, server: subprocess.Popen, log: Path) -> str:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(f"{base}/health", timeout=1).status_code == 200:
+                return base
+        except requests.RequestException:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"registry did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+def all_at_once(calls):
+    """Run the calls in threads released together, and return their results in order."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call):
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))

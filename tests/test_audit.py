@@ -492,6 +492,7 @@ def test_audit_lists_newest_first_with_every_field(trail):
         "actor",
         "via",
         "client_address",
+        "request_id",
         "action",
         "object_type",
         "object_repr",

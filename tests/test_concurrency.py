@@ -4,14 +4,14 @@ must be exactly one winner and a consistent history, never a 500."""
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.live import running_registry
+from tests.live import ROOT, all_at_once, running_registry
 
 THREADS = 8
 
@@ -22,20 +22,20 @@ pytestmark = [pytest.mark.gunicorn, pytest.mark.xdist_group("concurrency")]
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("race")
-    with running_registry(workdir, workers=3) as base:
+    with running_registry(workdir, workers=3, setup=SERVER_ENV.update) as base:
         yield base, workdir / "storage"
 
 
-def _all_at_once(calls):
-    """Run the calls in threads released together, and return their responses in order."""
-    barrier = threading.Barrier(len(calls))
+SERVER_ENV: dict[str, str] = {}
 
-    def run(call):
-        barrier.wait()
-        return call()
 
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(run, calls))
+def _verify_artifacts() -> str:
+    """manage.py verify_artifacts on the live server's database and storage, as an operator runs it."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", "verify_artifacts"], cwd=ROOT, env=SERVER_ENV, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 def _stored(storage: Path) -> list[Path]:
@@ -60,7 +60,7 @@ def test_same_version_posted_concurrently_has_one_winner_and_one_file(live):
             files={"file": ("m.onnx", payload)},
         )
 
-    statuses = sorted(r.status_code for r in _all_at_once([post] * THREADS))
+    statuses = sorted(r.status_code for r in all_at_once([post] * THREADS))
     assert statuses == [201] + [409] * (THREADS - 1)
     versions = requests.get(f"{base}/models/race_create/versions").json()["results"]
     assert [v["version"] for v in versions] == ["v1"]
@@ -72,10 +72,15 @@ def test_concurrent_set_default_leaves_exactly_one_default(live):
     base, _ = live
     _model(base, "race_default")
     for i in range(THREADS):
-        response = requests.post(f"{base}/models/race_default/versions", json={"version": f"v{i}", "format": "onnx"})
+        response = requests.post(
+            f"{base}/models/race_default/versions",
+            data={"version": f"v{i}", "format": "onnx"},
+            files={"file": (f"v{i}.onnx", f"weights {i}".encode())},
+        )
         assert response.status_code == 201
     calls = [(lambda i=i: requests.post(f"{base}/models/race_default/versions/v{i}/default")) for i in range(THREADS)]
-    assert [r.status_code for r in _all_at_once(calls)] == [200] * THREADS
+    responses = all_at_once(calls)
+    assert [r.status_code for r in responses] == [200] * THREADS, [r.text for r in responses]
     defaults = requests.get(f"{base}/models/race_default/versions?is_default=true").json()["results"]
     assert len(defaults) == 1
 
@@ -97,7 +102,7 @@ def test_concurrent_deploys_and_rollbacks_keep_one_active_deployment(live):
             json={"model_name": "race_deploy", "version": f"v{i}", "deployment_target": "production"},
         )
 
-    results = _all_at_once([(lambda i=i: deploy(i)) for i in range(THREADS)])
+    results = all_at_once([(lambda i=i: deploy(i)) for i in range(THREADS)])
     assert sorted(r.status_code for r in results) == [201] * THREADS
 
     def history():
@@ -110,7 +115,7 @@ def test_concurrent_deploys_and_rollbacks_keep_one_active_deployment(live):
     # Now race rollbacks of the active deployment against each other and against new deploys.
     active = next(d for d in rows if d["deployment_status"] == "active")
     rollback = lambda: requests.post(f"{base}/deployments/{active['id']}/rollback", json={"reason": "race"})  # noqa: E731
-    results = _all_at_once([rollback] * 4 + [(lambda: deploy(0))] * 2)
+    results = all_at_once([rollback] * 4 + [(lambda: deploy(0))] * 2)
     rollback_statuses = sorted(r.status_code for r in results[:4])
     assert rollback_statuses.count(200) <= 1 and set(rollback_statuses) <= {200, 409}
     assert all(r.status_code in (200, 201) for r in results[4:])
@@ -128,3 +133,70 @@ def test_concurrent_deploys_and_rollbacks_keep_one_active_deployment(live):
     assert [v for v, t in targets.items() if t == ["production"]] == [active_version]
     rolled_back = [d for d in rows if d["deployment_status"] == "rolled_back"]
     assert all(d["rollback_at"] and d["rollback_reason"] == "race" for d in rolled_back)
+
+
+def test_losers_of_a_file_upload_race_leave_no_file(live):
+    """10 clients attach different files to one file-less version at once, 8 rounds: one wins each
+    round, and the 9 files refused (409) are removed at once, not left for gc_artifacts."""
+    base, storage = live
+    _model(base, "race_attach")
+    before = len(_stored(storage))
+    for round_ in range(8):
+        version = f"v{round_}"
+        assert requests.post(f"{base}/models/race_attach/versions", json={"version": version, "format": "onnx"}).ok
+
+        def put(i, version=version, round_=round_):
+            return requests.put(
+                f"{base}/models/race_attach/versions/{version}/file",
+                data=f"weights of client {i} in round {round_} ".encode() * 2000,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+
+        statuses = sorted(r.status_code for r in all_at_once([(lambda i=i: put(i)) for i in range(10)]))
+        assert statuses == [200] + [409] * 9
+    assert "0 orphaned" in _verify_artifacts()
+    assert len(_stored(storage)) == before + 8
+
+
+@pytest.mark.parametrize("same_bytes", [True, False])
+def test_losers_of_a_registration_race_leave_no_file(live, same_bytes):
+    base, storage = live
+    name = f"race_register_{'same' if same_bytes else 'different'}"
+    _model(base, name)
+
+    def post(i):
+        payload = b"racing weights " * 4096 + (b"" if same_bytes else str(i).encode())
+        return requests.post(
+            f"{base}/models/{name}/versions", data={"version": "v1", "format": "onnx"}, files={"file": ("m", payload)}
+        )
+
+    statuses = sorted(r.status_code for r in all_at_once([(lambda i=i: post(i)) for i in range(20)]))
+    assert statuses == [201] + [409] * 19
+    assert "0 orphaned" in _verify_artifacts()
+
+
+def test_files_attached_at_once_to_file_less_versions_make_one_default(live):
+    """The first version to get a file becomes the default, once: the model's row lock orders them."""
+    base, _ = live
+    _model(base, "race_first_file")
+    for i in range(THREADS):
+        assert requests.post(f"{base}/models/race_first_file/versions", json={"version": f"v{i}", "format": "onnx"}).ok
+    calls = [
+        (
+            lambda i=i: requests.put(
+                f"{base}/models/race_first_file/versions/v{i}/file",
+                data=f"weights {i}".encode(),
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        )
+        for i in range(THREADS)
+    ]
+    responses = all_at_once(calls)
+    assert [r.status_code for r in responses] == [200] * THREADS, [r.text for r in responses]
+    assert sum(v["is_default"] for v in _versions(base, "race_first_file")) == 1
+    default = requests.get(f"{base}/models/race_first_file/versions/default/file")
+    assert default.status_code == 200
+
+
+def _versions(base: str, model: str) -> list[dict]:
+    return requests.get(f"{base}/models/{model}/versions?page_size=500").json()["results"]

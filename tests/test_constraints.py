@@ -4,7 +4,12 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from deployments_app.models import Deployment, DeploymentStatus
-from models_app.models import ModelVersion
+from models_app.models import Artifact, ModelVersion
+
+
+def _artifact(byte: str = "a") -> Artifact:
+    sha = byte * 64
+    return Artifact.objects.create(sha256=sha, size=1, storage_key=f"sha256/{sha[:2]}/{sha[2:4]}/{sha}")
 
 
 def _refused(create) -> None:
@@ -15,10 +20,23 @@ def _refused(create) -> None:
 @pytest.mark.django_db
 def test_one_default_version_per_model(make_model):
     model = make_model()
-    ModelVersion.objects.create(model=model, version="v1", format="onnx", is_default=True)
-    _refused(lambda: ModelVersion.objects.create(model=model, version="v2", format="onnx", is_default=True))
+    file = _artifact()
+    ModelVersion.objects.create(model=model, version="v1", format="onnx", is_default=True, artifact=file)
+    _refused(
+        lambda: ModelVersion.objects.create(model=model, version="v2", format="onnx", is_default=True, artifact=file)
+    )
     other = make_model()
-    ModelVersion.objects.create(model=other, version="v1", format="onnx", is_default=True)
+    ModelVersion.objects.create(model=other, version="v1", format="onnx", is_default=True, artifact=file)
+
+
+@pytest.mark.django_db
+def test_a_default_version_has_a_file(make_model):
+    model = make_model()
+    _refused(lambda: ModelVersion.objects.create(model=model, version="v1", format="onnx", is_default=True))
+    version = ModelVersion.objects.create(model=model, version="v1", format="onnx", artifact=_artifact())
+    version.artifact = None
+    version.is_default = True
+    _refused(version.save)
 
 
 @pytest.mark.django_db
@@ -48,7 +66,7 @@ def test_archived_version_cannot_be_default(make_model):
     model = make_model()
     _refused(
         lambda: ModelVersion.objects.create(
-            model=model, version="v1", format="onnx", status="archived", is_default=True
+            model=model, version="v1", format="onnx", status="archived", is_default=True, artifact=_artifact()
         )
     )
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.live import ROOT, free_port, running_registry, stop
+from tests.live import GUNICORN, ROOT, free_port, running_registry, stop
 
 CHECK = [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"]
 
@@ -150,14 +150,6 @@ def test_an_unknown_mode_is_refused(production_env):
 
 
 # --- gunicorn's start --------------------------------------------------------------------------------
-GUNICORN = [
-    sys.executable,
-    "-m",
-    "gunicorn",
-    "--config",
-    "registry_site/gunicorn.conf.py",
-    "registry_site.wsgi:application",
-]
 
 
 def gunicorn_env(tmp_path, bind: str, **extra: str) -> dict[str, str]:

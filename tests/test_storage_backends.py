@@ -25,7 +25,7 @@ def staged(tmp_path, storage_dir):
     upload.close()
 
 
-def test_local_storage_moves_the_staged_file_into_place(staged, storage_dir):
+def test_local_storage_links_the_staged_file_into_place(staged, storage_dir):
     staged_inode = os.stat(staged.temporary_file_path()).st_ino
     key = f"sha256/{staged.sha256}"
 
@@ -33,9 +33,12 @@ def test_local_storage_moves_the_staged_file_into_place(staged, storage_dir):
 
     stored = storage_dir / key
     assert stored.read_bytes() == b"weights " * 1000
-    assert stored.stat().st_ino == staged_inode, "a rename, not a copy"
+    assert stored.stat().st_ino == staged_inode, "a link, not a copy"
     assert stat.S_IMODE(stored.stat().st_mode) == 0o640  # FILE_UPLOAD_PERMISSIONS
-    assert staged_files(storage_dir) == []
+    # The staged name stays until the upload is closed (a request can store it again), then goes.
+    assert len(staged_files(storage_dir)) == 1
+    staged.close()
+    assert staged_files(storage_dir) == [] and stored.read_bytes() == b"weights " * 1000
 
 
 def test_storing_a_key_twice_leaves_the_first_copy_alone(staged, storage_dir, tmp_path):
@@ -50,6 +53,7 @@ def test_storing_a_key_twice_leaves_the_first_copy_alone(staged, storage_dir, tm
     finally:
         again.close()
     assert (storage_dir / key).stat().st_ino == first.st_ino
+    staged.close()
     assert staged_files(storage_dir) == []
 
 

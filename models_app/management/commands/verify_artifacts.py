@@ -33,7 +33,7 @@ class Command(RegistryCommand):
         for problem in report.corrupted:
             self.stdout.write(f"CORRUPTED {problem}")
         for key in report.orphaned:
-            self.stdout.write(f"ORPHANED  {key} (no row; gc_artifacts removes it)")
+            self.stdout.write(f"ORPHANED  {key} (no version references it; gc_artifacts removes it)")
         for problem in report.unreadable:
             self.stdout.write(f"UNREADABLE {problem}")
         for problem in report.unverified:
