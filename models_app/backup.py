@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
-from typing import IO
+from typing import IO, Any, cast
 
 from django.apps import apps
 from django.conf import settings
@@ -47,6 +47,7 @@ from models_app.models import Artifact, ModelVersion, RegisteredModel
 from models_app.uploads import receive_stream
 from registry_site.errors import Conflict, InvalidInput
 from registry_site.models import ApiToken, AuditEvent
+from registry_site.storage import ArtifactStorage, LocalArtifactStorage, S3ArtifactStorage
 
 FORMAT = 1
 CHUNK = 1024 * 1024
@@ -336,6 +337,20 @@ class MoveReport:
     failed: list[str] = field(default_factory=list)
 
 
+def artifact_destination(location: str) -> Storage:
+    """Where migrate_storage copies to: the registry's own storage classes, so the copies are stored as
+    the registry stores files (on S3 with our sha256 as checksum and metadata, which verify_artifacts
+    --fast compares)."""
+    if location.startswith("s3://"):
+        bucket, _, prefix = location[len("s3://") :].partition("/")
+        if not bucket:
+            raise InvalidInput(f"{location!r} names no bucket: use s3://bucket/prefix.", field="location")
+        options: dict[str, Any] = {**settings.REGISTRY_S3_OPTIONS}
+        options.update(endpoint_url=settings.REGISTRY_S3_ENDPOINT_URL, region_name=settings.REGISTRY_S3_REGION)
+        return S3ArtifactStorage(bucket_name=bucket, location=prefix.strip("/"), **options)
+    return LocalArtifactStorage(location=os.path.abspath(location))
+
+
 def migrate_storage(target: Storage, *, progress: Progress = lambda line: None) -> MoveReport:
     """Copy every stored file to `target` under the same key, then read each copy back and check its
     sha256. Changes nothing in the registry: the operator switches the storage settings once this
@@ -350,7 +365,7 @@ def migrate_storage(target: Storage, *, progress: Progress = lambda line: None) 
                 continue
             if target.exists(key):
                 target.delete(key)
-            _copy_verified(artifacts.read_chunks(key, CHUNK), sha256, target, key)
+            _store_verified(artifacts.read_chunks(key, CHUNK), sha256, target, key)
             if _hash_of(target, key) != sha256:
                 target.delete(key)
                 raise Conflict(f"the copy of {sha256} reads back differently")
@@ -362,6 +377,20 @@ def migrate_storage(target: Storage, *, progress: Progress = lambda line: None) 
         report.bytes_copied += size
         progress(f"copied and verified {sha256} ({size} bytes)")
     return report
+
+
+def _store_verified(chunks: Iterable[bytes], sha256: str, target: Storage, key: str) -> None:
+    """Stage the file locally, hashing it, and store it as an upload is stored."""
+    upload = receive_stream(_HashingReader(chunks), file_name=sha256)  # type: ignore[arg-type]
+    try:
+        if upload.sha256 != sha256:
+            raise Conflict(
+                f"Stored file {sha256} hashes to {upload.sha256}: it is damaged "
+                "(manage.py verify_artifacts lists every damaged file)."
+            )
+        cast(ArtifactStorage, target).store_upload(key, upload)
+    finally:
+        upload.close()
 
 
 def _hash_of(target: Storage, key: str) -> str:

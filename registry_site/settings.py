@@ -209,23 +209,23 @@ REGISTRY_S3_ENDPOINT_URL = envstr("REGISTRY_S3_ENDPOINT_URL") or None
 REGISTRY_S3_REGION = envstr("REGISTRY_S3_REGION") or None
 STORAGE_DIR = Path(envstr("REGISTRY_STORAGE_DIR", str(DATA_DIR / "storage"))).resolve()
 
+# How to talk to the S3 store: the files' bucket below, and backups or a migrate_storage to s3:// too.
+REGISTRY_S3_OPTIONS = {
+    "endpoint_url": REGISTRY_S3_ENDPOINT_URL,
+    "region_name": REGISTRY_S3_REGION,
+    "querystring_expire": envint("REGISTRY_S3_PRESIGN_SECONDS", 300, minimum=1),
+    # What differs between S3-compatible stores (README, "S3-compatible stores").
+    "checksums": envchoice("REGISTRY_S3_CHECKSUMS", ("when_required", "when_supported")),
+    "addressing_style": envchoice("REGISTRY_S3_ADDRESSING_STYLE", ("auto", "path", "virtual")),
+    "signature_version": envchoice("REGISTRY_S3_SIGNATURE_VERSION", ("s3v4", "s3")),
+    # Multipart uploads: part size and parallel parts, measured by bench/s3_transfer.py.
+    "part_size": envint("REGISTRY_S3_PART_SIZE_MB", 64, minimum=5) * 1024**2,
+    "concurrency": envint("REGISTRY_S3_CONCURRENCY", 8, minimum=1),
+}
 if S3_BUCKET:
     artifact_storage = {
         "BACKEND": "registry_site.storage.S3ArtifactStorage",
-        "OPTIONS": {
-            "bucket_name": S3_BUCKET,
-            "endpoint_url": REGISTRY_S3_ENDPOINT_URL,
-            "region_name": REGISTRY_S3_REGION,
-            "location": envstr("REGISTRY_S3_PREFIX"),
-            "querystring_expire": envint("REGISTRY_S3_PRESIGN_SECONDS", 300, minimum=1),
-            # What differs between S3-compatible stores (README, "S3-compatible stores").
-            "checksums": envchoice("REGISTRY_S3_CHECKSUMS", ("when_required", "when_supported")),
-            "addressing_style": envchoice("REGISTRY_S3_ADDRESSING_STYLE", ("auto", "path", "virtual")),
-            "signature_version": envchoice("REGISTRY_S3_SIGNATURE_VERSION", ("s3v4", "s3")),
-            # Multipart uploads: part size and parallel parts, measured by bench/s3_transfer.py.
-            "part_size": envint("REGISTRY_S3_PART_SIZE_MB", 64, minimum=5) * 1024**2,
-            "concurrency": envint("REGISTRY_S3_CONCURRENCY", 8, minimum=1),
-        },
+        "OPTIONS": {"bucket_name": S3_BUCKET, "location": envstr("REGISTRY_S3_PREFIX"), **REGISTRY_S3_OPTIONS},
     }
     # Uploads stream into a local temporary file before going to S3.
     FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "incoming")

@@ -2,7 +2,7 @@
 
 from django.core.management.base import CommandError
 
-from models_app.backup import destination, migrate_storage
+from models_app.backup import artifact_destination, migrate_storage
 from registry_site.commands import RegistryCommand
 
 
@@ -17,7 +17,7 @@ class Command(RegistryCommand):
         parser.add_argument("--to", required=True, metavar="DEST", help="s3://bucket/prefix, or a folder")
 
     def handle(self, *args, **options):
-        report = migrate_storage(destination(options["to"]), progress=self.stdout.write)
+        report = migrate_storage(artifact_destination(options["to"]), progress=self.stdout.write)
         summary = (
             f"{report.files} files: {report.copied} copied ({report.bytes_copied} bytes), {report.already} already "
             f"there, {len(report.failed)} failed; every copy was read back and checked by sha256"
