@@ -181,6 +181,8 @@ class ModelVersion(models.Model):
         indexes = [
             # A model's newest versions (its page, its filtered version list) without sorting them all.
             models.Index(fields=["model", "-id"], name="model_versions_model_newest"),
+            # GET /models/{name}/versions/latest: the newest by creation time, without sorting them all.
+            models.Index(fields=["model", "-created_at", "-id"], name="model_versions_model_latest"),
             # Search by the start of a version string; PostgreSQL's LIKE 'x%' needs the pattern opclass
             # (ignored elsewhere: SQLite's range match uses the plain index). Issue #15.
             models.Index(fields=["version"], name="model_versions_version_prefix", opclasses=["varchar_pattern_ops"]),

@@ -29,6 +29,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
 
 from registry_site.errors import RegistryError
 
@@ -157,6 +158,19 @@ class ScaledChangelistMixin:
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # per-filter-option counts are a COUNT(*) each
     paginator = CappedCountPaginator
+    # Rendering, not the database, is most of a list's time (~2 ms a row of a dozen columns): 50 rows
+    # keep a page well under 300 ms.
+    list_per_page = 50
+
+    def action_checkbox(self, obj: models.Model) -> str:
+        # Django's own renders a CheckboxInput through the template engine for every row, a third of a
+        # 100-row page's time; this is the same markup, written directly.
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            format_html(_("Select this object for an action - {}"), str(obj)),
+        )
 
 
 # --- Pages that never write -------------------------------------------------------------------------

@@ -20,6 +20,10 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='modelversion',
+            index=models.Index(fields=['model', '-created_at', '-id'], name='model_versions_model_latest'),
+        ),
+        migrations.AddIndex(
+            model_name='modelversion',
             index=models.Index(fields=['version'], name='model_versions_version_prefix', opclasses=['varchar_pattern_ops']),
         ),
     ]
