@@ -35,6 +35,7 @@ from registry_site.admin_base import (
     adopt,
     human_size,
     prefix_match,
+    search_any,
     short_sha,
 )
 from registry_site.errors import RegistryError
@@ -299,12 +300,12 @@ class ModelVersionAdmin(RegistryAdmin):
         using = queryset.db
         if ":" in term:
             name, _, version = term.partition(":")
-            return queryset.filter(Q(model__name=name) & prefix_match("version", version, using=using)), False
+            return search_any(queryset, Q(model__name=name) & prefix_match("version", version, using=using)), False
         models_named = RegisteredModel.objects.filter(prefix_match("name", term, using=using)).values("pk")
-        match = Q(model__in=models_named) | prefix_match("version", term, using=using)
+        conditions: list = [(Q(model__in=models_named), "-id"), prefix_match("version", term, using=using)]
         if SHA256_PREFIX.match(term):
-            match |= prefix_match("artifact__sha256", term, using=using)
-        return queryset.filter(match), False
+            conditions.append(prefix_match("artifact__sha256", term, using=using))
+        return search_any(queryset, *conditions), False
 
     # Columns and read-only fields.
     @admin.display(description="format check")
@@ -507,10 +508,10 @@ class ArtifactAdmin(ReadOnlyAdminMixin, ScaledChangelistMixin, admin.ModelAdmin)
         term = search_term.strip()
         if not term:
             return queryset, False
-        match = Q(storage_key=term)
+        conditions = [Q(storage_key=term)]
         if SHA256_PREFIX.match(term):
-            match |= prefix_match("sha256", term, using=queryset.db)
-        return queryset.filter(match), False
+            conditions.append(prefix_match("sha256", term, using=queryset.db))
+        return search_any(queryset, *conditions), False
 
     @admin.display(description="size", ordering="size")
     def file_size(self, artifact: Artifact) -> str:

@@ -9,7 +9,7 @@ from django.forms import ModelForm
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from registry_site.admin_base import InputFilter, ReadOnlyAdminMixin, ScaledChangelistMixin, prefix_match
+from registry_site.admin_base import InputFilter, ReadOnlyAdminMixin, ScaledChangelistMixin, prefix_match, search_any
 from registry_site.authentication import issue_token, revoke_token
 from registry_site.models import ApiToken, AuditEvent
 
@@ -118,5 +118,9 @@ class AuditEventAdmin(ReadOnlyAdminMixin, ScaledChangelistMixin, admin.ModelAdmi
         term = search_term.strip()
         if not term:
             return queryset, False
-        match = Q(actor=term) | Q(action=term) | prefix_match("model_name", term, using=queryset.db)
-        return queryset.filter(match), False
+        return search_any(
+            queryset,
+            (Q(actor=term), "-id"),
+            (Q(action=term), "-id"),
+            prefix_match("model_name", term, using=queryset.db),
+        ), False

@@ -117,6 +117,24 @@ def prefix_match(field: str, term: str, *, using: str = "default") -> Q:
     return Q(**{f"{field}__gte": term, f"{field}__lt": term + "\U0010ffff"})
 
 
+SEARCH_MATCHES_PER_KIND = 1000
+
+
+def search_any(queryset: QuerySet, *conditions: Q | tuple[Q, str]) -> QuerySet:
+    """Rows of `queryset` that meet any of `conditions`, each an indexed match (optionally with the
+    order its index gives, e.g. "-id"). A single `WHERE a OR b OR c ORDER BY id DESC LIMIT 50` leaves
+    the planner scanning the table backwards for matches, the whole of it when there are none; here
+    each condition is its own query, which reads at most SEARCH_MATCHES_PER_KIND rows of its index, and
+    the page is taken from the ids found (a fixed number of queries, each bounded)."""
+    ids: set = set()
+    for condition in conditions:
+        match, order = condition if isinstance(condition, tuple) else (condition, None)
+        found = queryset.filter(match)
+        found = found.order_by(order) if order else found.order_by()
+        ids.update(found.values_list("pk", flat=True)[:SEARCH_MATCHES_PER_KIND])
+    return queryset.filter(pk__in=sorted(ids))
+
+
 class InputFilter(admin.SimpleListFilter):
     """A sidebar filter with a text box instead of a list of values: listing a column's distinct values
     (Django's default for a field without choices) reads the whole table, and ten thousand models do not
