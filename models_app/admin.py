@@ -27,6 +27,7 @@ from models_app.forms import DeployForm, ModelVersionForm
 from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionStatus
 from models_app.uploads import safe_file_name
 from registry_site.admin_base import (
+    SEARCH_MATCHES_PER_KIND,
     InputFilter,
     ReadOnlyAdminMixin,
     RegistryAdmin,
@@ -301,8 +302,13 @@ class ModelVersionAdmin(RegistryAdmin):
         if ":" in term:
             name, _, version = term.partition(":")
             return search_any(queryset, Q(model__name=name) & prefix_match("version", version, using=using)), False
-        models_named = RegisteredModel.objects.filter(prefix_match("name", term, using=using)).values("pk")
-        conditions: list = [(Q(model__in=models_named), "-id"), prefix_match("version", term, using=using)]
+        # The models first, as a list: given `model_id IN (SELECT ...)`, PostgreSQL may walk all versions
+        # backwards looking for one, the whole table when no model's name matches.
+        named = RegisteredModel.objects.using(using).filter(prefix_match("name", term, using=using))
+        model_ids = list(named.values_list("pk", flat=True)[:SEARCH_MATCHES_PER_KIND])
+        conditions: list = [prefix_match("version", term, using=using)]
+        if model_ids:
+            conditions.append((Q(model_id__in=model_ids), "-id"))
         if SHA256_PREFIX.match(term):
             conditions.append(prefix_match("artifact__sha256", term, using=using))
         return search_any(queryset, *conditions), False
