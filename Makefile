@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
-.PHONY: run demo test test-sqlite test-postgres lint venv bench bench-mlflow bench-slow-clients compose-test clean
+.PHONY: run demo test test-sqlite test-postgres lint venv bench bench-admin bench-mlflow bench-slow-clients compose-test clean
 
 venv: $(STAMP)
 
@@ -82,6 +82,11 @@ bench-mlflow: $(STAMP) $(MLFLOW_VENV)/.installed
 
 bench-slow-clients: $(STAMP)
 	$(PY) bench/slow_clients.py
+
+# Every admin page and API read timed with 1k and 100k versions (BENCH_ARGS="--sizes 1000,100000,1000000"
+# for a million) on SQLite and on PostgreSQL (BENCH_ARGS="--pg-url ..."; its tables are emptied).
+bench-admin: $(STAMP)
+	$(PY) bench/admin_scale.py $(BENCH_ARGS)
 
 # The seed's docker-compose stack, built and run for real (tools/compose-test.sh says what it checks).
 compose-test:

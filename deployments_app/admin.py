@@ -7,15 +7,25 @@ from __future__ import annotations
 from collections import Counter
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from deployments_app import services
 from deployments_app.forms import RollbackForm
 from deployments_app.models import Deployment
-from registry_site.admin_base import ReadOnlyAdminMixin, RegistryAdmin, admin_link
+from models_app.models import RegisteredModel
+from registry_site.admin_base import InputFilter, ReadOnlyAdminMixin, RegistryAdmin, admin_link, prefix_match
 from registry_site.errors import RegistryError
 from registry_site.permissions import allows, permission_for
+
+
+class TargetFilter(InputFilter):
+    """A text box: listing the targets is a DISTINCT over the whole deployment history."""
+
+    title = "target"
+    parameter_name = "target"
+    placeholder = "e.g. production"
+    lookup = "deployment_target"
 
 
 @admin.register(Deployment)
@@ -31,9 +41,11 @@ class DeploymentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
         "rollback_at",
     )
     list_display_links = ("id",)
-    list_filter = ("deployment_status", "deployment_target")
-    list_select_related = ("model", "model_version")
+    list_filter = ("deployment_status", TargetFilter)
+    # The row's checkbox is labelled with str(deployment), which names the version's model.
+    list_select_related = ("model", "model_version__model")
     search_fields = ("model__name", "model_version__version", "deployment_target", "deployed_by")
+    search_help_text = "A model name (or its start), a version, a target, or who deployed."
     ordering = ("-deployed_at", "-id")
     actions = ["roll_back"]
     fields = (
@@ -48,6 +60,20 @@ class DeploymentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
         "rollback_reason",
     )
     readonly_fields = fields
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Deployment], search_term: str
+    ) -> tuple[QuerySet[Deployment], bool]:
+        # Exact or prefix matches that the indexes serve, not Django's `icontains` over four columns.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        using = queryset.db
+        models_named = RegisteredModel.objects.filter(prefix_match("name", term, using=using)).values("pk")
+        match = (
+            Q(model__in=models_named) | Q(model_version__version=term) | Q(deployment_target=term) | Q(deployed_by=term)
+        )
+        return queryset.filter(match), False
 
     @admin.display(description="model", ordering="model__name")
     def model_link(self, deployment: Deployment) -> str:

@@ -68,7 +68,11 @@ class Deployment(models.Model):
                 name="model_deployments_rollback_at_iff_rolled_back",
             ),
         ]
-        indexes = [models.Index(fields=["model", "deployment_target", "-deployed_at"])]
+        indexes = [
+            models.Index(fields=["model", "deployment_target", "-deployed_at"]),
+            # The console's deployment list, newest first, without sorting the whole history (issue #15).
+            models.Index(fields=["-deployed_at", "-id"], name="model_deployments_newest"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.model_version} -> {self.deployment_target} ({self.deployment_status})"

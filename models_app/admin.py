@@ -8,72 +8,77 @@ forms are models_app.forms.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
-from django.db import models
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from deployments_app import services as deployment_services
-from deployments_app.models import Deployment
+from deployments_app.models import Deployment, DeploymentStatus
 from models_app import selectors, services
 from models_app.forms import DeployForm, ModelVersionForm
 from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionStatus
 from models_app.uploads import safe_file_name
-from registry_site.admin_base import ReadOnlyAdminMixin, RegistryAdmin, admin_link, adopt, human_size, short_sha
+from registry_site.admin_base import (
+    SEARCH_MATCHES_PER_KIND,
+    InputFilter,
+    ReadOnlyAdminMixin,
+    RegistryAdmin,
+    ScaledChangelistMixin,
+    admin_link,
+    adopt,
+    human_size,
+    prefix_match,
+    search_any,
+    short_sha,
+)
 from registry_site.errors import RegistryError
 from registry_site.permissions import allows, permission_for
 
+# --- Slices instead of inlines ------------------------------------------------------------------------
+# A model can have a million versions and a version many deployments: a page shows the newest few as a
+# small read-only table, and links to the list that has them all (filtered, paged, searchable).
+LATEST_VERSIONS_SHOWN = 10
+DEPLOYMENTS_SHOWN = 10
+ACTIVE_TARGETS_SHOWN = 50
 
-# --- Models -------------------------------------------------------------------------------------------
-class VersionInline(ReadOnlyAdminMixin, admin.TabularInline):
-    """A model's versions as read-only summary rows; each links to its version page, where it is edited."""
+SHA256_PREFIX = re.compile(r"^[0-9a-f]{4,64}$")
 
-    model = ModelVersion
-    fields = (
-        "version_link",
-        "format",
-        "status",
-        "is_default",
-        "accuracy",
-        "f1_score",
-        "file_size",
-        "checksum",
-        "created_at",
+
+def _table(headers: tuple[str, ...], rows: list[tuple], more: str = "") -> str:
+    if not rows:
+        return format_html("<p>None.</p>{}", more)
+    head = format_html_join("", "<th>{}</th>", ((h,) for h in headers))
+    body = format_html_join(
+        "", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows)
     )
-    readonly_fields = fields
-    extra = 0
-    ordering = ("-id",)
-    verbose_name_plural = "versions (newest first)"
+    return format_html(
+        '<table class="registry-slice"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>{}', head, body, more
+    )
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
-        return super().get_queryset(request).select_related("model", "artifact")
 
-    @admin.display(description="version")
-    def version_link(self, version: ModelVersion) -> str:
-        return admin_link(version, version.version)
+class ModelNameFilter(InputFilter):
+    """Versions of the model named exactly so (the unique index on the name serves it)."""
 
-    @admin.display(description="file size")
-    def file_size(self, version: ModelVersion) -> str:
-        return human_size(version.file_size)
-
-    @admin.display(description="sha256")
-    def checksum(self, version: ModelVersion) -> str:
-        return short_sha(version.checksum)
+    title = "model name"
+    parameter_name = "model_name"
+    placeholder = "exact name"
+    lookup = "model__name"
 
 
 @admin.register(RegisteredModel)
 class RegisteredModelAdmin(RegistryAdmin):
     list_display = ("name", "model_type", "default_version", "is_active", "updated_at")
     list_filter = ("model_type", "is_active")
-    search_fields = ("name", "description")
-    inlines = [VersionInline]
+    search_fields = ("name",)
+    search_help_text = "Model name, or the start of it (case-sensitive)."
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RegisteredModel]:
         default_pk = ModelVersion.objects.filter(model=OuterRef("pk"), is_default=True).values("pk")[:1]
@@ -84,7 +89,7 @@ class RegisteredModelAdmin(RegistryAdmin):
             return [(None, {"fields": ("name", "model_type", "description", "is_active")})]
         return [
             (None, {"fields": ("name", "model_type", "description", "is_active")}),
-            ("Versions", {"fields": ("default_version", "all_versions")}),
+            ("Versions", {"fields": ("default_version", "active_deployments", "latest_versions", "all_versions")}),
             ("Timestamps", {"fields": ("created_at", "updated_at")}),
         ]
 
@@ -92,10 +97,23 @@ class RegisteredModelAdmin(RegistryAdmin):
         if obj is None:
             return ()
         # A model's name never changes: it is in every URL and client that refers to the model.
-        return ("name", "default_version", "all_versions", "created_at", "updated_at")
+        return (
+            "name",
+            "default_version",
+            "active_deployments",
+            "latest_versions",
+            "all_versions",
+            "created_at",
+            "updated_at",
+        )
 
-    def get_inlines(self, request: HttpRequest, obj: models.Model | None) -> list:
-        return self.inlines if obj is not None else []
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[RegisteredModel], search_term: str
+    ) -> tuple[QuerySet[RegisteredModel], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(prefix_match("name", term, using=queryset.db)), False
 
     @admin.display(description="default version", ordering="default_version")
     def default_version(self, model: RegisteredModel) -> str:
@@ -104,10 +122,45 @@ class RegisteredModelAdmin(RegistryAdmin):
         url = reverse("admin:models_app_modelversion_change", args=[model.default_version_pk])
         return format_html('<a href="{}">{}</a>', url, model.default_version)
 
+    @admin.display(description="deployed")
+    def active_deployments(self, model: RegisteredModel) -> str:
+        active = list(
+            Deployment.objects.filter(model=model, deployment_status=DeploymentStatus.ACTIVE)
+            .select_related("model_version")
+            .order_by("deployment_target")[: ACTIVE_TARGETS_SHOWN + 1]
+        )
+        url = reverse("admin:deployments_app_deployment_changelist")
+        more = format_html(
+            '<p><a href="{}?model__id__exact={}">All deployments of {}</a></p>', url, model.pk, model.name
+        )
+        rows = [
+            (d.deployment_target, admin_link(d.model_version, d.model_version.version), d.deployed_at, d.deployed_by)
+            for d in active[:ACTIVE_TARGETS_SHOWN]
+        ]
+        return _table(("target", "version", "deployed at", "by"), rows, more)
+
+    @admin.display(description=f"latest {LATEST_VERSIONS_SHOWN} versions")
+    def latest_versions(self, model: RegisteredModel) -> str:
+        latest = ModelVersion.objects.filter(model=model).select_related("artifact").order_by("-id")
+        rows = [
+            (
+                admin_link(v, v.version),
+                v.format,
+                v.status,
+                "yes" if v.is_default else "",
+                "-" if v.accuracy is None else v.accuracy,
+                human_size(v.file_size),
+                short_sha(v.checksum),
+                v.created_at,
+            )
+            for v in latest[:LATEST_VERSIONS_SHOWN]
+        ]
+        return _table(("version", "format", "status", "default", "accuracy", "size", "sha256", "created"), rows)
+
     @admin.display(description="all versions")
     def all_versions(self, model: RegisteredModel) -> str:
         url = reverse("admin:models_app_modelversion_changelist")
-        return format_html('<a href="{}?model__id__exact={}">Versions of {}</a>', url, model.pk, model.name)
+        return format_html('<a href="{}?model__id__exact={}">All versions of {}</a>', url, model.pk, model.name)
 
     def save_model(self, request: HttpRequest, obj: RegisteredModel, form: ModelForm, change: bool) -> None:
         data = form.cleaned_data
@@ -142,22 +195,6 @@ class RegisteredModelAdmin(RegistryAdmin):
 
 
 # --- Versions -----------------------------------------------------------------------------------------
-class DeploymentInline(ReadOnlyAdminMixin, admin.TabularInline):
-    """A version's deployment history, read-only: it changes only through deploy and roll back."""
-
-    model = Deployment
-    fk_name = "model_version"
-    fields = ("deployment_target", "deployment_status", "deployed_at", "deployed_by", "rollback_at", "rollback_reason")
-    readonly_fields = fields
-    extra = 0
-    show_change_link = True
-    ordering = ("-deployed_at", "-id")
-    verbose_name_plural = "deployments (newest first)"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Deployment]:
-        return super().get_queryset(request).select_related("model_version__model")
-
-
 @admin.register(ModelVersion)
 class ModelVersionAdmin(RegistryAdmin):
     form = ModelVersionForm
@@ -178,11 +215,13 @@ class ModelVersionAdmin(RegistryAdmin):
         "created_at",
     )
     list_display_links = ("version",)
-    list_filter = ("status", "format", "is_default", "format_check", "model__model_type")
+    list_filter = (ModelNameFilter, "status", "format", "is_default", "format_check", "model__model_type")
     list_select_related = ("model", "artifact")
     search_fields = ("model__name", "version")
+    search_help_text = (
+        "A model name or version, or the start of one; name:version; or the start of a sha256 (4+ hex digits)."
+    )
     autocomplete_fields = ("model",)
-    inlines = [DeploymentInline]
     actions = ["make_default", "deploy_to_target", "archive"]
     service_error_fields = {"is_default": "make_default"}
 
@@ -215,6 +254,7 @@ class ModelVersionAdmin(RegistryAdmin):
         )
         return [
             (None, {"fields": ("model_link", "version", "format", "status", default_field, "deployed_to")}),
+            ("Deployments", {"fields": ("recent_deployments",)}),
             ("File", {"fields": file_fields}),
             metrics,
             shapes,
@@ -239,6 +279,7 @@ class ModelVersionAdmin(RegistryAdmin):
             "version",
             "is_default",
             "deployed_to",
+            "recent_deployments",
             "file_name",
             "checksum_full",
             "file_size_exact",
@@ -249,8 +290,28 @@ class ModelVersionAdmin(RegistryAdmin):
             "updated_at",
         )
 
-    def get_inlines(self, request: HttpRequest, obj: models.Model | None) -> list:
-        return self.inlines if obj is not None else []
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[ModelVersion], search_term: str
+    ) -> tuple[QuerySet[ModelVersion], bool]:
+        """Only what an index serves: Django's default (`icontains` on every field, OR-ed over a join)
+        reads all versions, a second per search at a million."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        using = queryset.db
+        if ":" in term:
+            name, _, version = term.partition(":")
+            return search_any(queryset, Q(model__name=name) & prefix_match("version", version, using=using)), False
+        # The models first, as a list: given `model_id IN (SELECT ...)`, PostgreSQL may walk all versions
+        # backwards looking for one, the whole table when no model's name matches.
+        named = RegisteredModel.objects.using(using).filter(prefix_match("name", term, using=using))
+        model_ids = list(named.values_list("pk", flat=True)[:SEARCH_MATCHES_PER_KIND])
+        conditions: list = [prefix_match("version", term, using=using)]
+        if model_ids:
+            conditions.append((Q(model_id__in=model_ids), "-id"))
+        if SHA256_PREFIX.match(term):
+            conditions.append(prefix_match("artifact__sha256", term, using=using))
+        return search_any(queryset, *conditions), False
 
     # Columns and read-only fields.
     @admin.display(description="format check")
@@ -274,6 +335,27 @@ class ModelVersionAdmin(RegistryAdmin):
     @admin.display(description="deployed to")
     def deployed_to(self, version: ModelVersion) -> str:
         return ", ".join(selectors.deployed_targets(version)) or "-"
+
+    @admin.display(description=f"latest {DEPLOYMENTS_SHOWN} deployments")
+    def recent_deployments(self, version: ModelVersion) -> str:
+        recent = Deployment.objects.filter(model_version=version).order_by("-deployed_at", "-id")
+        url = reverse("admin:deployments_app_deployment_changelist")
+        more = format_html(
+            '<p><a href="{}?model_version__id__exact={}">All deployments of {}</a></p>', url, version.pk, version
+        )
+        rows = [
+            (
+                admin_link(d, f"#{d.pk}"),
+                d.deployment_target,
+                d.deployment_status,
+                d.deployed_at,
+                d.deployed_by,
+                d.rollback_at or "-",
+                d.rollback_reason,
+            )
+            for d in recent[:DEPLOYMENTS_SHOWN]
+        ]
+        return _table(("deployment", "target", "status", "deployed at", "by", "rolled back", "reason"), rows, more)
 
     @admin.display(description="checksum (sha256)")
     def checksum_full(self, version: ModelVersion) -> str:
@@ -417,15 +499,25 @@ class ModelVersionAdmin(RegistryAdmin):
 
 # --- Stored files -------------------------------------------------------------------------------------
 @admin.register(Artifact)
-class ArtifactAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ArtifactAdmin(ReadOnlyAdminMixin, ScaledChangelistMixin, admin.ModelAdmin):
     """The stored files, read-only: they are written by registering a version and removed by gc_artifacts."""
 
     list_display = ("sha256", "file_size", "storage_key", "created_at")
-    search_fields = ("^sha256", "storage_key")
+    search_fields = ("sha256", "storage_key")
+    search_help_text = "The start of a sha256 (4+ hex digits), or a storage key."
     readonly_fields = ("sha256", "size", "storage_key", "created_at")
     ordering = ("-created_at",)
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Artifact], search_term: str
+    ) -> tuple[QuerySet[Artifact], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        conditions = [Q(storage_key=term)]
+        if SHA256_PREFIX.match(term):
+            conditions.append(prefix_match("sha256", term, using=queryset.db))
+        return search_any(queryset, *conditions), False
 
     @admin.display(description="size", ordering="size")
     def file_size(self, artifact: Artifact) -> str:

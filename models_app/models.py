@@ -98,6 +98,8 @@ class Artifact(models.Model):
 
     class Meta:
         db_table = "artifacts"
+        # The console lists files newest first (admin, issue #15).
+        indexes = [models.Index(fields=["-created_at"], name="artifacts_newest")]
         constraints = [
             models.CheckConstraint(condition=Q(size__gte=0), name="artifacts_size_nonnegative"),
             models.CheckConstraint(condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="artifacts_sha256_hex"),
@@ -176,6 +178,15 @@ class ModelVersion(models.Model):
         db_table = "model_versions"
         ordering = ["-id"]
         verbose_name = "model version"
+        indexes = [
+            # A model's newest versions (its page, its filtered version list) without sorting them all.
+            models.Index(fields=["model", "-id"], name="model_versions_model_newest"),
+            # GET /models/{name}/versions/latest: the newest by creation time, without sorting them all.
+            models.Index(fields=["model", "-created_at", "-id"], name="model_versions_model_latest"),
+            # Search by the start of a version string; PostgreSQL's LIKE 'x%' needs the pattern opclass
+            # (ignored elsewhere: SQLite's range match uses the plain index). Issue #15.
+            models.Index(fields=["version"], name="model_versions_version_prefix", opclasses=["varchar_pattern_ops"]),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["model", "version"], name="model_versions_unique_version"),
             models.UniqueConstraint(fields=["model"], condition=Q(is_default=True), name="model_versions_one_default"),
