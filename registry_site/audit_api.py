@@ -5,6 +5,7 @@ from __future__ import annotations
 import django_filters
 from rest_framework import mixins, serializers, viewsets
 
+from registry_site.filters import IsoDateTimeFilter
 from registry_site.models import AuditEvent
 
 
@@ -30,8 +31,8 @@ class AuditEventFilter(django_filters.FilterSet):
     model = django_filters.CharFilter(field_name="model_name")
     actor = django_filters.CharFilter(field_name="actor")
     action = django_filters.CharFilter(field_name="action")
-    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    since = IsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = IsoDateTimeFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent
