@@ -3,7 +3,7 @@ choices is a 400 naming it, never a silently unfiltered list."""
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import django_filters
 from django import forms
@@ -70,7 +70,6 @@ MAX_UTC_OFFSET = timedelta(hours=14)
 class UtcIsoDateTimeField(IsoDateTimeField):
     default_error_messages = {
         "offset": "The UTC offset must be between -14:00 and +14:00.",
-        "range": "The date is out of range once converted to UTC.",
     }
 
     def to_python(self, value):
@@ -82,12 +81,12 @@ class UtcIsoDateTimeField(IsoDateTimeField):
             raise forms.ValidationError(self.error_messages["offset"], code="offset")
         try:
             return parsed.astimezone(UTC)
-        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first representable instant
-            raise forms.ValidationError(self.error_messages["range"], code="range") from None
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first instant Python represents
+            return (datetime.min if parsed.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
-    """An ISO 8601 date-time, in UTC before it reaches the database; an offset no zone uses, or an instant
-    outside the representable range, is a 400 naming the parameter."""
+    """An ISO 8601 date-time, in UTC before it reaches the database; an offset no zone uses is a 400 naming
+    the parameter (registry_site.schema documents the range)."""
 
     field_class = UtcIsoDateTimeField
