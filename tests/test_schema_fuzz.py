@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
@@ -34,7 +36,19 @@ def mode(request, settings, world) -> str:
 
 
 @pytest.fixture
-def api_schema(mode):
+def keep_the_test_connection():
+    """The test's transaction lives on its database connection: a real WSGI handler closes a connection
+    in a transaction at the end of each request (Django's test client does not; on SQLite's in-memory
+    database closing is a no-op anyway)."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def api_schema(mode, keep_the_test_connection):
     config = {"seed": 7}
     if mode == "production":
         _, token = issue_token(user=user_with_role("fuzzer", "admin"), name="schemathesis")
