@@ -16,7 +16,7 @@ from django.utils import timezone
 from deployments_app.models import DEPLOY_TO_PRODUCTION, PRODUCTION_TARGET, Deployment, DeploymentStatus
 from models_app.models import ModelVersion, RegisteredModel, VersionStatus
 from registry_site import audit
-from registry_site.errors import Conflict, Forbidden
+from registry_site.errors import Conflict, Forbidden, NotFound
 from registry_site.permissions import Caller, allows
 from registry_site.validators import clean_fields
 
@@ -59,8 +59,14 @@ def deploy_version(
     if deployment_config is not None:
         given["deployment_config"] = deployment_config
     clean_fields(Deployment, given)
-    RegisteredModel.objects.select_for_update().get(pk=version.model_id)
-    version = ModelVersion.objects.select_related("model").get(pk=version.pk)
+    # The model (or the version) may have been deleted since the caller looked it up: a request that
+    # held the lock before us deleted it. That is a 404, not a crash.
+    if RegisteredModel.objects.select_for_update().filter(pk=version.model_id).first() is None:
+        raise NotFound(f"Version '{version.version}' no longer exists: its model was deleted meanwhile.")
+    found = ModelVersion.objects.select_related("model").filter(pk=version.pk).first()
+    if found is None:
+        raise NotFound(f"Version '{version.version}' no longer exists: it was deleted meanwhile.")
+    version = found
     if version.status == VersionStatus.ARCHIVED:
         raise Conflict(f"Version '{version.version}' is archived and cannot be deployed.", field="version")
     if not version.artifact_id:
@@ -101,8 +107,11 @@ def deploy_version(
 def rollback_deployment(*, deployment: Deployment, reason: str = "") -> RollbackResult:
     """Roll back an active deployment: mark it rolled back and make the most recent superseded
     deployment of the same model on the same target (whose version is not archived) active again."""
-    RegisteredModel.objects.select_for_update().get(pk=deployment.model_id)
-    deployment = Deployment.objects.get(pk=deployment.pk)
+    locked = RegisteredModel.objects.select_for_update().filter(pk=deployment.model_id).first() is not None
+    found = Deployment.objects.filter(pk=deployment.pk).first() if locked else None
+    if found is None:
+        raise NotFound(f"Deployment {deployment.pk} no longer exists: its model was deleted meanwhile.")
+    deployment = found
     if deployment.deployment_status != DeploymentStatus.ACTIVE:
         raise Conflict(
             f"Deployment {deployment.pk} is {deployment.deployment_status}, not active; only the active "

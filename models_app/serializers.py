@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from models_app import services
-from models_app.models import ModelVersion, RegisteredModel
+from models_app.models import FormatCheckResult, ModelVersion, RegisteredModel
 from models_app.selectors import deployed_targets
 from registry_site.fields import RegistryModelSerializer, StrictFieldsMixin, declared_sha256_field
 
@@ -29,6 +29,14 @@ class RegisteredModelSerializer(RegistryModelSerializer):
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_default_version(self, obj) -> str | None:
         return getattr(obj, "default_version", None)
+
+
+class RegisteredModelChangeSerializer(RegisteredModelSerializer):
+    """PATCH /models/{name} as the schema shows it: the name is in the URL and never changes (the view's
+    RegisteredModelSerializer refuses it with a message saying so)."""
+
+    class Meta(RegisteredModelSerializer.Meta):
+        fields = ["description", "model_type", "is_active"]
 
 
 class VersionChangeSerializer(RegistryModelSerializer):
@@ -68,6 +76,17 @@ class VersionCreateSerializer(VersionChangeSerializer):
         return attrs
 
 
+class VersionCreateJSONSerializer(VersionCreateSerializer):
+    """The same fields as a JSON body, as the schema shows them: a JSON body carries no file (it is
+    attached afterwards with PUT .../file), so no `sha256` of one either."""
+
+    file = None  # type: ignore[assignment]
+    sha256 = None  # type: ignore[assignment]
+
+    class Meta(VersionCreateSerializer.Meta):
+        fields = [name for name in VersionCreateSerializer.Meta.fields if name not in ("file", "sha256")]
+
+
 class FileUploadSerializer(StrictFieldsMixin, serializers.Serializer):
     """PUT .../file as a multipart form; a raw application/octet-stream body needs no serializer."""
 
@@ -84,6 +103,12 @@ class ModelVersionSerializer(RegistryModelSerializer):
     checksum = serializers.CharField(read_only=True, allow_null=True, help_text="sha256 of the file.")
     file_url = serializers.SerializerMethodField()
     deployed_to = serializers.SerializerMethodField()
+    format_check = serializers.ChoiceField(
+        choices=FormatCheckResult.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="Does the file look like `format`? Empty while the version has no file.",
+    )
 
     class Meta:
         model = ModelVersion

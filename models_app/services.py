@@ -32,7 +32,7 @@ from models_app.models import (
 )
 from models_app.uploads import HashedUpload
 from registry_site import audit
-from registry_site.errors import Conflict, InvalidInput
+from registry_site.errors import Conflict, InvalidInput, NotFound
 from registry_site.validators import clean_fields
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,12 @@ EDITABLE_MODEL_FIELDS = frozenset({"description", "model_type", "is_active"})
 
 
 def _lock_model(model_id: int) -> RegisteredModel:
-    return RegisteredModel.objects.select_for_update().get(pk=model_id)
+    """Lock the model's row. A request that held the lock before us may have deleted the model since
+    the caller looked it up: that is a 404 (the second of two deletes, a write racing a delete)."""
+    model = RegisteredModel.objects.select_for_update().filter(pk=model_id).first()
+    if model is None:
+        raise NotFound("The model no longer exists: another request deleted it meanwhile.")
+    return model
 
 
 def _has_active_deployment(version_filter: Q) -> bool:
@@ -102,6 +107,7 @@ def update_model(*, model: RegisteredModel, changes: dict[str, Any]) -> Register
         raise InvalidInput(f"'{field}' cannot be changed.", field=field)
     changes = clean_fields(RegisteredModel, changes)
     with transaction.atomic():
+        _lock_model(model.pk)  # a concurrent delete: 404, not a save that updates no row
         # From the database: a caller (the admin's form) may already have changed the instance it holds.
         before = RegisteredModel.objects.filter(pk=model.pk).values(*changes).get() if changes else {}
         for field, value in changes.items():

@@ -25,8 +25,10 @@ from models_app.models import ModelVersion, RegisteredModel
 from models_app.serializers import (
     FileUploadSerializer,
     ModelVersionSerializer,
+    RegisteredModelChangeSerializer,
     RegisteredModelSerializer,
     VersionChangeSerializer,
+    VersionCreateJSONSerializer,
     VersionCreateSerializer,
 )
 from models_app.uploads import receive_raw_body, safe_file_name
@@ -34,6 +36,7 @@ from registry_site.errors import InvalidInput, NotFound
 from registry_site.parsers import RegistryMultiPartParser
 
 
+@extend_schema_view(partial_update=extend_schema(request=RegisteredModelChangeSerializer))
 class RegisteredModelViewSet(viewsets.ModelViewSet):
     queryset = selectors.models_with_default()
     serializer_class = RegisteredModelSerializer
@@ -58,7 +61,10 @@ def _version_response(version: ModelVersion, status_code: int = status.HTTP_200_
 
 
 @extend_schema_view(
-    create=extend_schema(request=VersionCreateSerializer, responses={201: ModelVersionSerializer}),
+    create=extend_schema(
+        request={"application/json": VersionCreateJSONSerializer, "multipart/form-data": VersionCreateSerializer},
+        responses={201: ModelVersionSerializer},
+    ),
     partial_update=extend_schema(request=VersionChangeSerializer, responses=ModelVersionSerializer),
 )
 class ModelVersionViewSet(

@@ -1,7 +1,9 @@
 """The shape of every error the API answers, in one place.
 
 An error is always JSON: {"detail": "<one sentence>", "errors": {"<field>": ["<problem>", ...]}}, with
-"errors" present when the problem belongs to named fields.
+"errors" present when the problem belongs to named fields. That holds for errors Django answers before or
+after a view too (a refused Host header, no route, an unhandled exception): only the admin's pages keep
+Django's HTML error pages.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import DisallowedHost, ObjectDoesNotExist, RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
 from django.views import defaults
@@ -45,6 +47,9 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or None)
+    if isinstance(exc, ObjectDoesNotExist):
+        # A row that was there when the request began and is gone now: another request deleted it.
+        return error_response("Not found: it was deleted while this request was being handled.", 404)
 
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail
@@ -58,8 +63,40 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
+# Django's own error views (registry_site.urls sets them), for what happens outside a DRF view or escapes
+# it: the API answers in JSON like everywhere else; the admin keeps its HTML pages.
+def _is_admin(request: HttpRequest) -> bool:
+    return request.path.startswith("/admin/")
+
+
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """No route matched: the API answers in JSON like everywhere else; the admin keeps its HTML page."""
-    if request.path.startswith("/admin/"):
+    """No route matched."""
+    if _is_admin(request):
         return defaults.page_not_found(request, exception)
     return JsonResponse({"detail": "Not found."}, status=404)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A request Django refuses before any view: a Host header not in ALLOWED_HOSTS (DNS rebinding), a
+    malformed body or cookie."""
+    if _is_admin(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, DisallowedHost):
+        detail = "The Host header names no host this registry serves (REGISTRY_ALLOWED_HOSTS)."
+    else:
+        detail = "Bad request: the request could not be read."
+    return JsonResponse({"detail": detail}, status=400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_admin(request):
+        return defaults.permission_denied(request, exception)
+    return JsonResponse({"detail": str(exception) or "Permission denied."}, status=403)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """An unhandled exception (a bug): Django has logged it with its traceback (django.request); the client
+    gets JSON without the details."""
+    if _is_admin(request):
+        return defaults.server_error(request)
+    return JsonResponse({"detail": "Internal server error; it has been logged."}, status=500)

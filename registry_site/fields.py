@@ -15,11 +15,13 @@ from rest_framework.validators import UniqueValidator
 from registry_site.errors import invalid_choice_message
 from registry_site.json_values import has_unstorable_text, parse_json_text
 from registry_site.validators import (
+    MAX_DIMENSION,
     MAX_SHAPE_RANK,
     UNSTORABLE_MESSAGE,
     validate_json_object,
     validate_sha256_hex,
     validate_shape,
+    validate_unit_interval,
 )
 
 
@@ -32,6 +34,30 @@ class StrictFloatField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field({"type": "number", "format": "double", "minimum": 0, "maximum": 1})
+class MetricField(StrictFloatField):
+    """A metric in [0, 1] (registry_site.validators.validate_unit_interval)."""
+
+
+class StrictCharField(serializers.CharField):
+    """DRF's CharField, except that a JSON number or boolean is not text ({"description": 0})."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """DRF's BooleanField, except that a JSON number (0, 1) is not a boolean; form text keeps DRF's words
+    ("true", "false", "1", "0"...)."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool | str):
+            self.fail("invalid", input=data)
+        return super().to_internal_value(data)
+
+
 class JSONValueField(serializers.JSONField):
     """A JSON value, given as itself (a JSON body) or as its text (a form field: the seed sends shapes
     as "[1,3,224,224]")."""
@@ -41,7 +67,17 @@ class JSONValueField(serializers.JSONField):
 
 
 @extend_schema_field(
-    {"type": "array", "items": {"type": "integer", "nullable": True}, "minItems": 1, "maxItems": MAX_SHAPE_RANK}
+    {
+        "type": "array",
+        # A positive dimension, or -1 or null for a dynamic one.
+        "items": {
+            "type": "integer",
+            "nullable": True,
+            "anyOf": [{"minimum": 1, "maximum": MAX_DIMENSION}, {"enum": [-1]}],
+        },
+        "minItems": 1,
+        "maxItems": MAX_SHAPE_RANK,
+    }
 )
 class ShapeField(JSONValueField):
     """A tensor shape (registry_site.validators.validate_shape)."""
@@ -99,6 +135,9 @@ class RegistryModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         models.FloatField: StrictFloatField,
+        models.BooleanField: StrictBooleanField,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
         models.JSONField: JSONValueField,
     }
     # A JSON field's class (and so its OpenAPI schema) follows from the rule its model field carries.
@@ -111,6 +150,8 @@ class RegistryModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             kwargs["validators"] = validators
         if issubclass(field_class, serializers.ChoiceField):
             kwargs["error_messages"] = {"invalid_choice": invalid_choice_message(model_field.choices, "{input}")}
+        if field_class is StrictFloatField and validate_unit_interval in validators:
+            field_class = MetricField
         if field_class is JSONValueField:
             field_class = next(
                 (cls for rule, cls in self.json_field_classes.items() if rule in validators), field_class

@@ -1,9 +1,13 @@
-"""Query parameters, strictly: an unknown parameter or a value outside its choices is a 400, never a
-silently unfiltered list."""
+"""Query parameters, strictly: an unknown parameter, an empty or repeated one, or a value outside its
+choices is a 400 naming it, never a silently unfiltered list."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import django_filters
+from django import forms
+from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions
 
@@ -21,10 +25,23 @@ class StrictFilterBackend(DjangoFilterBackend):
         allowed = self.always_allowed | set(getattr(view, "extra_query_params", ()))
         if filterset_class is not None:
             allowed |= set(filterset_class.base_filters)
-        unknown = sorted(set(request.query_params) - allowed)
+        params = request.query_params
+        unknown = sorted(set(params) - allowed)
         if unknown:
             known = ", ".join(sorted(allowed))
             raise exceptions.ValidationError({key: [f"Unknown query parameter; known: {known}."] for key in unknown})
+        # django-filter reads an empty value as "not given" and the last of repeated ones: both would
+        # answer a list the client did not ask for. (An empty cursor is the first page, as no cursor.)
+        strict = set(filterset_class.base_filters if filterset_class is not None else ()) | {"page_size"}
+        errors = {}
+        for key in sorted(strict & set(params)):
+            values = params.getlist(key)
+            if len(values) > 1:
+                errors[key] = ["Given more than once; give it once."]
+            elif values[0] == "":
+                errors[key] = ["May not be empty; leave the parameter out to not filter by it."]
+        if errors:
+            raise exceptions.ValidationError(errors)
         return super().filter_queryset(request, queryset, view)
 
 
@@ -43,3 +60,33 @@ class StrictBooleanFilter(django_filters.TypedChoiceFilter):
         kwargs.setdefault("choices", [(v, v) for v in ("true", "false", "True", "False", "1", "0")])
         kwargs.setdefault("coerce", lambda value: value in ("true", "True", "1"))
         super().__init__(*args, **kwargs)
+
+
+# No time zone is further from UTC than these (Kiribati's +14:00, Baker Island's -12:00). PostgreSQL
+# refuses an offset of 16 hours outright (a 500 if it reaches the query); SQLite would compare the text.
+MAX_UTC_OFFSET = timedelta(hours=14)
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    default_error_messages = {
+        "offset": "The UTC offset must be between -14:00 and +14:00.",
+    }
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        offset = parsed.utcoffset()
+        if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+            raise forms.ValidationError(self.error_messages["offset"], code="offset")
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first instant Python represents
+            return (datetime.min if parsed.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
+class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 date-time, in UTC before it reaches the database; an offset no zone uses is a 400 naming
+    the parameter (registry_site.schema documents the range)."""
+
+    field_class = UtcIsoDateTimeField

@@ -1,9 +1,13 @@
-"""Refuse oversized request bodies before any byte of them is read."""
+"""What is refused before any view runs: oversized request bodies before any byte of them is read, and
+writes sent by web pages of origins the registry does not serve."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from corsheaders.middleware import CorsMiddleware
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 
 # Room for the form fields and multipart boundaries that travel with a file of the maximum size.
 MULTIPART_OVERHEAD = 1024 * 1024
@@ -47,3 +51,36 @@ class RequestSizeLimitMiddleware:
         if refused is not None:
             return too_large_response(*refused)
         return self.get_response(request)
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class CrossOriginMiddleware(CorsMiddleware):
+    """django-cors-headers (CORS_ALLOWED_ORIGINS, CORS_ALLOWED_ORIGIN_REGEXES), plus a refusal CORS alone
+    does not make: a request that would change something, sent by a web page of another origin that is not
+    allowed, is a 403 before any view runs. Without it such a page could not read the answer but would
+    still get its request carried out: a form post (urlencoded, text/plain or multipart/form-data) is a
+    "simple" request that browsers send without asking first. Browsers always name the page's origin in
+    `Origin` on such requests; scripts and command-line clients send none and are not concerned."""
+
+    def __call__(self, request: HttpRequest):
+        origin = request.headers.get("origin")
+        if origin is not None and request.method not in SAFE_METHODS and not self._may_write(request, origin):
+            response = JsonResponse(
+                {
+                    "detail": f"Requests from web pages of {origin} may not change this registry; "
+                    "allowed origins are listed in REGISTRY_CORS_ORIGINS."
+                },
+                status=403,
+            )
+            return self.add_response_headers(request, response)
+        return super().__call__(request)
+
+    def _may_write(self, request: HttpRequest, origin: str) -> bool:
+        try:
+            url = urlsplit(origin)
+        except ValueError:
+            return False
+        same_origin = f"{request.scheme}://{request.get_host()}".lower() == origin.lower()
+        return same_origin or self.origin_found_in_white_lists(origin, url)

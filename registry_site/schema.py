@@ -1,5 +1,10 @@
-"""What the OpenAPI schema says about our own authentication (drf-spectacular cannot guess it)."""
+"""What the OpenAPI schema says that drf-spectacular cannot guess: our authentication, the error answers
+every operation can give, the strictness of the query parameters, and when no token is needed.
+tests/test_schema_fuzz.py holds the server to it (schemathesis, every check)."""
 
+from __future__ import annotations
+
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -13,3 +18,110 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "An API token from `manage.py create_token` or the admin (production mode).",
         }
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "Every error: one sentence, and the problems per field when they belong to fields.",
+    "properties": {
+        "detail": {"type": "string"},
+        "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    },
+    "required": ["detail"],
+}
+
+NO_NUL_PATTERN = "^[^\\x00]*$"
+# What registry_site.filters.UtcIsoDateTimeField accepts: no time zone is more than 14 hours from UTC.
+DATE_TIME_PATTERN = "([zZ]|[+-](0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00)$"
+
+# Status: why; "body" = only operations that take a request body.
+ERRORS_OF_EVERY_OPERATION = {
+    "400": "Invalid input: a field, a query parameter (unknown, empty, repeated or out of range) or a header.",
+    "401": "A missing (production mode), malformed, unknown, expired or revoked token.",
+    "403": "The token's user lacks the role; or a write sent by a web page of an origin that is not allowed.",
+    "404": "No such model, version, deployment or event (or it was deleted meanwhile); an invalid cursor.",
+    "429": "Too many writes, or too many failed tokens from this address; see Retry-After.",
+}
+ERRORS_OF_WRITES = {
+    "409": "The registry's state forbids it: exists already, is the default, is deployed, is archived...",
+}
+ERRORS_OF_BODIES = {
+    "408": "The request body arrived too slowly.",
+    "413": "The request body (or file) is larger than this registry accepts.",
+    "415": "A body that is neither JSON nor (where the operation takes one) multipart/form-data or a raw file.",
+}
+ERRORS_OF_UPLOADS = {"507": "The registry's storage is full; nothing was stored."}
+
+
+def _error(description: str) -> dict:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _strict_query_parameter(parameter: dict) -> None:
+    """StrictFilterBackend and the pagination refuse an empty value (except the opaque cursor) and a page
+    size below 1; django-filter's booleans are words, not JSON booleans."""
+    schema = parameter.setdefault("schema", {})
+    if parameter["name"] == "cursor":
+        return
+    if parameter["name"] == "page_size":
+        schema["minimum"] = 1
+        parameter["description"] = "Items per page, from 1; 50 if not given, and at most 500 (more is read as 500)."
+        return
+    if schema.get("type") == "boolean" and schema.get("enum"):
+        schema["type"] = "string"
+    if schema.get("format") == "date-time":
+        schema["pattern"] = DATE_TIME_PATTERN
+        parameter["description"] = "ISO 8601 date and time, with a UTC offset from -14:00 to +14:00 (or Z)."
+    elif schema.get("type") == "string" and "enum" not in schema:
+        schema["minLength"] = 1
+        schema["pattern"] = NO_NUL_PATTERN
+
+
+def _no_nul_in_strings(component: dict) -> None:
+    """Django's CharField refuses a NUL character (PostgreSQL cannot store one): say so."""
+    for field in component.get("properties", {}).values():
+        if field.get("type") == "string" and not (field.keys() & {"enum", "pattern", "format"}):
+            field["pattern"] = NO_NUL_PATTERN
+
+
+def document_errors(result: dict, generator, request, public) -> dict:
+    """A drf-spectacular postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"])."""
+    components = result.setdefault("components", {}).setdefault("schemas", {})
+    components["Error"] = ERROR_SCHEMA
+    for name, component in components.items():
+        if name.endswith("Request"):  # request bodies (COMPONENT_SPLIT_REQUEST): StrictFieldsMixin
+            component["additionalProperties"] = False
+            _no_nul_in_strings(component)
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            errors = dict(ERRORS_OF_EVERY_OPERATION)
+            if method in ("post", "put", "patch", "delete"):
+                errors.update(ERRORS_OF_WRITES)
+            if "requestBody" in operation:
+                errors.update(ERRORS_OF_BODIES)
+                content = operation["requestBody"].get("content", {})
+                if "multipart/form-data" in content or "application/octet-stream" in content:
+                    errors.update(ERRORS_OF_UPLOADS)
+            for status_code, description in errors.items():
+                if not responses.get(status_code):  # absent, or declared without a body (None)
+                    responses[status_code] = _error(description)
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    _strict_query_parameter(parameter)
+            if _open_without_token(path, method):
+                security = operation.setdefault("security", [])
+                if {} not in security:
+                    security.append({})
+    return result
+
+
+def _open_without_token(path: str, method: str) -> bool:
+    """Local mode needs no token; production lets reads through without one when REGISTRY_PUBLIC_READ is
+    set (never the audit trail)."""
+    if settings.LOCAL_MODE:
+        return True
+    return settings.REGISTRY_PUBLIC_READ and method == "get" and not path.startswith("/audit")

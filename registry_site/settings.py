@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,7 @@ MIDDLEWARE = [
     "registry_site.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "corsheaders.middleware.CorsMiddleware",
+    "registry_site.middleware.CrossOriginMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -287,7 +288,6 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [
         "registry_site.parsers.StrictJSONParser",
         "registry_site.parsers.RegistryMultiPartParser",
-        "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": ["registry_site.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["registry_site.permissions.RegistryPermission"],
@@ -358,6 +358,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "registry_site.schema.document_errors",
+    ],
     # Three different choice sets are all called "status".
     "ENUM_NAME_OVERRIDES": {
         "VersionStatusEnum": "models_app.models.VersionStatus",
@@ -367,10 +371,25 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# The seed's JavaScript client runs in a web page: any origin may call a local registry; a production
-# one lists its front ends.
-CORS_ALLOW_ALL_ORIGINS = LOCAL_MODE and not os.environ.get("REGISTRY_CORS_ORIGINS")
-CORS_ALLOWED_ORIGINS = envlist("REGISTRY_CORS_ORIGINS")
+
+# --- Web pages (CORS) -------------------------------------------------------------------------------
+def cors_origins(name: str) -> list[str]:
+    """Origins exactly as a browser sends them: scheme://host[:port], nothing after."""
+    origins = envlist(name)
+    for origin in origins:
+        if not re.fullmatch(r"https?://[^/?#\s]+", origin):
+            raise ImproperlyConfigured(f"{name}: {origin!r} is not an origin like https://app.example.com:8080")
+    return origins
+
+
+# The seed's JavaScript example runs in a web page: a local registry answers pages served from this
+# machine (any port of localhost, 127.0.0.1, [::1]), not every page the developer's browser opens;
+# REGISTRY_CORS_ORIGINS adds others, and is the only list in production. A page of any other origin gets
+# no CORS headers, and its writes are refused outright (registry_site.middleware.CrossOriginMiddleware).
+CORS_ALLOW_ALL_ORIGINS = False
+CORS_ALLOWED_ORIGINS = cors_origins("REGISTRY_CORS_ORIGINS")
+LOOPBACK_ORIGIN_REGEXES = [r"^http://localhost(:\d+)?$", r"^http://127\.0\.0\.1(:\d+)?$", r"^http://\[::1\](:\d+)?$"]
+CORS_ALLOWED_ORIGIN_REGEXES = LOOPBACK_ORIGIN_REGEXES if LOCAL_MODE else []
 CORS_EXPOSE_HEADERS = ["Content-Disposition", "ETag", "Content-Length", "X-Request-ID"]
 
 # One line per request (registry_site/observability.py) and every other log record: JSON lines for a log

@@ -29,7 +29,10 @@ class SegmentConverter:
 
 
 register_converter(SegmentConverter, "segment")
+handler400 = "registry_site.exceptions.bad_request"
+handler403 = "registry_site.exceptions.permission_denied"
 handler404 = "registry_site.exceptions.not_found"
+handler500 = "registry_site.exceptions.server_error"
 
 models = RegisteredModelViewSet.as_view
 versions = ModelVersionViewSet.as_view
