@@ -104,13 +104,13 @@ def _observe(request: HttpRequest, response: HttpResponse, started: float) -> No
     request_log.info(
         "%s %s %s %.1fms",
         request.method,
-        request.path,
+        request.get_full_path(),
         status,
         seconds * 1000,
         extra={
             "request_id": request_id_of(request),
             "method": request.method,
-            "path": request.path,
+            "path": request.get_full_path(),  # with its query string (no secrets travel there)
             "route": route,
             "status": status,
             "duration_ms": round(seconds * 1000, 2),
