@@ -302,6 +302,8 @@ REGISTRY_TRUSTED_PROXIES = _networks("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 REGISTRY_PUBLIC_READ = envbool("REGISTRY_PUBLIC_READ", False)
 REGISTRY_THROTTLE_WRITES = envstr("REGISTRY_THROTTLE_WRITES", "600/min")
 REGISTRY_AUTH_FAILURES_PER_MINUTE = envint("REGISTRY_AUTH_FAILURES_PER_MINUTE", 20, minimum=1)
+# Failed admin logins per address and per username in a minute (in both modes: the admin always has a login).
+REGISTRY_LOGIN_FAILURES_PER_MINUTE = envint("REGISTRY_LOGIN_FAILURES_PER_MINUTE", 10, minimum=1)
 
 # Throttle counters must be shared by every worker on every machine: the database is already shared.
 CACHES = {
