@@ -4,12 +4,14 @@ model field's rule (registry_site.validators), which RegistryModelSerializer cop
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db import models
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.utils import html
 from rest_framework.validators import UniqueValidator
 
 from registry_site.errors import invalid_choice_message
@@ -21,6 +23,43 @@ from registry_site.validators import (
     validate_sha256_hex,
     validate_shape,
 )
+
+# C0 and C1 control characters and DEL; free text (a description, release notes) keeps its tabs and line
+# breaks. NUL is refused here too, before it could reach the database.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL_CHARACTERS_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+JSON_KINDS = {bool: "true or false", int: "a number", float: "a number", list: "a list", dict: "an object"}
+EMPTY_FORM_VALUE = "Empty: give a value, or leave the field out."
+
+
+class StrictCharField(serializers.CharField):
+    """Text exactly as given: a number or true is not text (DRF would turn 123 into "123"), surrounding
+    whitespace is not trimmed away (so "1.0\n" is refused by the version's rule rather than becoming
+    1.0), and no control characters."""
+
+    multiline = False
+    default_error_messages = {
+        "not_text": "Must be text (a JSON string), not {kind}.",
+        "control": "Must not contain control characters (found {char}).",
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_text", kind=JSON_KINDS.get(type(data), type(data).__name__))
+        found = (CONTROL_CHARACTERS_IN_TEXT if self.multiline else CONTROL_CHARACTERS).search(data)
+        if found:
+            self.fail("control", char=f"U+{ord(found.group()):04X}")
+        return super().to_internal_value(data)
+
+
+class StrictTextField(StrictCharField):
+    """Free text of several lines: tabs and line breaks are allowed, other control characters are not."""
+
+    multiline = True
 
 
 class StrictFloatField(serializers.FloatField):
@@ -57,7 +96,7 @@ class JSONObjectField(JSONValueField):
 
 
 def declared_sha256_field() -> serializers.CharField:
-    return serializers.CharField(
+    return StrictCharField(
         required=False,
         validators=[validate_sha256_hex],
         help_text="The sha256 the client expects the file to have; on a mismatch nothing is stored.",
@@ -70,6 +109,27 @@ class StrictFieldsMixin:
     cannot store, naming its field, rather than failing in the driver with a 500."""
 
     immutable_fields: dict[str, str] = {}
+
+    def to_internal_value(self, data):
+        """A form field sent empty is refused (400, naming it) unless the field is text that may be
+        blank: DRF would read it as null for a nullable field, and as not given for others, while the
+        same "" in JSON is refused. Leave a field out to not give it."""
+        empty = {}
+        if html.is_html_input(data):
+            for name, field in self.fields.items():
+                if field.read_only or name not in data or getattr(field, "allow_blank", False):
+                    continue
+                if data.get(name) == "":
+                    empty[name] = [EMPTY_FORM_VALUE]
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if empty and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**exc.detail, **empty}) from None
+            raise
+        if empty:
+            raise serializers.ValidationError(empty)
+        return value
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
@@ -99,6 +159,8 @@ class RegistryModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         models.FloatField: StrictFloatField,
+        models.CharField: StrictCharField,
+        models.TextField: StrictTextField,
         models.JSONField: JSONValueField,
     }
     # A JSON field's class (and so its OpenAPI schema) follows from the rule its model field carries.
