@@ -45,7 +45,7 @@ def test_refuses_invalid_values_like_the_api(make_model, storage_dir):
         call_command("register_version", model.name, "v1", "--format", "onnx", "--accuracy", "nan")
     with pytest.raises(CommandError, match="format"):
         call_command("register_version", model.name, "v1", "--format", "keras")
-    with pytest.raises(CommandError, match="No model"):
+    with pytest.raises(CommandError, match="Model .missing. not found"):
         call_command("register_version", "missing", "v1", "--format", "onnx")
     assert not ModelVersion.objects.exists()
     assert stored_files(storage_dir) == []

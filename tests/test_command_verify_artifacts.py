@@ -52,5 +52,5 @@ def test_model_filter(make_model, make_version, storage_dir):
     bad = make_version(make_model(), data=b"bad")
     (storage_dir / bad.file_path).write_bytes(b"BAD")
     assert "1 files checked" in run("--model", good.model.name)
-    with pytest.raises(CommandError, match="No model"):
+    with pytest.raises(CommandError, match="Model .* not found"):
         run("--model", "nope")
