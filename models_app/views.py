@@ -163,7 +163,7 @@ class ModelVersionViewSet(
     )
     def file(self, request: Request, *args, **kwargs) -> HttpResponse:
         version = self.get_object()
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):
             return file_response(request, version)
         return self._attach(request, version)
 

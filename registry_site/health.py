@@ -41,7 +41,7 @@ HealthSerializer = inline_serializer(
 
 
 @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer})
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])  # load balancers and uptime checks often ask with HEAD
 @permission_classes([AllowAny])
 def health(request: Request) -> Response:
     checks = {}

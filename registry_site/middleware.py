@@ -47,3 +47,23 @@ class RequestSizeLimitMiddleware:
         if refused is not None:
             return too_large_response(*refused)
         return self.get_response(request)
+
+
+class HeadWithoutBodyMiddleware:
+    """A HEAD is answered as its GET, without the body. Django leaves that to the server, and gunicorn
+    sends whatever the application returns, so `HEAD /health` came with the JSON. The headers, with the
+    GET's Content-Length, stay."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.method == "HEAD":
+            if response.streaming:
+                response.streaming_content = []  # the file it held is still closed with the response
+            else:
+                if not response.has_header("Content-Length"):
+                    response["Content-Length"] = str(len(response.content))
+                response.content = b""
+        return response
