@@ -84,6 +84,23 @@ DEBUG = envbool("DJANGO_DEBUG", False)
 SECRET_KEY = envsecret("DJANGO_SECRET_KEY")
 if not SECRET_KEY and not LOCAL_MODE:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is required in production")
+# Production refuses to start on what `check --deploy` would only warn about, since nothing makes anyone
+# run that: debug pages show settings, code and data to whoever triggers an error; a short or repetitive
+# key can be guessed, and with it sessions forged.
+MIN_SECRET_KEY_LENGTH = 50
+MIN_SECRET_KEY_UNIQUE_CHARACTERS = 5  # Django's own rule (security.W009)
+if not LOCAL_MODE:
+    if DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_DEBUG=true is refused in production (REGISTRY_ENV=production): debug pages show settings, "
+            "code and data to anyone who triggers an error. Unset it, or use REGISTRY_ENV=local."
+        )
+    if len(SECRET_KEY) < MIN_SECRET_KEY_LENGTH or len(set(SECRET_KEY)) < MIN_SECRET_KEY_UNIQUE_CHARACTERS:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} random characters in production "
+            f"(this one has {len(SECRET_KEY)}, {len(set(SECRET_KEY))} different); for example: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
 # Local mode without one keeps a generated key beside its data, so sessions survive restarts and no key
 # is ever committed: registry_site.startup reads it, or writes it the first time, when the registry starts.
 LOCAL_SECRET_KEY_FILE = DATA_DIR / ".secret_key" if not SECRET_KEY else None
@@ -114,6 +131,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "registry_site.middleware.HeadWithoutBodyMiddleware",
+    "registry_site.middleware.ContentSecurityPolicyMiddleware",
     "registry_site.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
