@@ -18,7 +18,7 @@ RUN pip install --disable-pip-version-check -r requirements.txt
 COPY . .
 RUN useradd --system --uid 1000 --home-dir /app registry \
     && mkdir -p /var/lib/registry /models/storage \
-    && DJANGO_SECRET_KEY=collectstatic-only REGISTRY_ALLOWED_HOSTS=build \
+    && DJANGO_SECRET_KEY=collectstatic-only-this-build-key-signs-nothing-and-is-never-served REGISTRY_ALLOWED_HOSTS=build \
        python manage.py collectstatic --noinput --verbosity 0 \
     && chown -R registry:registry /var/lib/registry /models/storage
 

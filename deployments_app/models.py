@@ -16,8 +16,8 @@ PRODUCTION_TARGET = "production"
 DEPLOY_TO_PRODUCTION = "deployments_app.deploy_to_production"
 
 target_validator = RegexValidator(
-    r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}$",
-    "Use 1-64 ASCII letters, digits, '_', '-' or '.', not starting with a dot.",
+    r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$(?!\n)",
+    "Use 1-64 ASCII letters, digits, '_', '-' or '.', not starting with a dot or a dash.",
 )
 
 

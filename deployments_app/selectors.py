@@ -6,8 +6,12 @@ from deployments_app.models import Deployment
 from registry_site.errors import NotFound
 
 
+def deployment_not_found(pk: int) -> NotFound:
+    return NotFound(f"Deployment {pk} not found.")
+
+
 def get_deployment(pk: int) -> Deployment:
     try:
         return Deployment.objects.select_related("model", "model_version").get(pk=pk)
     except Deployment.DoesNotExist:
-        raise NotFound(f"No deployment {pk}.") from None
+        raise deployment_not_found(pk) from None

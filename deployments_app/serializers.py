@@ -6,7 +6,13 @@ from rest_framework import serializers
 
 from deployments_app.models import Deployment, target_validator
 from models_app.models import name_validator, version_validator
-from registry_site.fields import JSONObjectField, RegistryModelSerializer, StrictFieldsMixin
+from registry_site.fields import (
+    JSONObjectField,
+    RegistryModelSerializer,
+    StrictCharField,
+    StrictFieldsMixin,
+    StrictTextField,
+)
 
 
 class DeploymentSerializer(RegistryModelSerializer):
@@ -38,15 +44,15 @@ class DeployRequestSerializer(StrictFieldsMixin, serializers.Serializer):
 
     # It names a version rather than being one: its fields carry the model fields' validators by name.
 
-    model_name = serializers.CharField(max_length=128, validators=[name_validator])
-    version = serializers.CharField(max_length=64, validators=[version_validator])
-    deployment_target = serializers.CharField(max_length=64, validators=[target_validator])
-    deployed_by = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    model_name = StrictCharField(max_length=128, validators=[name_validator])
+    version = StrictCharField(max_length=64, validators=[version_validator])
+    deployment_target = StrictCharField(max_length=64, validators=[target_validator])
+    deployed_by = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
     deployment_config = JSONObjectField(required=False, help_text="Defaults to the version's own deployment_config.")
 
 
 class RollbackRequestSerializer(StrictFieldsMixin, serializers.Serializer):
-    reason = serializers.CharField(max_length=10_000, required=False, allow_blank=True, default="")
+    reason = StrictTextField(max_length=10_000, required=False, allow_blank=True, default="")
 
 
 class RollbackResponseSerializer(serializers.Serializer):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from deployments_app import services
+from deployments_app import selectors, services
 from deployments_app.filters import DeploymentFilter
 from deployments_app.models import Deployment
 from deployments_app.serializers import (
@@ -18,7 +18,7 @@ from deployments_app.serializers import (
     RollbackRequestSerializer,
     RollbackResponseSerializer,
 )
-from models_app.models import ModelVersion
+from models_app import selectors as model_selectors
 
 
 class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -27,6 +27,12 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     filterset_class = DeploymentFilter
     ordering = ("-id",)
     action_verbs = {"rollback": "rollback"}  # deployments_app.rollback_deployment (deploy is POST: add)
+
+    def get_object(self) -> Deployment:
+        try:
+            return super().get_object()
+        except Http404:
+            raise selectors.deployment_not_found(self.kwargs["pk"]) from None
 
     @extend_schema(
         request=DeployRequestSerializer,
@@ -38,9 +44,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         body = DeployRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        version = get_object_or_404(
-            ModelVersion.objects.select_related("model"), model__name=data["model_name"], version=data["version"]
-        )
+        version = model_selectors.get_version(data["model_name"], data["version"])
         user = request.user
         result = services.deploy_version(
             version=version,

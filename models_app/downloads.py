@@ -7,7 +7,7 @@ import logging
 import re
 
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseNotModified, HttpResponseRedirect
-from django.utils.http import parse_etags
+from django.utils.http import content_disposition_header, parse_etags
 
 from models_app import artifacts
 from models_app.models import ModelVersion
@@ -99,8 +99,14 @@ def file_response(request: HttpRequest, version: ModelVersion) -> HttpResponse:
         return response
     start, length = wanted or (0, artifact.size)
 
-    response = FileResponse(_open_checked(version, start, length), as_attachment=True, filename=name)
-    response.block_size = BLOCK_SIZE
+    if request.method == "HEAD":
+        # What a GET would answer, without opening the file (on S3 that would start a download) and
+        # without a body (gunicorn would sendfile a file response's bytes even to a HEAD).
+        response = HttpResponse()
+        response["Content-Disposition"] = content_disposition_header(True, name)
+    else:
+        response = FileResponse(_open_checked(version, start, length), as_attachment=True, filename=name)
+        response.block_size = BLOCK_SIZE
     if wanted:
         response.status_code = 206
         response["Content-Range"] = f"bytes {start}-{start + length - 1}/{artifact.size}"

@@ -19,14 +19,17 @@ from registry_site.validators import validate_json_object, validate_shape, valid
 # A name or version becomes part of a URL and of log lines, never of a file path (files are stored
 # under their sha256). Still, keep both to a conservative alphabet so no path trick, control or bidi
 # character gets in at all.
-NAME_PATTERN = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$"
+# Not starting with '-' either: manage.py's commands would read "-dash" as an option. "$(?!\n)" because
+# Python's $ also matches before a final line break ("v1\n"); \Z would do, but the pattern also goes into
+# the OpenAPI schema, where it must be an ECMAScript regex.
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$(?!\n)"
 name_validator = RegexValidator(
     NAME_PATTERN,
-    "Use 1-128 ASCII letters, digits, '_', '-' or '.', not starting with a dot.",
+    "Use 1-128 ASCII letters, digits, '_', '-' or '.', not starting with a dot or a dash.",
 )
 version_validator = RegexValidator(
-    r"^[A-Za-z0-9_\-][A-Za-z0-9_.+\-]{0,63}$",
-    "Use 1-64 ASCII letters, digits, '_', '-', '+' or '.', not starting with a dot (no slashes).",
+    r"^[A-Za-z0-9_][A-Za-z0-9_.+\-]{0,63}$(?!\n)",
+    "Use 1-64 ASCII letters, digits, '_', '-', '+' or '.', not starting with a dot or a dash (no slashes).",
 )
 # These words name routes (/versions/default, /versions/latest), so they can never be versions.
 RESERVED_VERSIONS = frozenset({"default", "latest"})

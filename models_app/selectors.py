@@ -10,18 +10,29 @@ from models_app.models import ModelVersion, RegisteredModel
 from registry_site.errors import NotFound
 
 
+def model_not_found(name: str) -> NotFound:
+    return NotFound(f"Model '{name}' not found.")
+
+
+def version_not_found(model_name: str, version: str) -> NotFound:
+    """The 404 in the registry's words: which of the two is missing."""
+    if not RegisteredModel.objects.filter(name=model_name).exists():
+        return model_not_found(model_name)
+    return NotFound(f"Version '{version}' of model '{model_name}' not found.")
+
+
 def get_model(name: str) -> RegisteredModel:
     try:
         return RegisteredModel.objects.get(name=name)
     except RegisteredModel.DoesNotExist:
-        raise NotFound(f"No model named '{name}'.") from None
+        raise model_not_found(name) from None
 
 
 def get_version(model_name: str, version: str) -> ModelVersion:
     try:
         return ModelVersion.objects.select_related("model").get(model__name=model_name, version=version)
     except ModelVersion.DoesNotExist:
-        raise NotFound(f"No version '{version}' of model '{model_name}'.") from None
+        raise version_not_found(model_name, version) from None
 
 
 def models_with_default() -> QuerySet[RegisteredModel]:

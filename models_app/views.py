@@ -8,8 +8,7 @@ import binascii
 import re
 
 from django.db.models import QuerySet
-from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpResponse
 from django.utils.functional import cached_property
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -43,6 +42,12 @@ class RegisteredModelViewSet(viewsets.ModelViewSet):
     filterset_class = RegisteredModelFilter
     lookup_field = "name"
     ordering = ("name",)
+
+    def get_object(self) -> RegisteredModel:
+        try:
+            return super().get_object()
+        except Http404:
+            raise selectors.model_not_found(self.kwargs["name"]) from None
 
     def perform_create(self, serializer: RegisteredModelSerializer) -> None:
         serializer.instance = services.create_model(**serializer.validated_data)
@@ -80,7 +85,13 @@ class ModelVersionViewSet(
 
     @cached_property
     def registered_model(self) -> RegisteredModel:
-        return get_object_or_404(RegisteredModel, name=self.kwargs["name"])
+        return selectors.get_model(self.kwargs["name"])
+
+    def get_object(self) -> ModelVersion:
+        try:
+            return super().get_object()
+        except Http404:
+            raise selectors.version_not_found(self.kwargs["name"], self.kwargs["version"]) from None
 
     def get_queryset(self) -> QuerySet[ModelVersion]:
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no URL kwargs
@@ -158,7 +169,7 @@ class ModelVersionViewSet(
     )
     def file(self, request: Request, *args, **kwargs) -> HttpResponse:
         version = self.get_object()
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):
             return file_response(request, version)
         return self._attach(request, version)
 

@@ -3,15 +3,49 @@ read-only audit trail."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 from django.utils.html import format_html
 
 from registry_site.admin_base import InputFilter, ReadOnlyAdminMixin, ScaledChangelistMixin, prefix_match, search_any
+from registry_site.audit import client_address
 from registry_site.authentication import issue_token, revoke_token
 from registry_site.models import ApiToken, AuditEvent
+from registry_site.throttling import give_back, take_attempt
+
+
+class ThrottledLoginForm(AdminAuthenticationForm):
+    """The admin's login, with a limit on failures: REGISTRY_LOGIN_FAILURES_PER_MINUTE per address and
+    per username. An attempt is counted before its password is checked and given back when it
+    succeeds, so concurrent guesses cannot slip past the count; over the limit, the password is not
+    even checked (a right one included) until the minute is over."""
+
+    def clean(self):
+        username = (self.cleaned_data.get("username") or "").lower()
+        keys = [f"login-failures:address:{client_address(self.request)}", f"login-failures:user:{username[:150]}"]
+        taken: list[str] = []
+        for key in keys:
+            wait = take_attempt(key, settings.REGISTRY_LOGIN_FAILURES_PER_MINUTE)
+            if wait is not None:
+                for counted in taken:
+                    give_back(counted)
+                raise ValidationError(
+                    f"Too many failed logins for this user or from this address. Try again in {wait} seconds.",
+                    code="throttled",
+                )
+            taken.append(key)
+        cleaned = super().clean()  # a wrong password raises here, and its attempt stays counted
+        for counted in taken:
+            give_back(counted)
+        return cleaned
+
+
+admin.site.login_form = ThrottledLoginForm
 
 
 @admin.register(ApiToken)

@@ -8,14 +8,50 @@ from __future__ import annotations
 import getpass
 from collections.abc import Callable
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from registry_site import audit
 from registry_site.errors import RegistryError
 from registry_site.permissions import Operator
 
 
+class IntermixedCommandParser(CommandParser):
+    """Options and arguments in any order, with an optional argument among them (the version, which may
+    come as --version instead): plain parse_args would give `register_version m --format onnx v1`'s
+    optional version nothing at "m" and then refuse "v1" as unrecognized."""
+
+    def parse_args(self, args=None, namespace=None):
+        return self.parse_intermixed_args(args, namespace)
+
+
 class RegistryCommand(BaseCommand):
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.__class__ = IntermixedCommandParser  # Django builds a CommandParser; same state, other parse
+        return parser
+
+    def add_base_argument(self, parser, *args, **kwargs):
+        """Every Django command takes --version and answers it by printing Django's version and exiting
+        0. The registry's commands deal in model versions: `register_version m --version v8` printed
+        5.2 and registered nothing. They leave it out (it is then an unknown option, an error, exit 2);
+        the commands that name a version take it as that version. `manage.py --version` still works."""
+        if "--version" not in args:
+            super().add_base_argument(parser, *args, **kwargs)
+
+    def add_model_version_argument(self, parser) -> None:
+        """The model version: positional, or as --version / --model-version (exactly one of them)."""
+        parser.add_argument("version", nargs="?", help="the version (or give it as --version)")
+        parser.add_argument("--version", "--model-version", dest="version_option", metavar="VERSION")
+
+    def model_version(self, options) -> str:
+        positional, option = options.get("version"), options.get("version_option")
+        if positional is not None and option is not None and positional != option:
+            raise CommandError(f"Two different versions given: '{positional}' and --version '{option}'.")
+        version = positional if positional is not None else option
+        if version is None:
+            raise CommandError("Give the version: as the argument after the model, or as --version VERSION.")
+        return version
+
     @property
     def operator(self) -> Operator:
         """Who acts, for the services that check a rule."""

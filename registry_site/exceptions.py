@@ -46,7 +46,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):
-        exc = exceptions.NotFound(str(exc) or None)
+        # Django's "No RegisteredModel matches the given query." names a class, not the thing sought: the
+        # views say that themselves (selectors' *_not_found), anything else is just not found.
+        message = str(exc)
+        exc = exceptions.NotFound(None if not message or message.endswith("matches the given query.") else message)
     if isinstance(exc, ObjectDoesNotExist):
         # A row that was there when the request began and is gone now: another request deleted it.
         return error_response("Not found: it was deleted while this request was being handled.", 404)

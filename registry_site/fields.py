@@ -4,12 +4,14 @@ model field's rule (registry_site.validators), which RegistryModelSerializer cop
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db import models
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.utils import html
 from rest_framework.validators import UniqueValidator
 
 from registry_site.errors import invalid_choice_message
@@ -24,6 +26,43 @@ from registry_site.validators import (
     validate_unit_interval,
 )
 
+# C0 and C1 control characters and DEL; free text (a description, release notes) keeps its tabs and line
+# breaks. NUL is refused here too, before it could reach the database.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL_CHARACTERS_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+JSON_KINDS = {bool: "true or false", int: "a number", float: "a number", list: "a list", dict: "an object"}
+EMPTY_FORM_VALUE = "Empty: give a value, or leave the field out."
+
+
+class StrictCharField(serializers.CharField):
+    """Text exactly as given: a number or true is not text (DRF would turn 123 into "123"), surrounding
+    whitespace is not trimmed away (so "1.0\n" is refused by the version's rule rather than becoming
+    1.0), and no control characters."""
+
+    multiline = False
+    default_error_messages = {
+        "not_text": "Must be text (a JSON string), not {kind}.",
+        "control": "Must not contain control characters (found {char}).",
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_text", kind=JSON_KINDS.get(type(data), type(data).__name__))
+        found = (CONTROL_CHARACTERS_IN_TEXT if self.multiline else CONTROL_CHARACTERS).search(data)
+        if found:
+            self.fail("control", char=f"U+{ord(found.group()):04X}")
+        return super().to_internal_value(data)
+
+
+class StrictTextField(StrictCharField):
+    """Free text of several lines: tabs and line breaks are allowed, other control characters are not."""
+
+    multiline = True
+
 
 class StrictFloatField(serializers.FloatField):
     """DRF's FloatField, except that true and false are not numbers."""
@@ -37,15 +76,6 @@ class StrictFloatField(serializers.FloatField):
 @extend_schema_field({"type": "number", "format": "double", "minimum": 0, "maximum": 1})
 class MetricField(StrictFloatField):
     """A metric in [0, 1] (registry_site.validators.validate_unit_interval)."""
-
-
-class StrictCharField(serializers.CharField):
-    """DRF's CharField, except that a JSON number or boolean is not text ({"description": 0})."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -93,7 +123,7 @@ class JSONObjectField(JSONValueField):
 
 
 def declared_sha256_field() -> serializers.CharField:
-    return serializers.CharField(
+    return StrictCharField(
         required=False,
         validators=[validate_sha256_hex],
         help_text="The sha256 the client expects the file to have; on a mismatch nothing is stored.",
@@ -106,6 +136,27 @@ class StrictFieldsMixin:
     cannot store, naming its field, rather than failing in the driver with a 500."""
 
     immutable_fields: dict[str, str] = {}
+
+    def to_internal_value(self, data):
+        """A form field sent empty is refused (400, naming it) unless the field is text that may be
+        blank: DRF would read it as null for a nullable field, and as not given for others, while the
+        same "" in JSON is refused. Leave a field out to not give it."""
+        empty = {}
+        if html.is_html_input(data):
+            for name, field in self.fields.items():
+                if field.read_only or name not in data or getattr(field, "allow_blank", False):
+                    continue
+                if data.get(name) == "":
+                    empty[name] = [EMPTY_FORM_VALUE]
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if empty and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**exc.detail, **empty}) from None
+            raise
+        if empty:
+            raise serializers.ValidationError(empty)
+        return value
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
@@ -137,7 +188,7 @@ class RegistryModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         models.FloatField: StrictFloatField,
         models.BooleanField: StrictBooleanField,
         models.CharField: StrictCharField,
-        models.TextField: StrictCharField,
+        models.TextField: StrictTextField,
         models.JSONField: JSONValueField,
     }
     # A JSON field's class (and so its OpenAPI schema) follows from the rule its model field carries.

@@ -46,7 +46,7 @@ HealthSerializer = inline_serializer(
 
 
 @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer})
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])  # load balancers and uptime checks often ask with HEAD
 @permission_classes([AllowAny])
 def health(request: Request) -> Response:
     ok, checks = _run((("database", _check_database), ("storage", _check_storage)))

@@ -84,3 +84,54 @@ class CrossOriginMiddleware(CorsMiddleware):
             return False
         same_origin = f"{request.scheme}://{request.get_host()}".lower() == origin.lower()
         return same_origin or self.origin_found_in_white_lists(origin, url)
+
+
+class HeadWithoutBodyMiddleware:
+    """A HEAD is answered as its GET, without the body. Django leaves that to the server, and gunicorn
+    sends whatever the application returns, so `HEAD /health` came with the JSON. The headers, with the
+    GET's Content-Length, stay."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.method == "HEAD":
+            if response.streaming:
+                response.streaming_content = []  # the file it held is still closed with the response
+            else:
+                if not response.has_header("Content-Length"):
+                    response["Content-Length"] = str(len(response.content))
+                response.content = b""
+        return response
+
+
+# Scripts only from the registry itself (the admin's and the bundled Swagger UI's files; /docs serves its
+# start-up script as a file too, SpectacularSwaggerSplitView), no plugins, no framing, forms post only
+# here. Inline styles stay allowed: the admin's templates and Swagger UI use style attributes.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+class ContentSecurityPolicyMiddleware:
+    """The policy on every page a browser renders (the admin, /docs); JSON and files carry it too, which
+    costs nothing and keeps an uploaded HTML file opened by mistake from running anything."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        return response

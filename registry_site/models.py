@@ -65,3 +65,20 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are never deleted.")
+
+
+class FailureCounter(models.Model):
+    """Failed sign-ins (bad API tokens per address, admin logins per address and per username) in the
+    current one-minute window. A row rather than a cache entry: the check and the count happen under the
+    row's lock (registry_site.throttling.take_attempt), so concurrent attempts cannot all read the same
+    count, as they could through the database cache's incr (a read, then a write)."""
+
+    key = models.CharField(max_length=200, unique=True)
+    window_started = models.DateTimeField(db_index=True)
+    failures = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "registry_failure_counters"
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.failures} since {self.window_started:%H:%M:%S}"

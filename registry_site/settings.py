@@ -93,6 +93,23 @@ DEBUG = envbool("DJANGO_DEBUG", False)
 SECRET_KEY = envsecret("DJANGO_SECRET_KEY")
 if not SECRET_KEY and not LOCAL_MODE:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is required in production")
+# Production refuses to start on what `check --deploy` would only warn about, since nothing makes anyone
+# run that: debug pages show settings, code and data to whoever triggers an error; a short or repetitive
+# key can be guessed, and with it sessions forged.
+MIN_SECRET_KEY_LENGTH = 50
+MIN_SECRET_KEY_UNIQUE_CHARACTERS = 5  # Django's own rule (security.W009)
+if not LOCAL_MODE:
+    if DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_DEBUG=true is refused in production (REGISTRY_ENV=production): debug pages show settings, "
+            "code and data to anyone who triggers an error. Unset it, or use REGISTRY_ENV=local."
+        )
+    if len(SECRET_KEY) < MIN_SECRET_KEY_LENGTH or len(set(SECRET_KEY)) < MIN_SECRET_KEY_UNIQUE_CHARACTERS:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} random characters in production "
+            f"(this one has {len(SECRET_KEY)}, {len(set(SECRET_KEY))} different); for example: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
 # Local mode without one keeps a generated key beside its data, so sessions survive restarts and no key
 # is ever committed: registry_site.startup reads it, or writes it the first time, when the registry starts.
 LOCAL_SECRET_KEY_FILE = DATA_DIR / ".secret_key" if not SECRET_KEY else None
@@ -123,6 +140,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "registry_site.observability.ObservabilityMiddleware",
+    "registry_site.middleware.HeadWithoutBodyMiddleware",
+    "registry_site.middleware.ContentSecurityPolicyMiddleware",
     "registry_site.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -321,6 +340,8 @@ REGISTRY_TRUSTED_PROXIES = _networks("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 REGISTRY_PUBLIC_READ = envbool("REGISTRY_PUBLIC_READ", False)
 REGISTRY_THROTTLE_WRITES = envstr("REGISTRY_THROTTLE_WRITES", "600/min")
 REGISTRY_AUTH_FAILURES_PER_MINUTE = envint("REGISTRY_AUTH_FAILURES_PER_MINUTE", 20, minimum=1)
+# Failed admin logins per address and per username in a minute (in both modes: the admin always has a login).
+REGISTRY_LOGIN_FAILURES_PER_MINUTE = envint("REGISTRY_LOGIN_FAILURES_PER_MINUTE", 10, minimum=1)
 
 # Throttle counters must be shared by every worker on every machine: the database is already shared.
 CACHES = {

@@ -64,6 +64,8 @@ def browser(tmp_path):
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    # The console, where Chromium reports what the Content-Security-Policy refused (csp_violations).
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
     driver.set_page_load_timeout(30)
     try:
@@ -102,6 +104,11 @@ def log_in(driver, live_server, user) -> None:
     driver.find_element(By.CSS_SELECTOR, "#login-form [type=submit]").click()
     wait_for(driver, "#user-tools")
     assert driver.current_url == f"{live_server.url}/admin/"
+
+
+def csp_violations(driver) -> list[str]:
+    """What the page's Content-Security-Policy refused since the last call, from the browser's console."""
+    return [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
 
 
 def run_action(driver, version_pks: list[int], action: str) -> None:
@@ -165,6 +172,30 @@ def test_browse_the_admin_styled_and_make_a_version_default(
     assert not ModelVersion.objects.get(pk=v1.pk).is_default
     browser.save_screenshot(str(screenshots / "make-default-done.png"))
     assert_png(screenshots / "make-default-done.png")
+    # All of it under the Content-Security-Policy, which refused nothing the admin needs.
+    assert (
+        "script-src 'self'"
+        in requests.get(f"{live_server.url}/admin/login/", timeout=10).headers["Content-Security-Policy"]
+    )
+    assert csp_violations(browser) == []
+
+
+def test_the_api_docs_page_works_under_its_content_security_policy(browser, live_server, screenshots):
+    """/docs is Swagger UI, served by the registry: it loads its start-up script as a file (no inline
+    script, which the policy refuses), fetches the schema and lists the operations."""
+    from selenium.webdriver.common.by import By
+
+    response = requests.get(f"{live_server.url}/docs", timeout=10)
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert "<script>" not in response.text  # nothing inline
+
+    browser.get(f"{live_server.url}/docs")
+    wait_for(browser, ".opblock", timeout=30)
+    paths = {element.text for element in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert "/models" in paths and "/deploy" in paths
+    browser.save_screenshot(str(screenshots / "docs.png"))
+    assert_png(screenshots / "docs.png")
+    assert csp_violations(browser) == []
 
 
 def test_deploy_a_version_through_the_intermediate_form(

@@ -9,14 +9,13 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.messages import get_messages
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from models_app.models import RegisteredModel
 from registry_site.authentication import digest_of, issue_token, revoke_token
-from registry_site.models import ApiToken, AuditEvent
+from registry_site.models import ApiToken, AuditEvent, FailureCounter
 from tests.conftest import user_with_role
 
 pytestmark = pytest.mark.django_db
@@ -199,14 +198,64 @@ def test_failed_attempts_from_one_address_are_throttled(production):
     assert_401(client_with("mvr_other", address="198.51.100.2").get("/models"))
 
 
-def test_the_failed_attempt_counter_is_in_the_shared_database_cache(production):
+def test_the_failed_attempt_counter_is_a_shared_table_row(production):
     production.REGISTRY_AUTH_FAILURES_PER_MINUTE = 2
     client = client_with("mvr_guess", address="203.0.113.8")
     client.get("/models")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT cache_key FROM registry_cache")
-        keys = [row[0] for row in cursor.fetchall()]
-    assert any("auth-failures" in key and "203.0.113.8" in key for key in keys), keys
+    row = FailureCounter.objects.get(key="token-failures:203.0.113.8")
+    assert row.failures == 1
+
+
+def test_a_valid_token_is_never_refused_by_the_failed_attempt_counter(production):
+    """An admin on the same address as a client sending bad tokens keeps working."""
+    production.REGISTRY_AUTH_FAILURES_PER_MINUTE = 3
+    _, good = issue_token(user=user_with_role("root", "admin"), name="ops")
+    attacker = client_with("mvr_guess", address="203.0.113.9")
+    for _ in range(5):
+        attacker.get("/models")
+    assert attacker.get("/models").status_code == 429
+
+    admin = client_with(good, address="203.0.113.9")
+    assert admin.get("/audit").status_code == 200
+    assert admin.get("/models").status_code == 200
+    # ...and the attacker is still refused.
+    assert attacker.get("/models").status_code == 429
+
+
+def test_retry_after_is_the_truth(production):
+    production.REGISTRY_AUTH_FAILURES_PER_MINUTE = 2
+    attacker = client_with("mvr_guess", address="203.0.113.10")
+    for _ in range(2):
+        assert_401(attacker.get("/models"))
+    # The window started 50 s ago: 10 s are left, whatever the refused attempts meanwhile.
+    FailureCounter.objects.filter(key="token-failures:203.0.113.10").update(
+        window_started=timezone.now() - timedelta(seconds=50)
+    )
+    for _ in range(3):
+        refused = attacker.get("/models")
+        assert refused.status_code == 429
+        assert 9 <= int(refused["Retry-After"]) <= 10, refused["Retry-After"]
+        assert "Too many failed authentication attempts" in refused.json()["detail"]
+    # Once Retry-After has passed, the address is heard again.
+    FailureCounter.objects.filter(key="token-failures:203.0.113.10").update(
+        window_started=timezone.now() - timedelta(seconds=60)
+    )
+    assert_401(attacker.get("/models"))
+    assert_401(attacker.get("/models"))
+    assert attacker.get("/models").status_code == 429
+
+
+def test_local_mode_checks_tokens_but_never_locks_out(production):
+    """Local mode needs no token. One that is sent is still checked: a valid one acts as its user, a bad
+    one is a 401 however often it comes (the client meant to send it), never a 429."""
+    production.LOCAL_MODE = True
+    production.REGISTRY_AUTH_FAILURES_PER_MINUTE = 2
+    for _ in range(6):
+        assert_401(client_with("mvr_stale").get("/models"))
+    assert not FailureCounter.objects.exists()
+    assert client_with(None).get("/models").status_code == 200
+    _, good = issue_token(user=user_with_role("alice"), name="ci")
+    assert client_with(good).get("/models").status_code == 200
 
 
 def test_successful_requests_do_not_count_as_failures(production):
@@ -296,3 +345,36 @@ def test_a_staff_user_with_the_admin_role_can_pick_a_user_for_a_new_token(client
     )
     assert response.status_code == 200
     assert [item["text"] for item in response.json()["results"]] == ["ci-bot"]
+
+
+@pytest.mark.gunicorn
+def test_the_limit_holds_for_100_concurrent_bad_tokens(tmp_path):
+    """Three gunicorn workers, 100 bad tokens from one address released together: exactly the limit
+    are checked (401), every other one is a 429 (the cache's read-then-write counter let 64 through)."""
+    import secrets
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from tests.live import running_registry
+
+    env = {
+        "REGISTRY_ENV": "production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "REGISTRY_ALLOWED_HOSTS": "registry.example.com",
+        "REGISTRY_SSL_REDIRECT": "false",
+        "REGISTRY_AUTH_FAILURES_PER_MINUTE": "20",
+    }
+    with running_registry(tmp_path, extra_env=env, workers=3) as base:
+        barrier = threading.Barrier(100)
+
+        def guess(n: int) -> int:
+            barrier.wait()
+            headers = {"Authorization": f"Bearer mvr_guess{n}"}
+            return requests.get(f"{base}/models", headers=headers, timeout=60).status_code
+
+        with ThreadPoolExecutor(100) as pool:
+            codes = list(pool.map(guess, range(100)))
+    assert sorted(set(codes)) == [401, 429], codes
+    assert codes.count(401) == 20, codes.count(401)

@@ -6,6 +6,7 @@ from django.core.management import CommandError, call_command
 
 from registry_site.authentication import digest_of
 from registry_site.models import ApiToken, AuditEvent
+from tests.command_support import assert_argument_error
 
 
 def create(*args):
@@ -36,4 +37,22 @@ def test_refuses_unknown_users_and_bad_arguments():
         create("alice", "--expires-days", "0")
     with pytest.raises(CommandError):
         create("alice", "--role", "superhero")
+    assert not ApiToken.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ([], "the following arguments are required: user"),
+        (["bob", "--role", "boss"], "invalid choice: 'boss'"),
+        (["bob", "--expires-days", "soon"], "invalid int value: 'soon'"),
+        (["bob", "--expires-days", "0"], "--expires-days must be positive"),
+        (["nobody"], "No user 'nobody'"),
+        (["bob", "--version"], "unrecognized arguments: --version"),
+    ],
+)
+def test_argument_errors_say_what_is_wrong(args, match):
+    User.objects.create_user("bob")
+    assert_argument_error("create_token", args, match)
     assert not ApiToken.objects.exists()

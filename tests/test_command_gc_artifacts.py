@@ -7,6 +7,7 @@ from django.core.management import call_command
 
 from models_app import services
 from models_app.models import Artifact
+from tests.command_support import assert_argument_error
 from tests.conftest import stored_files
 
 
@@ -67,3 +68,17 @@ def test_orphans_and_stale_temporary_uploads(storage_dir):
     assert "Removed stale temporary upload tmp123.upload" in output
     assert not orphan.exists() and not stale.exists()
     assert fresh.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--grace-hours", "a-day"], "invalid float value: 'a-day'"),
+        (["--grace-hours", "-1"], "--grace-hours cannot be negative"),
+        (["now"], "unrecognized arguments: now"),
+        (["--version"], "unrecognized arguments: --version"),
+    ],
+)
+def test_argument_errors_say_what_is_wrong(args, match):
+    assert_argument_error("gc_artifacts", args, match)

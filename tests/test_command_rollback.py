@@ -6,6 +6,7 @@ from django.core.management import CommandError, call_command
 from deployments_app.models import Deployment
 from deployments_app.services import deploy_version
 from registry_site.permissions import Operator
+from tests.command_support import assert_argument_error
 
 
 @pytest.mark.django_db
@@ -40,5 +41,19 @@ def test_refuses_inactive_and_unknown_deployments(make_model, make_version):
     deploy_version(version=make_version(model, "v2", data=b"two"), target="production", acting_user=Operator())
     with pytest.raises(CommandError, match="superseded"):
         call_command("rollback", str(first.pk))
-    with pytest.raises(CommandError, match="No deployment"):
+    with pytest.raises(CommandError, match="Deployment .* not found"):
         call_command("rollback", "999999")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ([], "the following arguments are required: deployment_id"),
+        (["latest"], "invalid int value: 'latest'"),
+        (["1", "--reason"], "expected one argument"),
+        (["1", "--version"], "unrecognized arguments: --version"),
+    ],
+)
+def test_argument_errors_say_what_is_wrong(args, match):
+    assert_argument_error("rollback", args, match)

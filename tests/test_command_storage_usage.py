@@ -3,6 +3,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from tests.command_support import assert_argument_error
+
 
 @pytest.mark.django_db
 def test_bytes_per_model_and_shared_files_counted_once(make_model, make_version):
@@ -19,3 +21,12 @@ def test_bytes_per_model_and_shared_files_counted_once(make_model, make_version)
     assert lines["vision"] == ["2", "1500"]
     assert lines["audio"] == ["1", "1000"]
     assert out.getvalue().splitlines()[-1].split()[-2:] == ["2", "1500"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "args, match",
+    [(["resnet"], "unrecognized arguments: resnet"), (["--version"], "unrecognized arguments: --version")],
+)
+def test_argument_errors_say_what_is_wrong(args, match):
+    assert_argument_error("storage_usage", args, match)

@@ -3,6 +3,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from tests.command_support import assert_argument_error
+
 
 def run(*args):
     out = StringIO()
@@ -52,5 +54,19 @@ def test_model_filter(make_model, make_version, storage_dir):
     bad = make_version(make_model(), data=b"bad")
     (storage_dir / bad.file_path).write_bytes(b"BAD")
     assert "1 files checked" in run("--model", good.model.name)
-    with pytest.raises(CommandError, match="No model"):
+    with pytest.raises(CommandError, match="Model .* not found"):
         run("--model", "nope")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--model"], "expected one argument"),
+        (["--model", "ghost"], "Model 'ghost' not found"),
+        (["everything"], "unrecognized arguments: everything"),
+        (["--version"], "unrecognized arguments: --version"),
+    ],
+)
+def test_argument_errors_say_what_is_wrong(args, match):
+    assert_argument_error("verify_artifacts", args, match)

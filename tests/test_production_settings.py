@@ -69,11 +69,55 @@ def test_check_deploy_raises_no_security_warning(production_env):
 
 
 @pytest.mark.subprocess
-def test_check_deploy_fails_with_a_weak_secret_key(production_env):
-    """The check above can fail: the same command with a short, guessable key reports security.W009."""
-    result = run(CHECK, {**production_env, "DJANGO_SECRET_KEY": "short"})
+@pytest.mark.parametrize("key", ["short", "k" * 80, "abcd" * 20, random_secret(49)])
+def test_production_refuses_to_start_with_a_weak_secret_key(production_env, key):
+    """Not left to `check --deploy` (security.W009), which nothing makes anyone run: every command and
+    every worker refuses to start."""
+    for command in (CHECK[:3], [sys.executable, "manage.py", "migrate", "--noinput"]):
+        result = run(command, {**production_env, "DJANGO_SECRET_KEY": key})
+        assert result.returncode != 0
+        assert "DJANGO_SECRET_KEY must be at least 50 random characters in production" in result.stderr
+
+
+@pytest.mark.subprocess
+def test_a_key_of_50_random_characters_is_enough(production_env):
+    result = run(CHECK, {**production_env, "DJANGO_SECRET_KEY": random_secret(50)})
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("debug", ["true", "1", "yes"])
+def test_production_refuses_to_start_with_debug(production_env, debug):
+    result = run(CHECK[:3], {**production_env, "DJANGO_DEBUG": debug})
     assert result.returncode != 0
-    assert "W009" in result.stdout + result.stderr
+    assert "DJANGO_DEBUG=true is refused in production" in result.stderr
+
+
+@pytest.mark.subprocess
+def test_local_mode_may_debug_with_any_key(tmp_path):
+    env = clean_env(
+        DJANGO_DEBUG="true",
+        DJANGO_SECRET_KEY="short",
+        REGISTRY_DATA_DIR=str(tmp_path),
+        DATABASE_URL=f"sqlite:///{tmp_path}/x.sqlite3",
+    )
+    result = run(CHECK[:3], env)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.gunicorn
+def test_gunicorn_refuses_to_serve_production_with_debug(tmp_path):
+    env = gunicorn_env(
+        tmp_path,
+        f"127.0.0.1:{free_port()}",
+        REGISTRY_ENV="production",
+        DJANGO_DEBUG="true",
+        DJANGO_SECRET_KEY=random_secret(),
+        REGISTRY_ALLOWED_HOSTS="registry.example.com",
+    )
+    result = subprocess.run(GUNICORN, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "DJANGO_DEBUG=true is refused in production" in result.stdout + result.stderr
 
 
 @pytest.mark.subprocess

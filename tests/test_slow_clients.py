@@ -231,7 +231,7 @@ def test_a_refused_upload_whose_client_keeps_sending_does_not_hold_a_thread(tmp_
         **LIMITS,
         "GUNICORN_THREADS": "1",
         "REGISTRY_ENV": "production",
-        "DJANGO_SECRET_KEY": "x" * 60,
+        "DJANGO_SECRET_KEY": "slow-clients-test-key-" + "x" * 40,
         "REGISTRY_ALLOWED_HOSTS": "localhost",
         "REGISTRY_PUBLIC_READ": "true",
         "REGISTRY_SSL_REDIRECT": "false",

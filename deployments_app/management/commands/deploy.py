@@ -12,12 +12,12 @@ class Command(RegistryCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("model")
-        parser.add_argument("version")
+        self.add_model_version_argument(parser)
         parser.add_argument("target")
         parser.add_argument("--by", default=None, help="who deploys (default: the shell user)")
 
     def handle(self, *args, **options):
-        version = selectors.get_version(options["model"], options["version"])
+        version = selectors.get_version(options["model"], self.model_version(options))
         result = services.deploy_version(
             version=version,
             target=options["target"],
@@ -26,5 +26,5 @@ class Command(RegistryCommand):
         )
         what = "Deployed" if result.created else "Already active:"
         self.stdout.write(
-            f"{what} {options['model']}:{options['version']} on {options['target']} (deployment {result.deployment.pk})"
+            f"{what} {options['model']}:{version.version} on {options['target']} (deployment {result.deployment.pk})"
         )

@@ -25,7 +25,7 @@ class Command(RegistryCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("model")
-        parser.add_argument("version")
+        self.add_model_version_argument(parser)
         parser.add_argument("--format", required=True)
         parser.add_argument("--file", help="path of the model file to store")
         parser.add_argument("--status")
@@ -40,6 +40,7 @@ class Command(RegistryCommand):
             parser.add_argument(f"--{metric.lower().replace('_', '-')}", dest=metric, type=float, help="in [0, 1]")
 
     def handle(self, *args, **options):
+        options["version"] = self.model_version(options)
         model = selectors.get_model(options["model"])
         given = {
             key: options[key]

@@ -9,9 +9,9 @@ class Command(RegistryCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("model")
-        parser.add_argument("version")
+        self.add_model_version_argument(parser)
 
     def handle(self, *args, **options):
-        version = selectors.get_version(options["model"], options["version"])
+        version = selectors.get_version(options["model"], self.model_version(options))
         services.set_default_version(version=version)
-        self.stdout.write(f"{options['model']}:{options['version']} is now the default version.")
+        self.stdout.write(f"{options['model']}:{version.version} is now the default version.")
