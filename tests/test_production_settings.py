@@ -69,7 +69,12 @@ def test_check_deploy_raises_no_security_warning(production_env):
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("key", ["short", "k" * 80, "abcd" * 20, random_secret(49)])
+# Fixed ids: xdist's workers must collect the same test names, and random_secret differs per process.
+@pytest.mark.parametrize(
+    "key",
+    ["short", "k" * 80, "abcd" * 20, random_secret(49)],
+    ids=["short", "one-character", "four-characters", "49-random"],
+)
 def test_production_refuses_to_start_with_a_weak_secret_key(production_env, key):
     """Not left to `check --deploy` (security.W009), which nothing makes anyone run: every command and
     every worker refuses to start."""
