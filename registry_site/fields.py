@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.db import models
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -48,6 +49,11 @@ class StrictCharField(serializers.CharField):
     def __init__(self, **kwargs):
         kwargs.setdefault("trim_whitespace", False)
         super().__init__(**kwargs)
+        # The same rule as a pattern, so the OpenAPI schema says it (drf-spectacular turns the first
+        # RegexValidator into `pattern`: a field's own pattern, which excludes these too, comes first).
+        # to_internal_value refuses first, with the clearer message.
+        refused = r"\x00-\x08\x0b\x0c\x0e-\x1f" if self.multiline else r"\x00-\x1f"
+        self.validators = [*self.validators, RegexValidator(rf"^[^{refused}\x7f-\x9f]*$(?!\n)")]
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
