@@ -235,6 +235,7 @@ def test_a_long_list_is_paged_without_counting_it(admin_client, registry, monkey
     assert cl.paginator.capped and cl.paginator.num_pages == 3
     html = response.content.decode()
     assert "more than 120 model versions" in html or "about" in html
+    assert "more than 120 results" in html and "121 results" not in html  # the search bar's count too
     last = admin_client.get(url("models_app_modelversion_changelist"), {"p": 3})
     newest_first = ModelVersion.objects.order_by("-id").values_list("pk", flat=True)
     assert [v.pk for v in last.context["cl"].result_list] == list(newest_first[100:150])
