@@ -5,20 +5,51 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from models_app.models import ModelVersion, RegisteredModel
 from registry_site.model_fields import RuledJSONField
 from registry_site.validators import validate_json_object
 
-# Deploying to this target needs the deployer role's own permission, not just add_deployment.
-PRODUCTION_TARGET = "production"
-DEPLOY_TO_PRODUCTION = "deployments_app.deploy_to_production"
-
 target_validator = RegexValidator(
     r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$(?!\n)",
     "Use 1-64 ASCII letters, digits, '_', '-' or '.', not starting with a dot or a dash.",
 )
+
+
+class Target(models.Model):
+    """Where a version can be deployed (issue #10): a known name, so `Production` and `production` are
+    one target and a typo is refused instead of becoming a new target. A protected target needs the
+    deployer role's own permission (registry_site.permissions.may_deploy_to).
+
+    Deployments refer to a target by its name (a foreign key to `name`), which is why a target's name
+    never changes once made: the seed's `deployment_target` stays the text it always was."""
+
+    name = models.CharField(max_length=64, unique=True, validators=[target_validator])
+    description = models.TextField(blank=True, default="", max_length=2000)
+    protected = models.BooleanField(
+        default=False, help_text="Deploying here needs the deployer role (deployments_app.deploy_to_production)."
+    )
+    display_order = models.PositiveIntegerField(
+        default=100, help_text="Lists show targets by this number, then by name."
+    )
+
+    class Meta:
+        db_table = "deployment_targets"
+        ordering = ["display_order", "name"]
+        constraints = [
+            # `unique=True` above is the key deployments refer to; this one makes `Production` the same
+            # name as `production`.
+            models.UniqueConstraint(
+                Lower("name"),
+                name="deployment_targets_name_unique_ignoring_case",
+                violation_error_message="A target with this name (ignoring case) already exists.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class DeploymentStatus(models.TextChoices):
@@ -35,7 +66,12 @@ class Deployment(models.Model):
     # RESTRICT: a version with deployment history cannot be deleted on its own, but deleting its whole
     # model takes the history along (the model's CASCADE reaches these rows too).
     model_version = models.ForeignKey(ModelVersion, on_delete=models.RESTRICT, related_name="deployments")
-    deployment_target = models.CharField(max_length=64, validators=[target_validator])
+    # The target's name, in the seed's column: the database refuses a deployment to an unknown target,
+    # and a target that has deployments cannot be deleted (PROTECT; deployments_app.services.delete_target
+    # says so first, as a 409).
+    deployment_target = models.ForeignKey(
+        Target, to_field="name", db_column="deployment_target", on_delete=models.PROTECT, related_name="deployments"
+    )
     deployed_at = models.DateTimeField(default=timezone.now)
     deployed_by = models.CharField(max_length=150, blank=True, default="")
     deployment_status = models.CharField(
@@ -50,7 +86,8 @@ class Deployment(models.Model):
         ordering = ["-id"]
         permissions = [
             ("rollback_deployment", "Can roll back a deployment"),
-            ("deploy_to_production", "Can deploy to the 'production' target"),
+            # The codename is the one the deployer role has held since before targets had a protected flag.
+            ("deploy_to_production", "Can deploy to protected targets (such as production)"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -75,4 +112,4 @@ class Deployment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.model_version} -> {self.deployment_target} ({self.deployment_status})"
+        return f"{self.model_version} -> {self.deployment_target_id} ({self.deployment_status})"

@@ -10,15 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from deployments_app.models import DEPLOY_TO_PRODUCTION, PRODUCTION_TARGET, Deployment, DeploymentStatus
+from deployments_app import selectors
+from deployments_app.models import Deployment, DeploymentStatus, Target
 from models_app.models import ModelVersion, RegisteredModel, VersionStatus
 from registry_site import audit
-from registry_site.errors import Conflict, Forbidden, NotFound
-from registry_site.permissions import Caller, allows
+from registry_site.errors import Conflict, Forbidden, InvalidInput, NotFound
+from registry_site.permissions import Caller, may_deploy_to
 from registry_site.validators import clean_fields
+
+# What PATCH /targets/{name}, the admin and `manage.py targets update` may change. The name is the key
+# deployments refer to, so it never changes.
+EDITABLE_TARGET_FIELDS = frozenset({"description", "protected", "display_order"})
 
 
 @dataclass(frozen=True)
@@ -33,9 +38,9 @@ class RollbackResult:
     restored: Deployment | None  # None: nothing earlier to return to, the target is now empty
 
 
-def _active_on_target(model_id: int, target: str) -> Deployment | None:
+def _active_on_target(model_id: int, target: Target) -> Deployment | None:
     return Deployment.objects.filter(
-        model_id=model_id, deployment_target=target, deployment_status=DeploymentStatus.ACTIVE
+        model_id=model_id, deployment_target=target.name, deployment_status=DeploymentStatus.ACTIVE
     ).first()
 
 
@@ -51,11 +56,13 @@ def deploy_version(
     """Make `version` the active deployment of its model on `target`, superseding whatever was active
     there. Deploying the version that is already active changes nothing.
 
-    `acting_user` is who asks (the API's or the admin's user, the shell's Operator for a command):
-    deploying to the production target needs the deployer role's permission."""
-    if target.lower() == PRODUCTION_TARGET and not allows(acting_user, DEPLOY_TO_PRODUCTION):
-        raise Forbidden(f"Deploying to '{PRODUCTION_TARGET}' needs the deployer role.", field="deployment_target")
-    given: dict[str, Any] = {"deployment_target": target, "deployed_by": deployed_by}
+    `target` is a known target's name in any case (`Production` deploys to `production`, and the
+    deployment records the target's own name); an unknown one is a 400 on deployment_target that lists
+    the known targets. `acting_user` is who asks (the API's or the admin's user, the shell's Operator for
+    a command): a protected target needs the deployer role's permission (permissions.may_deploy_to)."""
+    named = selectors.get_target(target, field="deployment_target")
+    _check_may_deploy(acting_user, named)
+    given: dict[str, Any] = {"deployed_by": deployed_by}
     if deployment_config is not None:
         given["deployment_config"] = deployment_config
     clean_fields(Deployment, given)
@@ -63,6 +70,15 @@ def deploy_version(
     # held the lock before us deleted it. That is a 404, not a crash.
     if RegisteredModel.objects.select_for_update().filter(pk=version.model_id).first() is None:
         raise NotFound(f"Version '{version.version}' no longer exists: its model was deleted meanwhile.")
+    # The target's row too, after the model's (delete_target takes only this one): it cannot be deleted
+    # or made protected between the check above and the deployment's insert.
+    locked = Target.objects.select_for_update().filter(pk=named.pk).first()
+    if locked is None:
+        raise InvalidInput(
+            f"Target '{named.name}' was deleted meanwhile; the known targets are: {selectors.known_targets_text()}.",
+            field="deployment_target",
+        )
+    _check_may_deploy(acting_user, locked)
     found = ModelVersion.objects.select_related("model").filter(pk=version.pk).first()
     if found is None:
         raise NotFound(f"Version '{version.version}' no longer exists: it was deleted meanwhile.")
@@ -76,7 +92,7 @@ def deploy_version(
             field="version",
         )
 
-    current = _active_on_target(version.model_id, target)
+    current = _active_on_target(version.model_id, locked)
     if current is not None and current.model_version_id == version.pk:
         return DeployResult(current, created=False)
     if current is not None:
@@ -85,14 +101,14 @@ def deploy_version(
     deployment = Deployment.objects.create(
         model=version.model,
         model_version=version,
-        deployment_target=target,
+        deployment_target=locked,
         deployed_by=deployed_by,
         deployment_config=version.deployment_config if deployment_config is None else deployment_config,
     )
     audit.record(
         "deploy",
         object_type="deployment",
-        object_repr=f"{version.model.name}:{version.version} -> {target}",
+        object_repr=f"{version.model.name}:{version.version} -> {locked.name}",
         model_name=version.model.name,
         changes={
             "deployment": deployment.pk,
@@ -101,6 +117,13 @@ def deploy_version(
         },
     )
     return DeployResult(deployment, created=True)
+
+
+def _check_may_deploy(caller: Caller, target: Target) -> None:
+    if not may_deploy_to(caller, protected=target.protected):
+        raise Forbidden(
+            f"Target '{target.name}' is protected: deploying to it needs the deployer role.", field="deployment_target"
+        )
 
 
 @transaction.atomic
@@ -125,7 +148,7 @@ def rollback_deployment(*, deployment: Deployment, reason: str = "") -> Rollback
     previous = (
         Deployment.objects.filter(
             model_id=deployment.model_id,
-            deployment_target=deployment.deployment_target,
+            deployment_target=deployment.deployment_target_id,
             deployment_status=DeploymentStatus.SUPERSEDED,
         )
         .exclude(model_version__status=VersionStatus.ARCHIVED)
@@ -139,8 +162,78 @@ def rollback_deployment(*, deployment: Deployment, reason: str = "") -> Rollback
     audit.record(
         "rollback",
         object_type="deployment",
-        object_repr=f"{model_name}:{deployment.model_version.version} -> {deployment.deployment_target}",
+        object_repr=f"{model_name}:{deployment.model_version.version} -> {deployment.deployment_target_id}",
         model_name=model_name,
         changes={"deployment": deployment.pk, "reason": reason, "restored": previous.pk if previous else None},
     )
     return RollbackResult(deployment, previous)
+
+
+def _target_values(target: Target) -> dict[str, Any]:
+    return {"description": target.description, "protected": target.protected, "display_order": target.display_order}
+
+
+@transaction.atomic
+def create_target(*, name: str, description: str = "", protected: bool = False, display_order: int = 100) -> Target:
+    """A new target. Its name is unique ignoring case (the database's index on LOWER(name) says so too):
+    `Production` next to `production` would make two targets of one."""
+    values = clean_fields(
+        Target,
+        {"name": name, "description": description, "protected": protected, "display_order": display_order},
+    )
+    existing = selectors.find_target(name)
+    if existing is not None:
+        raise Conflict(f"Target '{existing.name}' exists already (names are compared ignoring case).", field="name")
+    try:
+        with transaction.atomic():
+            target = Target.objects.create(**values)
+    except IntegrityError:  # made by a concurrent request after our look-up
+        raise Conflict(f"Target '{name}' exists already (names are compared ignoring case).", field="name") from None
+    audit.record("create_target", object_type="target", object_repr=target.name, changes=_target_values(target))
+    return target
+
+
+@transaction.atomic
+def update_target(*, target: Target, changes: dict[str, Any]) -> Target:
+    """Change a target's description, protected flag or display order (its name never changes:
+    deployments refer to it). Locks the target's row, so a deploy deciding whether it may deploy there
+    sees the flag before or after, never half."""
+    unknown = sorted(set(changes) - EDITABLE_TARGET_FIELDS)
+    if unknown:
+        raise InvalidInput(
+            f"A target's {', '.join(unknown)} cannot be changed; only its description, protected flag and "
+            "display_order can.",
+            errors={field: ["Cannot be changed."] for field in unknown},
+        )
+    locked = Target.objects.select_for_update().filter(pk=target.pk).first()
+    if locked is None:
+        raise selectors.target_not_found(target.name)
+    cleaned = clean_fields(Target, {"name": locked.name, **changes})
+    cleaned.pop("name")
+    before = _target_values(locked)
+    for field, value in cleaned.items():
+        setattr(locked, field, value)
+    changed = audit.diff(before, _target_values(locked))
+    if changed:
+        locked.save(update_fields=sorted(changed))
+        audit.record("update_target", object_type="target", object_repr=locked.name, changes=changed)
+    return locked
+
+
+@transaction.atomic
+def delete_target(*, target: Target) -> None:
+    """Delete a target that was never deployed to. One with deployments (active or history) is a 409:
+    its history names it (the database refuses it as well)."""
+    locked = Target.objects.select_for_update().filter(pk=target.pk).first()
+    if locked is None:
+        raise selectors.target_not_found(target.name)
+    used = Deployment.objects.filter(deployment_target=locked.name)
+    if used.exists():
+        active = used.filter(deployment_status=DeploymentStatus.ACTIVE).exists()
+        raise Conflict(
+            f"Target '{locked.name}' has deployments{' (some active)' if active else ''}; a target with "
+            "deployment history cannot be deleted.",
+        )
+    values = _target_values(locked)
+    locked.delete()
+    audit.record("delete_target", object_type="target", object_repr=target.name, changes=values)

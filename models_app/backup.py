@@ -41,7 +41,8 @@ from django.core.management.color import no_style
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 
-from deployments_app.models import Deployment
+from deployments_app.models import Deployment, Target
+from deployments_app.selectors import find_target
 from models_app import artifacts
 from models_app.models import Artifact, ModelVersion, RegisteredModel
 from models_app.uploads import receive_stream
@@ -278,6 +279,7 @@ def restore(
             with transaction.atomic():
                 if occupied:
                     _empty_registry()
+                _prepare_targets(dump.name)
                 call_command("loaddata", dump.name, verbosity=0)
     except BaseException:
         for key in stored:  # nothing half-restored: no file without its row
@@ -285,6 +287,44 @@ def restore(
         raise
     report.rows = {model._meta.db_table: model._default_manager.count() for model in REGISTRY_TABLES}
     return report
+
+
+def _prepare_targets(path: str) -> None:
+    """The registry has no deployments now (it was empty, or --replace emptied it). A snapshot that holds
+    its targets brings them back as they were: the registry's own (the migration's) make way. A snapshot
+    taken before targets were a table (deployments_app's migration 0005) names each deployment's target
+    as free text: do what that migration did, a target per name folded to lower case (or the registry's
+    own target of that name in any case), each row pointed at it, and one active deployment per model and
+    target (the newest). That rewrites the dump in place."""
+    with gzip.open(path, "rt", encoding="utf-8") as stream:
+        rows = json.load(stream)
+    if any(row["model"] == "deployments_app.target" for row in rows):
+        Target.objects.all().delete()
+        return
+    deployments = [row["fields"] for row in rows if row["model"] == "deployments_app.deployment"]
+    if not deployments:
+        return
+    canonical: dict[str, str] = {}
+    for spelling in sorted({fields["deployment_target"] for fields in deployments}):
+        folded = spelling.lower()
+        if folded not in canonical:
+            found = find_target(folded)
+            canonical[folded] = found.name if found else Target.objects.create(name=folded, display_order=100).name
+    newest: dict[tuple[str, str], dict] = {}
+    for fields in deployments:
+        fields["deployment_target"] = canonical[fields["deployment_target"].lower()]
+        if fields["deployment_status"] != "active":
+            continue
+        key = (json.dumps(fields["model"]), fields["deployment_target"])
+        other = newest.get(key)
+        if other is None:
+            newest[key] = fields
+            continue
+        older, newer = sorted((other, fields), key=lambda f: f["deployed_at"])
+        older["deployment_status"] = "superseded"
+        newest[key] = newer
+    with gzip.open(path, "wt", encoding="utf-8") as stream:
+        json.dump(rows, stream)
 
 
 def _restore_file(source: Storage, sha256: str, size: int) -> None:

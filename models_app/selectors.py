@@ -54,4 +54,4 @@ def deployed_targets(version: ModelVersion) -> list[str]:
     active = getattr(version, "active_deployments", None)
     if active is None:
         active = version.deployments.filter(deployment_status=DeploymentStatus.ACTIVE)
-    return sorted(d.deployment_target for d in active)
+    return sorted(d.deployment_target_id for d in active)

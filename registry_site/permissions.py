@@ -7,7 +7,10 @@
 - `allows` is the one answer to "may this caller do that": a user's Django permissions (which give an
   active superuser every permission), the shell's operator everything, an anonymous caller everything
   only in local mode. Services that check a rule take the acting caller as a required argument and
-  ask `allows` (deployments_app.services.deploy_version: the production target).
+  ask `allows` (deployments_app.services.deploy_version asks `may_deploy_to` about its target).
+- A protected deployment target (deployments_app.models.Target.protected, `production` from the start)
+  needs the deployer role's own permission on top of add_deployment: `may_deploy_to`. Which targets are
+  protected is data, not a spelling: deploy_version resolves the name to its target first.
 
 The roles are Django groups holding these permissions (registry_site.roles). In local mode (the
 loopback-only default) the API is open, so the seed's examples run as written; in production every write
@@ -35,6 +38,9 @@ PERMS_MAP = {
     "PATCH": "change",
     "DELETE": "delete",
 }
+# Deploying to a protected target needs this besides add_deployment. Its codename predates the protected
+# flag (it was "deploy to production"); the deployer and admin roles hold it.
+DEPLOY_TO_PROTECTED = "deployments_app.deploy_to_production"
 # A permission no role holds: what a route that cannot say what it needs requires, so it is closed to
 # everyone but superusers (who hold every permission).
 UNDECLARED = "registry_site.route_without_declared_permission"
@@ -80,6 +86,12 @@ def allows(caller: Caller, *perms: str) -> bool:
     if not caller.is_authenticated:
         return settings.LOCAL_MODE
     return caller.has_perms(perms)
+
+
+def may_deploy_to(caller: Caller, *, protected: bool) -> bool:
+    """May `caller`, who may deploy, deploy to a target with this protected flag? The one rule for the
+    API, the admin, the commands and the client alike (they all deploy through deploy_version)."""
+    return not protected or allows(caller, DEPLOY_TO_PROTECTED)
 
 
 def required_permissions(request: Request, view: APIView) -> list[str]:

@@ -8,6 +8,7 @@ VIEW = [
     "models_app.view_modelversion",
     "models_app.view_artifact",
     "deployments_app.view_deployment",
+    "deployments_app.view_target",
 ]
 EDIT = [
     f"models_app.{verb}_{model}"
@@ -16,20 +17,23 @@ EDIT = [
 ]
 ROLES: dict[str, list[str] | None] = {
     "viewer": VIEW,
-    # Editors register and change models and versions, and deploy to targets other than production.
+    # Editors register and change models and versions, and deploy to targets that are not protected.
     "editor": VIEW + EDIT + ["deployments_app.add_deployment"],
-    # Deployers decide what runs: deploy anywhere, production included, and roll back.
+    # Deployers decide what runs: deploy anywhere, protected targets (production) included, and roll back.
     "deployer": VIEW
     + ["deployments_app.add_deployment", "deployments_app.rollback_deployment", "deployments_app.deploy_to_production"],
     "admin": None,  # every permission of the registry's apps, and seeing users (to give them tokens)
 }
 ADMIN_EXTRA = ["auth.view_user"]
+# Permissions of models made after the roles were (deployments_app's 0005 grants them itself).
+LATER_PERMISSIONS = {"view_target"}
 APPS = ("models_app", "deployments_app", "registry_site")
 
 
 def ensure_roles(Group, Permission) -> None:
     """Create or reset the role groups. Takes the model classes so a migration can pass its historical
-    ones; the permissions must exist already."""
+    ones; the permissions must exist already, except those of a model that a later migration creates
+    (registry_site's 0002 runs before deployments_app's 0005 makes targets): that migration grants them."""
     for role, names in ROLES.items():
         group, _ = Group.objects.get_or_create(name=role)
         if names is None:
@@ -39,8 +43,12 @@ def ensure_roles(Group, Permission) -> None:
                 for name in ADMIN_EXTRA
             ]
         else:
-            perms = [
-                Permission.objects.get(content_type__app_label=name.split(".")[0], codename=name.split(".")[1])
-                for name in names
-            ]
+            perms = []
+            for name in names:
+                app_label, codename = name.split(".")
+                found = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+                if found is None and codename not in LATER_PERMISSIONS:
+                    raise Permission.DoesNotExist(f"Permission {name} does not exist.")
+                if found is not None:
+                    perms.append(found)
         group.permissions.set(perms)

@@ -14,7 +14,7 @@ from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from deployments_app.models import Deployment
+from deployments_app.models import Deployment, Target
 from models_app import services
 from models_app.models import Artifact, ModelVersion, RegisteredModel
 from registry_site.authentication import issue_token
@@ -50,6 +50,35 @@ def _no_per_test_startup_costs():
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"], WHITENOISE_AUTOREFRESH=True
     ):
         yield
+
+
+# The targets deployments_app's migration 0005 makes, and the further ones the suite deploys to (before
+# targets were a table any name was one). A test of a target's own rules makes its own.
+MIGRATION_TARGETS = {"staging": (False, 10), "production": (True, 20)}  # name: (protected, display order)
+SUITE_TARGETS = ("canary", "edge", "prod", "batch", "s")
+
+
+def ensure_targets() -> None:
+    """Make the targets tests deploy to, when missing: a transactional test's flush empties the table the
+    migration filled, as it does the role groups (user_with_role)."""
+    wanted = {**MIGRATION_TARGETS, **dict.fromkeys(SUITE_TARGETS, (False, 100))}
+    present = set(Target.objects.filter(name__in=wanted).values_list("name", flat=True))
+    Target.objects.bulk_create(
+        Target(name=name, protected=protected, display_order=order)
+        for name, (protected, order) in wanted.items()
+        if name not in present
+    )
+
+
+@pytest.fixture(autouse=True)
+def known_targets(request):
+    """ensure_targets() for every test that uses the database (through the django_db mark, `db` or
+    `transactional_db`), once its database is set up."""
+    node = request.node
+    if not (node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames)):
+        return
+    request.getfixturevalue("_django_db_helper")
+    ensure_targets()
 
 
 @pytest.fixture(autouse=True)
@@ -165,6 +194,7 @@ def registry_state(storage_dir) -> dict:
         "versions": list(ModelVersion.objects.order_by("pk").values()),
         "artifacts": list(Artifact.objects.order_by("pk").values()),
         "deployments": list(Deployment.objects.order_by("pk").values()),
+        "targets": list(Target.objects.order_by("pk").values()),
         "audit": list(AuditEvent.objects.order_by("pk").values()),
         "tokens": list(ApiToken.objects.order_by("pk").values("pk", "digest", "revoked_at", "expires_at")),
         "files": sorted(str(p) for p in storage_dir.rglob("*") if p.is_file()),

@@ -498,7 +498,7 @@ def test_deploy_action_asks_for_the_target_then_deploys(
     )
     assert response.status_code == 302
     deployment = Deployment.objects.get()
-    assert (deployment.model_version_id, deployment.deployment_target) == (v1.pk, "production")
+    assert (deployment.model_version_id, deployment.deployment_target_id) == (v1.pk, "production")
     assert deployment.deployment_status == DeploymentStatus.ACTIVE
     assert deployment.deployed_by == admin_user.username
     assert calls == [
@@ -660,7 +660,7 @@ def test_deployment_history_is_read_only(admin_client, deployed):
     assert admin_client.post(change, {"deployment_target": "elsewhere"}).status_code == 403
     assert admin_client.get(url("deployments_app_deployment_add")).status_code == 403
     assert admin_client.post(url("deployments_app_deployment_delete", second.pk), {"post": "yes"}).status_code == 403
-    assert reload(second).deployment_target == "production"
+    assert reload(second).deployment_target_id == "production"
     actions = admin_client.get(url("deployments_app_deployment_changelist")).context["action_form"].fields["action"]
     assert [name for name, _ in actions.choices if name] == ["roll_back"]
 

@@ -218,7 +218,7 @@ def test_deploy_a_version_through_the_intermediate_form(
     message = wait_for(browser, ".messagelist .success")
     deployment = Deployment.objects.get()
     assert message.text == f"Deployed detector:v2 to production (deployment #{deployment.pk})."
-    assert (deployment.deployment_target, deployment.deployed_by) == ("production", "ml-engineer")
+    assert (deployment.deployment_target_id, deployment.deployed_by) == ("production", "ml-engineer")
     assert_png(screenshots / "deploy-form.png")
 
 

@@ -14,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from deployments_app.models import Deployment, DeploymentStatus
+from deployments_app.models import Deployment, DeploymentStatus, Target
 from models_app.models import Artifact, ModelVersion, RegisteredModel
 from registry_site.admin_base import CappedCountPaginator
 from registry_site.models import AuditEvent
@@ -62,12 +62,14 @@ def add_history(model: RegisteredModel, count: int, *, target_prefix: str = "t")
     """`count` deployments of the model's newest version (all superseded but one per target) and
     `count` audit events."""
     newest = ModelVersion.objects.filter(model=model).order_by("-id").first()
+    for i in range(min(count, 3)):
+        Target.objects.get_or_create(name=f"{target_prefix}{i}")
     Deployment.objects.bulk_create(
         [
             Deployment(
                 model=model,
                 model_version=newest,
-                deployment_target=f"{target_prefix}{i % 3}",
+                deployment_target_id=f"{target_prefix}{i % 3}",
                 deployment_status=DeploymentStatus.SUPERSEDED,
                 deployed_by="ci",
             )
@@ -96,7 +98,7 @@ def registry(db):
     add_versions(model, 0, FEW, default=0)
     add_history(model, FEW)
     version = ModelVersion.objects.filter(model=model).order_by("-id").first()
-    Deployment.objects.create(model=model, model_version=version, deployment_target="production", deployed_by="ci")
+    Deployment.objects.create(model=model, model_version=version, deployment_target_id="production", deployed_by="ci")
     return model
 
 
@@ -224,7 +226,7 @@ def test_model_and_target_filters_are_text_boxes(admin_client, registry):
     response = admin_client.get(url("models_app_modelversion_changelist"), {"model_name": "long-lived"})
     assert {v.model_id for v in response.context["cl"].result_list} == {registry.pk}
     response = admin_client.get(url("deployments_app_deployment_changelist"), {"target": "production"})
-    assert [d.deployment_target for d in response.context["cl"].result_list] == ["production"]
+    assert [d.deployment_target_id for d in response.context["cl"].result_list] == ["production"]
 
 
 def test_a_long_list_is_paged_without_counting_it(admin_client, registry, monkeypatch):

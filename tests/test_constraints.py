@@ -76,11 +76,11 @@ def test_one_active_deployment_per_model_and_target(make_model):
     model = make_model()
     v1 = ModelVersion.objects.create(model=model, version="v1", format="onnx")
     v2 = ModelVersion.objects.create(model=model, version="v2", format="onnx")
-    Deployment.objects.create(model=model, model_version=v1, deployment_target="production")
-    _refused(lambda: Deployment.objects.create(model=model, model_version=v2, deployment_target="production"))
-    Deployment.objects.create(model=model, model_version=v2, deployment_target="staging")
+    Deployment.objects.create(model=model, model_version=v1, deployment_target_id="production")
+    _refused(lambda: Deployment.objects.create(model=model, model_version=v2, deployment_target_id="production"))
+    Deployment.objects.create(model=model, model_version=v2, deployment_target_id="staging")
     Deployment.objects.create(
-        model=model, model_version=v2, deployment_target="production", deployment_status=DeploymentStatus.SUPERSEDED
+        model=model, model_version=v2, deployment_target_id="production", deployment_status=DeploymentStatus.SUPERSEDED
     )
 
 
@@ -90,6 +90,6 @@ def test_rolled_back_deployment_has_its_time(make_model):
     v1 = ModelVersion.objects.create(model=model, version="v1", format="onnx")
     _refused(
         lambda: Deployment.objects.create(
-            model=model, model_version=v1, deployment_target="production", deployment_status="rolled_back"
+            model=model, model_version=v1, deployment_target_id="production", deployment_status="rolled_back"
         )
     )

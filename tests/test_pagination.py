@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from deployments_app.models import Deployment
+from deployments_app.models import Deployment, Target
 from models_app.models import ModelVersion, RegisteredModel
 
 pytestmark = pytest.mark.django_db
@@ -36,11 +36,12 @@ def bulk_versions(model: RegisteredModel, count: int, prefix: str = "v") -> None
 def bulk_deployments(model: RegisteredModel, count: int) -> None:
     """`count` deployments of `model`'s file-less (bulk) versions, one target each (so each can be active)."""
     versions = list(ModelVersion.objects.filter(model=model, artifact__isnull=True).order_by("id"))
+    Target.objects.bulk_create((Target(name=f"target-{i}") for i in range(count)), ignore_conflicts=True)
     Deployment.objects.bulk_create(
         Deployment(
             model=model,
             model_version=versions[i % len(versions)],
-            deployment_target=f"target-{i}",
+            deployment_target_id=f"target-{i}",
             deployment_status="active" if i % 3 else "superseded",
         )
         for i in range(count)

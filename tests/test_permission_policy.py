@@ -8,8 +8,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, Permission
 from rest_framework.test import APIRequestFactory
 
-from deployments_app.models import DEPLOY_TO_PRODUCTION
-from registry_site.permissions import UNDECLARED, Operator, allows, required_permissions
+from registry_site.permissions import DEPLOY_TO_PROTECTED, UNDECLARED, Operator, allows, required_permissions
 from tests.test_write_routes_require_auth import api_routes
 
 pytestmark = pytest.mark.django_db
@@ -53,8 +52,8 @@ def test_a_method_the_policy_does_not_map_is_closed_but_to_superusers(admin_user
 
 
 def test_the_shell_operator_may_do_anything_and_anonymous_only_in_local_mode(settings):
-    assert allows(Operator(), DEPLOY_TO_PRODUCTION)
+    assert allows(Operator(), DEPLOY_TO_PROTECTED)
     settings.LOCAL_MODE = True
-    assert allows(AnonymousUser(), DEPLOY_TO_PRODUCTION)
+    assert allows(AnonymousUser(), DEPLOY_TO_PROTECTED)
     settings.LOCAL_MODE = False
-    assert not allows(AnonymousUser(), DEPLOY_TO_PRODUCTION)
+    assert not allows(AnonymousUser(), DEPLOY_TO_PROTECTED)
