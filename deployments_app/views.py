@@ -1,24 +1,59 @@
-"""REST endpoints for deployments: the seed's POST /deploy, the deployment history and rollback."""
+"""REST endpoints for deployments: the seed's POST /deploy, the deployment history and rollback; the
+targets (GET/POST /targets, GET/PATCH/DELETE /targets/{name}); and what one model has on each target
+(GET /models/{m}/targets, its file, its rollback)."""
 
 from __future__ import annotations
 
-from django.http import Http404
+from urllib.parse import urlencode
+
+from django.db.models import F, QuerySet, Window
+from django.db.models.functions import RowNumber
+from django.http import Http404, HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments_app import selectors, services
 from deployments_app.filters import DeploymentFilter
-from deployments_app.models import Deployment
+from deployments_app.models import Deployment, DeploymentStatus, Target
 from deployments_app.serializers import (
     DeploymentSerializer,
     DeployRequestSerializer,
+    ModelTargetSerializer,
     RollbackRequestSerializer,
     RollbackResponseSerializer,
+    TargetChangeSerializer,
+    TargetSerializer,
 )
 from models_app import selectors as model_selectors
+from models_app.downloads import file_response
+from registry_site.errors import Conflict, NotFound
+
+# GET /models/{m}/targets shows this many of the latest deployments per target (history_url has them all).
+HISTORY_SHOWN = 10
+TARGET_ORDER = ("display_order", "name")
+
+
+def _rollback_response(result: services.RollbackResult) -> Response:
+    deployments = Deployment.objects.select_related("model", "model_version")
+    rolled_back = deployments.get(pk=result.rolled_back.pk)
+    restored = deployments.get(pk=result.restored.pk) if result.restored else None
+    target = rolled_back.deployment_target_id
+    if restored:
+        detail = f"Rolled back; version '{restored.model_version.version}' is active on '{target}' again."
+    else:
+        detail = f"Rolled back; no earlier deployment to restore, so '{target}' is now empty."
+    return Response(
+        {
+            "rolled_back": DeploymentSerializer(rolled_back).data,
+            "restored": DeploymentSerializer(restored).data if restored else None,
+            "detail": detail,
+        }
+    )
 
 
 class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -66,21 +101,134 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         body = RollbackRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         result = services.rollback_deployment(deployment=self.get_object(), reason=body.validated_data["reason"])
-        rolled_back = self.get_queryset().get(pk=result.rolled_back.pk)
-        restored = self.get_queryset().get(pk=result.restored.pk) if result.restored else None
-        if restored:
-            detail = (
-                f"Rolled back; version '{restored.model_version.version}' is active on "
-                f"'{rolled_back.deployment_target}' again."
+        return _rollback_response(result)
+
+
+class TargetViewSet(viewsets.ModelViewSet):
+    """The deployment targets. Reads need view_target (every role); writes the admin role's
+    add/change/delete_target (registry_site.permissions' CRUD map)."""
+
+    queryset = Target.objects.all()
+    serializer_class = TargetSerializer
+    parser_classes = [JSONParser]
+    lookup_field = "name"
+    ordering = TARGET_ORDER
+
+    def get_object(self) -> Target:
+        return selectors.get_target_or_404(self.kwargs["name"])
+
+    def get_serializer_class(self):
+        return TargetChangeSerializer if self.action == "partial_update" else TargetSerializer
+
+    @extend_schema(request=TargetSerializer, responses={201: TargetSerializer})
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        body = TargetSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        target = services.create_target(**body.validated_data)
+        response = Response(TargetSerializer(target).data, status=status.HTTP_201_CREATED)
+        response["Location"] = request.build_absolute_uri(f"/targets/{target.name}")
+        return response
+
+    @extend_schema(request=TargetChangeSerializer, responses=TargetSerializer)
+    def partial_update(self, request: Request, *args, **kwargs) -> Response:
+        body = TargetChangeSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        target = services.update_target(target=self.get_object(), changes=dict(body.validated_data))
+        return Response(TargetSerializer(target).data)
+
+    def perform_destroy(self, instance: Target) -> None:
+        services.delete_target(target=instance)
+
+
+class ModelTargetViewSet(viewsets.GenericViewSet):
+    """What one model has on each target: GET /models/{m}/targets, the active version's file and the
+    rollback of the target. Deployments are what these read and write, so their permissions apply
+    (view_deployment, rollback_deployment)."""
+
+    queryset = Deployment.objects.all()
+    serializer_class = ModelTargetSerializer
+    ordering = TARGET_ORDER
+    action_verbs = {"rollback": "rollback"}
+
+    def _active(self, missing: type[NotFound] | type[Conflict] = NotFound) -> Deployment:
+        """The model's active deployment on the URL's target; `missing` is raised when there is none."""
+        model = model_selectors.get_model(self.kwargs["name"])
+        target = selectors.get_target_or_404(self.kwargs["target"])
+        active = selectors.active_deployment(model.pk, target)
+        if active is None:
+            raise missing(f"No version of model '{model.name}' is active on target '{target.name}'.")
+        return active
+
+    def _history(self, model_id: int, names: list[str]) -> dict[str, list[Deployment]]:
+        """The latest HISTORY_SHOWN deployments of the model on each of `names`: one query, whatever the
+        history's length (a row number per target, newest first)."""
+        ranked = (
+            Deployment.objects.filter(model_id=model_id, deployment_target__in=names)
+            .select_related("model", "model_version")
+            .annotate(
+                rank=Window(
+                    RowNumber(),
+                    partition_by=[F("deployment_target")],
+                    order_by=[F("deployed_at").desc(), F("id").desc()],
+                )
             )
-        else:
-            detail = (
-                f"Rolled back; no earlier deployment to restore, so '{rolled_back.deployment_target}' is now empty."
-            )
-        return Response(
-            {
-                "rolled_back": DeploymentSerializer(rolled_back).data,
-                "restored": DeploymentSerializer(restored).data if restored else None,
-                "detail": detail,
-            }
+            .filter(rank__lte=HISTORY_SHOWN)
+            .order_by("deployment_target", "rank")
         )
+        history: dict[str, list[Deployment]] = {name: [] for name in names}
+        for deployment in ranked:
+            history[deployment.deployment_target_id].append(deployment)
+        return history
+
+    @extend_schema(
+        responses=ModelTargetSerializer(many=True),
+        description="Every known target as this model sees it, in display order: the active deployment "
+        f"(null when none) and the latest {HISTORY_SHOWN} deployments there, newest first.",
+    )
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        model = model_selectors.get_model(self.kwargs["name"])
+        targets: QuerySet[Target] = self.filter_queryset(selectors.targets())
+        page = self.paginate_queryset(targets)
+        assert page is not None  # every list is paginated (settings.REST_FRAMEWORK)
+        names = [target.name for target in page]
+        active = {
+            d.deployment_target_id: d
+            for d in Deployment.objects.select_related("model", "model_version").filter(
+                model=model, deployment_target__in=names, deployment_status=DeploymentStatus.ACTIVE
+            )
+        }
+        history = self._history(model.pk, names)
+        rows = [
+            {
+                "name": target.name,
+                "description": target.description,
+                "protected": target.protected,
+                "active": active.get(target.name),
+                "history": history[target.name],
+                "history_url": "/deployments?" + urlencode({"model": model.name, "target": target.name}),
+            }
+            for target in page
+        ]
+        return self.get_paginated_response(ModelTargetSerializer(rows, many=True).data)
+
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 304: None, 404: None},
+        description="The file of the version active on the target, as GET .../versions/{version}/file serves "
+        "it (ETag, Range, If-None-Match).",
+    )
+    @action(detail=False, methods=["get"], url_path="file")
+    def file(self, request: Request, *args, **kwargs) -> HttpResponse:
+        active = self._active()
+        return file_response(request, active.model_version)
+
+    @extend_schema(request=RollbackRequestSerializer, responses=RollbackResponseSerializer)
+    @action(detail=False, methods=["post"])
+    def rollback(self, request: Request, *args, **kwargs) -> Response:
+        """Roll back what is active for the model on the target, as POST /deployments/{id}/rollback does."""
+        body = RollbackRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        # Nothing active is a state of the target, not a missing resource: 409, as rolling back a
+        # deployment that is no longer active is.
+        active = self._active(missing=Conflict)
+        result = services.rollback_deployment(deployment=active, reason=body.validated_data["reason"])
+        return _rollback_response(result)

@@ -79,6 +79,16 @@ class StrictFloatField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
+class StrictIntegerField(serializers.IntegerField):
+    """A whole JSON number: not text ("5"), not true or false, not 5.0. For JSON-only bodies (the
+    targets'); a form's text would need DRF's own IntegerField."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if not isinstance(data, int) or isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 @extend_schema_field({"type": "number", "format": "double", "minimum": 0, "maximum": 1})
 class MetricField(StrictFloatField):
     """A metric in [0, 1] (registry_site.validators.validate_unit_interval)."""

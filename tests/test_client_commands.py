@@ -61,6 +61,7 @@ def test_promote_then_roll_back_a_target(live):
 
 def test_a_dry_run_deploys_nothing_and_says_no_policy_was_evaluated(live):
     base = live
+    requests.post(f"{base}/targets", json={"name": "canary"}).raise_for_status()
     mvr_json("promote", "ranker", "v1", "--to", "canary", url=base)
     dry = run_mvr("promote", "ranker", "v3", "--to", "canary", "--dry-run", url=base)
     assert dry.returncode == 0, dry.stderr

@@ -47,6 +47,7 @@ def test_pull_the_default_a_version_or_what_is_active_on_a_target(live, tmp_path
     assert mvr_json("pull", "detector:v2", "-o", str(tmp_path / "two.onnx"), url=base)["size"] == SIZE
     assert (tmp_path / "two.onnx").read_bytes() == payloads["v2"]
 
+    requests.post(f"{base}/targets", json={"name": "edge"}).raise_for_status()
     requests.post(
         f"{base}/deploy", json={"model_name": "detector", "version": "v2", "deployment_target": "edge"}
     ).raise_for_status()

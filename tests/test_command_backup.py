@@ -137,6 +137,8 @@ def test_a_backup_taken_under_writes_is_consistent_and_restores_elsewhere(tmp_pa
     target = tmp_path / "backup"
     with running_registry(tmp_path / "live", workers=2, setup=server_env.update) as base:
         assert requests.post(f"{base}/models", json={"name": "busy", "model_type": "audio"}).status_code == 201
+        for worker in range(2):  # the writers' targets
+            assert requests.post(f"{base}/targets", json={"name": f"t{worker}"}).status_code == 201
         stop = threading.Event()
         errors: list[BaseException] = []
 

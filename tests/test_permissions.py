@@ -68,6 +68,10 @@ READS: dict[str, Callable] = {
     "download default file": lambda c, w: c.get("/models/resnet/versions/default/file"),
     "list deployments": lambda c, w: c.get("/deployments"),
     "get deployment": lambda c, w: c.get(f"/deployments/{w.staging.pk}"),
+    "list targets": lambda c, w: c.get("/targets"),
+    "get target": lambda c, w: c.get("/targets/production"),
+    "a model's targets": lambda c, w: c.get("/models/resnet/targets"),
+    "download from a target": lambda c, w: c.get("/models/resnet/targets/staging/file"),
 }
 EDITORS = {"editor", "admin"}
 DEPLOYERS = {"editor", "deployer", "admin"}
@@ -93,6 +97,13 @@ WRITES: dict[str, tuple[Callable, set[str]]] = {
         lambda c, w: c.post(f"/deployments/{w.staging.pk}/rollback", {"reason": "bad"}, format="json"),
         {"deployer", "admin"},
     ),
+    "roll back a target": (
+        lambda c, w: c.post("/models/resnet/targets/staging/rollback", {"reason": "bad"}, format="json"),
+        {"deployer", "admin"},
+    ),
+    "create target": (lambda c, w: c.post("/targets", {"name": "eu-west"}, format="json"), {"admin"}),
+    "change target": (lambda c, w: c.patch("/targets/staging", {"protected": True}, format="json"), {"admin"}),
+    "delete target": (lambda c, w: c.delete("/targets/batch"), {"admin"}),
 }
 
 

@@ -70,7 +70,9 @@ def url_for(route: str, world) -> str:
     def value(match: re.Match) -> str:
         parameter = match.group("parameter")
         if parameter == "name":
-            return "resnet"
+            return "staging" if route.startswith("targets/") else "resnet"
+        if parameter == "target":
+            return "staging"
         if parameter == "version":
             return "v3"  # has no file yet: an upload would succeed
         if parameter == "pk":
@@ -92,6 +94,10 @@ def body_for(route: str, method: str) -> tuple[object, str]:
         )
     if route == "models":
         return '{"name": "intruder", "model_type": "audio"}', "application/json"
+    if route == "targets":
+        return '{"name": "intruder"}', "application/json"
+    if route.startswith("targets/"):
+        return '{"protected": false}', "application/json"
     if route.endswith("versions"):
         return '{"version": "v9", "format": "onnx"}', "application/json"
     if route.endswith("rollback"):
