@@ -1,6 +1,8 @@
 """The admin console's deployment history: read-only, since it is written only by deploying a version
 (the versions' "Deploy to target…" action, POST /deploy) and by rolling back, which the "Roll back" action
-here does through the same service as POST /deployments/{id}/rollback."""
+here does through the same service as POST /deployments/{id}/rollback.
+
+And the targets: made, changed and deleted through the same services as /targets."""
 
 from __future__ import annotations
 
@@ -12,9 +14,16 @@ from django.http import HttpRequest, HttpResponse
 
 from deployments_app import services
 from deployments_app.forms import RollbackForm
-from deployments_app.models import Deployment
+from deployments_app.models import Deployment, Target
 from models_app.models import RegisteredModel
-from registry_site.admin_base import InputFilter, ReadOnlyAdminMixin, RegistryAdmin, admin_link, prefix_match
+from registry_site.admin_base import (
+    InputFilter,
+    ReadOnlyAdminMixin,
+    RegistryAdmin,
+    admin_link,
+    adopt,
+    prefix_match,
+)
 from registry_site.errors import RegistryError
 from registry_site.permissions import allows, permission_for
 
@@ -34,7 +43,7 @@ class DeploymentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
         "id",
         "model_link",
         "version_link",
-        "deployment_target",
+        "target",
         "deployment_status",
         "deployed_at",
         "deployed_by",
@@ -44,14 +53,14 @@ class DeploymentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
     list_filter = ("deployment_status", TargetFilter)
     # The row's checkbox is labelled with str(deployment), which names the version's model.
     list_select_related = ("model", "model_version__model")
-    search_fields = ("model__name", "model_version__version", "deployment_target", "deployed_by")
+    search_fields = ("model__name", "model_version__version", "deployment_target__name", "deployed_by")
     search_help_text = "A model name (or its start), a version, a target, or who deployed."
     ordering = ("-deployed_at", "-id")
     actions = ["roll_back"]
     fields = (
         "model_link",
         "version_link",
-        "deployment_target",
+        "target",
         "deployment_status",
         "deployed_at",
         "deployed_by",
@@ -75,6 +84,10 @@ class DeploymentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
         )
         return queryset.filter(match), False
 
+    @admin.display(description="target", ordering="deployment_target")
+    def target(self, deployment: Deployment) -> str:
+        return deployment.deployment_target_id  # the name, without a query for the target's row
+
     @admin.display(description="model", ordering="model__name")
     def model_link(self, deployment: Deployment) -> str:
         return admin_link(deployment.model, deployment.model.name)
@@ -93,7 +106,7 @@ class DeploymentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
         deployments = list(queryset.select_related("model", "model_version").order_by("-deployed_at", "-id"))
         # Rolling back one deployment can make another selected one active again; rolling that back too
         # would undo two deploys where the operator most likely meant one.
-        per_target = Counter((d.model.name, d.deployment_target) for d in deployments)
+        per_target = Counter((d.model.name, d.deployment_target_id) for d in deployments)
         repeated = sorted(f"{name} on {target}" for (name, target), count in per_target.items() if count > 1)
         if repeated:
             self.message_user(
@@ -116,7 +129,7 @@ class DeploymentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
             )
         reason = form.cleaned_data["reason"] or f"rolled back from the admin by {request.user.get_username()}"
         for deployment in deployments:
-            label = f"#{deployment.pk} ({deployment.model_version} on {deployment.deployment_target})"
+            label = f"#{deployment.pk} ({deployment.model_version} on {deployment.deployment_target_id})"
             try:
                 result = services.rollback_deployment(deployment=deployment, reason=reason)
             except RegistryError as exc:
@@ -127,6 +140,48 @@ class DeploymentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
                 restored = result.restored
                 now = f"{restored.model_version.version} (deployment #{restored.pk}) is active there again"
             else:
-                now = f"{deployment.deployment_target} has no active deployment of {deployment.model.name} now"
+                now = f"{deployment.deployment_target_id} has no active deployment of {deployment.model.name} now"
             self.message_user(request, f"Rolled back deployment {label}; {now}.", messages.SUCCESS)
         return None
+
+
+@admin.register(Target)
+class TargetAdmin(RegistryAdmin):
+    """Where versions are deployed. The name is fixed once made (deployments refer to it); deleting a
+    target with deployment history is refused (services.delete_target)."""
+
+    list_display = ("name", "protected", "display_order", "description")
+    list_editable = ()
+    search_fields = ("name",)
+    ordering = ("display_order", "name")
+    fields = ("name", "description", "protected", "display_order")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Target | None = None) -> tuple[str, ...]:
+        return ("name",) if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: Target, form, change: bool) -> None:
+        data = form.cleaned_data
+        if change:
+            changes = {f: data[f] for f in form.changed_data if f in services.EDITABLE_TARGET_FIELDS}
+            saved = services.update_target(target=obj, changes=changes) if changes else obj
+        else:
+            saved = services.create_target(
+                name=data["name"],
+                description=data.get("description", ""),
+                protected=data.get("protected", False),
+                display_order=data["display_order"],
+            )
+        adopt(obj, saved)
+
+    def delete_model(self, request: HttpRequest, obj: Target) -> None:
+        services.delete_target(target=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Target]) -> None:
+        for target in queryset:
+            services.delete_target(target=target)
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        # Django would list (and refuse for want of a delete permission) every deployment PROTECT keeps;
+        # whether a target may go is delete_target's call, a message naming the reason.
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, model_count, perms_needed, []

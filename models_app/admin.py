@@ -134,7 +134,7 @@ class RegisteredModelAdmin(RegistryAdmin):
             '<p><a href="{}?model__id__exact={}">All deployments of {}</a></p>', url, model.pk, model.name
         )
         rows = [
-            (d.deployment_target, admin_link(d.model_version, d.model_version.version), d.deployed_at, d.deployed_by)
+            (d.deployment_target_id, admin_link(d.model_version, d.model_version.version), d.deployed_at, d.deployed_by)
             for d in active[:ACTIVE_TARGETS_SHOWN]
         ]
         return _table(("target", "version", "deployed at", "by"), rows, more)
@@ -346,7 +346,7 @@ class ModelVersionAdmin(RegistryAdmin):
         rows = [
             (
                 admin_link(d, f"#{d.pk}"),
-                d.deployment_target,
+                d.deployment_target_id,
                 d.deployment_status,
                 d.deployed_at,
                 d.deployed_by,
@@ -488,12 +488,13 @@ class ModelVersionAdmin(RegistryAdmin):
             except RegistryError as exc:
                 self.message_user(request, f"{version.model.name}: {exc.message}", messages.ERROR)
                 continue
+            where = result.deployment.deployment_target_id
             if result.created:
                 self.message_user(
-                    request, f"Deployed {version} to {target} (deployment #{result.deployment.pk}).", messages.SUCCESS
+                    request, f"Deployed {version} to {where} (deployment #{result.deployment.pk}).", messages.SUCCESS
                 )
             else:
-                self.message_user(request, f"{version} is already active on {target}; nothing changed.", messages.INFO)
+                self.message_user(request, f"{version} is already active on {where}; nothing changed.", messages.INFO)
         return None
 
 

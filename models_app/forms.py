@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django import forms
 
-from deployments_app.models import target_validator
+from deployments_app import selectors as deployment_selectors
 from models_app import services
 from models_app.models import ModelVersion
 from registry_site.forms import StrictJSONField
@@ -61,9 +61,17 @@ class ModelVersionForm(forms.ModelForm):
         return cleaned
 
 
+def target_choices() -> list[tuple[str, str]]:
+    """The known targets, in display order; a protected one says so (it needs the deployer role)."""
+    return [
+        (target.name, f"{target.name} (protected)" if target.protected else target.name)
+        for target in deployment_selectors.targets()
+    ]
+
+
 class DeployForm(forms.Form):
-    target = forms.CharField(
-        max_length=64,
-        validators=[target_validator],
-        help_text="Such as production or staging. The version becomes the model's active deployment there.",
+    target = forms.ChoiceField(
+        choices=target_choices,
+        help_text="The version becomes the model's active deployment there. Targets are managed under "
+        "Deployments › Targets.",
     )
