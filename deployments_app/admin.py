@@ -151,7 +151,6 @@ class TargetAdmin(RegistryAdmin):
     target with deployment history is refused (services.delete_target)."""
 
     list_display = ("name", "protected", "display_order", "description")
-    list_editable = ()
     search_fields = ("name",)
     ordering = ("display_order", "name")
     fields = ("name", "description", "protected", "display_order")

@@ -10,7 +10,7 @@ from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser
@@ -36,6 +36,8 @@ from registry_site.errors import Conflict, NotFound
 # GET /models/{m}/targets shows this many of the latest deployments per target (history_url has them all).
 HISTORY_SHOWN = 10
 TARGET_ORDER = ("display_order", "name")
+MODEL_NAME = OpenApiParameter("name", str, OpenApiParameter.PATH, description="The model's name.")
+TARGET_NAME = OpenApiParameter("target", str, OpenApiParameter.PATH, description="A target's name, in any case.")
 
 
 def _rollback_response(result: services.RollbackResult) -> Response:
@@ -173,7 +175,7 @@ class ModelTargetViewSet(viewsets.GenericViewSet):
                 )
             )
             .filter(rank__lte=HISTORY_SHOWN)
-            .order_by("deployment_target", "rank")
+            .order_by("rank")
         )
         history: dict[str, list[Deployment]] = {name: [] for name in names}
         for deployment in ranked:
@@ -181,6 +183,7 @@ class ModelTargetViewSet(viewsets.GenericViewSet):
         return history
 
     @extend_schema(
+        parameters=[MODEL_NAME],
         responses=ModelTargetSerializer(many=True),
         description="Every known target as this model sees it, in display order: the active deployment "
         f"(null when none) and the latest {HISTORY_SHOWN} deployments there, newest first.",
@@ -212,6 +215,7 @@ class ModelTargetViewSet(viewsets.GenericViewSet):
         return self.get_paginated_response(ModelTargetSerializer(rows, many=True).data)
 
     @extend_schema(
+        parameters=[MODEL_NAME, TARGET_NAME],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 304: None, 404: None},
         description="The file of the version active on the target, as GET .../versions/{version}/file serves "
         "it (ETag, Range, If-None-Match).",
@@ -221,7 +225,9 @@ class ModelTargetViewSet(viewsets.GenericViewSet):
         active = self._active()
         return file_response(request, active.model_version)
 
-    @extend_schema(request=RollbackRequestSerializer, responses=RollbackResponseSerializer)
+    @extend_schema(
+        parameters=[MODEL_NAME, TARGET_NAME], request=RollbackRequestSerializer, responses=RollbackResponseSerializer
+    )
     @action(detail=False, methods=["post"])
     def rollback(self, request: Request, *args, **kwargs) -> Response:
         """Roll back what is active for the model on the target, as POST /deployments/{id}/rollback does."""
