@@ -8,7 +8,14 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, Permission
 from rest_framework.test import APIRequestFactory
 
-from registry_site.permissions import DEPLOY_TO_PROTECTED, UNDECLARED, Operator, allows, required_permissions
+from registry_site.permissions import (
+    DEPLOY_TO_PROTECTED,
+    UNDECLARED,
+    Operator,
+    allows,
+    may_deploy_to,
+    required_permissions,
+)
 from tests.test_write_routes_require_auth import api_routes
 
 pytestmark = pytest.mark.django_db
@@ -40,6 +47,14 @@ def test_every_api_action_needs_an_existing_permission():
     assert seen[("deploy", "post")] == ["deployments_app.add_deployment"]
     assert seen[("deployments/<int:pk>/rollback", "post")] == ["deployments_app.rollback_deployment"]
     assert seen[("audit", "get")] == ["registry_site.view_auditevent"]
+    assert seen[("targets", "get")] == ["deployments_app.view_target"]
+    assert seen[("targets", "post")] == ["deployments_app.add_target"]
+    assert seen[("targets/<segment:name>", "patch")] == ["deployments_app.change_target"]
+    assert seen[("targets/<segment:name>", "delete")] == ["deployments_app.delete_target"]
+    assert seen[("models/<segment:name>/targets", "get")] == ["deployments_app.view_deployment"]
+    assert seen[("models/<segment:name>/targets/<segment:target>/rollback", "post")] == [
+        "deployments_app.rollback_deployment"
+    ]
 
 
 def test_a_method_the_policy_does_not_map_is_closed_but_to_superusers(admin_user, django_user_model):
@@ -57,3 +72,13 @@ def test_the_shell_operator_may_do_anything_and_anonymous_only_in_local_mode(set
     assert allows(AnonymousUser(), DEPLOY_TO_PROTECTED)
     settings.LOCAL_MODE = False
     assert not allows(AnonymousUser(), DEPLOY_TO_PROTECTED)
+
+
+def test_a_protected_target_needs_the_deployer_permission_and_an_unprotected_one_does_not(settings, persona):
+    settings.LOCAL_MODE = False
+    for role, may in (("viewer", False), ("editor", False), ("deployer", True), ("admin", True)):
+        user = persona(role).user
+        assert may_deploy_to(user, protected=True) is may, role
+        assert may_deploy_to(user, protected=False)
+    assert may_deploy_to(Operator(), protected=True)
+    assert not may_deploy_to(AnonymousUser(), protected=True)
