@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.validators import RegexValidator
+from django.core.validators import MaxLengthValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -27,7 +27,7 @@ class Target(models.Model):
     never changes once made: the seed's `deployment_target` stays the text it always was."""
 
     name = models.CharField(max_length=64, unique=True, validators=[target_validator])
-    description = models.TextField(blank=True, default="", max_length=2000)
+    description = models.TextField(blank=True, default="", max_length=2000, validators=[MaxLengthValidator(2000)])
     protected = models.BooleanField(
         default=False, help_text="Deploying here needs the deployer role (deployments_app.deploy_to_production)."
     )

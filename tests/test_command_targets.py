@@ -37,7 +37,7 @@ def test_creates_updates_and_deletes_a_target():
     assert (target.protected, target.display_order) == (False, 9)
     assert run("delete", "eu-west") == "Deleted target eu-west.\n"
     assert not Target.objects.filter(name="eu-west").exists()
-    assert [(e.action, e.via) for e in AuditEvent.objects.filter(object_type="target")] == [
+    assert [(e.action, e.via) for e in AuditEvent.objects.filter(object_type="target").order_by("id")] == [
         ("create_target", "command"),
         ("update_target", "command"),
         ("update_target", "command"),

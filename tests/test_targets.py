@@ -244,7 +244,7 @@ def test_writes_to_targets_need_the_admin_role_reads_any_role(persona, settings,
     assert admin.post("/targets", {"name": "mine"}, format="json").status_code == 201
     assert admin.patch("/targets/mine", {"protected": True}, format="json").status_code == 200
     assert admin.delete("/targets/mine").status_code == 204
-    assert [(e.action, e.actor, e.via) for e in AuditEvent.objects.filter(object_type="target")] == [
+    assert [(e.action, e.actor, e.via) for e in AuditEvent.objects.filter(object_type="target").order_by("id")] == [
         ("create_target", "admin-user", "api"),
         ("update_target", "admin-user", "api"),
         ("delete_target", "admin-user", "api"),
@@ -449,7 +449,7 @@ def test_the_admin_makes_changes_and_deletes_targets_through_the_services(admin_
     delete_url = reverse("admin:deployments_app_target_delete", args=[target.pk])
     assert admin_client.post(delete_url, {"post": "yes"}).status_code == 302
     assert not Target.objects.filter(name="edge-eu").exists()
-    assert [(e.action, e.via) for e in AuditEvent.objects.filter(object_type="target")] == [
+    assert [(e.action, e.via) for e in AuditEvent.objects.filter(object_type="target").order_by("id")] == [
         ("create_target", "admin"),
         ("update_target", "admin"),
         ("delete_target", "admin"),

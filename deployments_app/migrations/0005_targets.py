@@ -93,7 +93,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_][A-Za-z0-9_.\\-]{0,63}$(?!\\n)', "Use 1-64 ASCII letters, digits, '_', '-' or '.', not starting with a dot or a dash.")])),
-                ('description', models.TextField(blank=True, default='', max_length=2000)),
+                ('description', models.TextField(blank=True, default='', max_length=2000, validators=[django.core.validators.MaxLengthValidator(2000)])),
                 ('protected', models.BooleanField(default=False, help_text='Deploying here needs the deployer role (deployments_app.deploy_to_production).')),
                 ('display_order', models.PositiveIntegerField(default=100, help_text='Lists show targets by this number, then by name.')),
             ],

@@ -26,5 +26,6 @@ class Command(RegistryCommand):
         )
         what = "Deployed" if result.created else "Already active:"
         self.stdout.write(
-            f"{what} {options['model']}:{version.version} on {options['target']} (deployment {result.deployment.pk})"
+            f"{what} {options['model']}:{version.version} on {result.deployment.deployment_target_id} "
+            f"(deployment {result.deployment.pk})"
         )

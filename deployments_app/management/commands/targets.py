@@ -22,7 +22,7 @@ class Command(RegistryCommand):
             default=None,
             help="create, update: deploying there needs the deployer role",
         )
-        parser.add_argument("--unprotected", dest="protected", action="store_false", help="update")
+        parser.add_argument("--unprotected", dest="protected", action="store_false", default=None, help="update")
         parser.add_argument("--order", type=int, help="create, update: display order (default 100)")
 
     def handle(self, *args, **options):
