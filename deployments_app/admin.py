@@ -183,4 +183,5 @@ class TargetAdmin(RegistryAdmin):
         # Django would list (and refuse for want of a delete permission) every deployment PROTECT keeps;
         # whether a target may go is delete_target's call, a message naming the reason.
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(Deployment._meta.verbose_name)  # read-only here; PROTECT keeps them anyway
         return deleted, model_count, perms_needed, []

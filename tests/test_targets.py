@@ -420,13 +420,12 @@ def test_roll_back_a_target(api, resnet):
 def test_rolling_back_a_target_needs_the_rollback_permission(api, persona, settings, resnet, storage_dir):
     deployed(api, resnet, "v1", "staging")
     production_mode(settings)
+    people = {role: persona(role).client for role in ("viewer", "editor", "deployer")}
     before = registry_state(storage_dir)
     for role in ("viewer", "editor"):
-        assert (
-            persona(role).client.post("/models/resnet/targets/staging/rollback", {}, format="json").status_code == 403
-        )
+        assert people[role].post("/models/resnet/targets/staging/rollback", {}, format="json").status_code == 403
     assert registry_state(storage_dir) == before
-    deployer = persona("deployer").client
+    deployer = people["deployer"]
     assert deployer.get("/models/resnet/targets").status_code == 200
     assert deployer.post("/models/resnet/targets/staging/rollback", {}, format="json").status_code == 200
 
