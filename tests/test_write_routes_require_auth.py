@@ -97,7 +97,7 @@ def body_for(route: str, method: str) -> tuple[object, str]:
     if route == "targets":
         return '{"name": "intruder"}', "application/json"
     if route.startswith("targets/"):
-        return '{"protected": false}', "application/json"
+        return '{"description": "changed by the walk"}', "application/json"
     if route.endswith("versions"):
         return '{"version": "v9", "format": "onnx"}', "application/json"
     if route.endswith("rollback"):
@@ -188,5 +188,8 @@ def test_the_bodies_used_would_succeed_with_a_role(world, storage_dir, settings)
         "POST /models/resnet/versions",
         "PATCH /models/resnet/versions/v3",
         "POST /models/resnet/versions/v3/default",
+        "POST /targets",
+        "PATCH /targets/staging",
+        "POST /models/resnet/targets/staging/rollback",
     ):
         assert expected in succeeded, succeeded
