@@ -79,6 +79,6 @@ def get_target_or_404(name: str) -> Target:
 def active_deployment(model_id: int, target: Target) -> Deployment | None:
     return (
         Deployment.objects.select_related("model", "model_version__model", "model_version__artifact")
-        .filter(model_id=model_id, deployment_target=target.name, deployment_status=DeploymentStatus.ACTIVE)
+        .filter(model_id=model_id, deployment_target=target, deployment_status=DeploymentStatus.ACTIVE)
         .first()
     )

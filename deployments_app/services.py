@@ -40,7 +40,7 @@ class RollbackResult:
 
 def _active_on_target(model_id: int, target: Target) -> Deployment | None:
     return Deployment.objects.filter(
-        model_id=model_id, deployment_target=target.name, deployment_status=DeploymentStatus.ACTIVE
+        model_id=model_id, deployment_target=target, deployment_status=DeploymentStatus.ACTIVE
     ).first()
 
 
@@ -148,7 +148,7 @@ def rollback_deployment(*, deployment: Deployment, reason: str = "") -> Rollback
     previous = (
         Deployment.objects.filter(
             model_id=deployment.model_id,
-            deployment_target=deployment.deployment_target_id,
+            deployment_target__name=deployment.deployment_target_id,
             deployment_status=DeploymentStatus.SUPERSEDED,
         )
         .exclude(model_version__status=VersionStatus.ARCHIVED)
@@ -227,7 +227,7 @@ def delete_target(*, target: Target) -> None:
     locked = Target.objects.select_for_update().filter(pk=target.pk).first()
     if locked is None:
         raise selectors.target_not_found(target.name)
-    used = Deployment.objects.filter(deployment_target=locked.name)
+    used = Deployment.objects.filter(deployment_target=locked)
     if used.exists():
         active = used.filter(deployment_status=DeploymentStatus.ACTIVE).exists()
         raise Conflict(
