@@ -19,9 +19,12 @@ from deployments_app.serializers import (
     RollbackResponseSerializer,
 )
 from models_app import selectors as model_selectors
+from registry_site.idempotency import IdempotentPostsMixin
 
 
-class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class DeploymentViewSet(
+    IdempotentPostsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     queryset = Deployment.objects.select_related("model", "model_version")
     serializer_class = DeploymentSerializer
     filterset_class = DeploymentFilter
