@@ -480,6 +480,12 @@ def _request(path: str, body: dict, key: str, *, multipart: bool = False):
         connection.close()
 
 
+def _elsewhere(*args, **kwargs):
+    """_request on another thread, so on another connection than the test's."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_request, *args, **kwargs).result(30)
+
+
 def _waiting_on_a_lock() -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_clear_snapshot()")
@@ -522,12 +528,12 @@ def test_a_second_request_while_the_first_is_in_flight_is_a_409_and_then_gets_it
         while not _waiting_on_a_lock():
             assert first.is_alive() and time.monotonic() < deadline, "the first request never waited on the lock"
             time.sleep(0.02)
-        second = _request("/deploy", body, "once")
+        second = _elsewhere("/deploy", body, "once")  # its own connection: this one holds the lock
         assert second.status_code == 409, second.content
         assert list(second.json()["errors"]) == [HEADER] and "still being handled" in second.json()["detail"]
     first.join(30)
     assert result["first"].status_code == 201, result["first"].content
-    retry = _request("/deploy", body, "once")
+    retry = _elsewhere("/deploy", body, "once")
     assert retry.status_code == 201 and retry["Idempotent-Replayed"] == "true"
     assert retry.content == result["first"].content
     assert Deployment.objects.filter(model=raced).count() == 1
