@@ -179,6 +179,7 @@ def _record(
     else:
         body = response.content  # type: ignore[attr-defined]
     IdempotencyKey.objects.filter(scope=scope).delete()  # an expired record of the same key
+    now = timezone.now()
     IdempotencyKey.objects.create(
         scope=scope,
         owner=owner,
@@ -190,7 +191,8 @@ def _record(
         content_type=response.get("Content-Type", ""),
         headers={name: value for name, value in response.items() if name.lower() not in _NOT_RECORDED},
         body=body,
-        expires_at=timezone.now() + timedelta(hours=settings.REGISTRY_IDEMPOTENCY_KEY_HOURS),
+        created_at=now,
+        expires_at=now + timedelta(hours=settings.REGISTRY_IDEMPOTENCY_KEY_HOURS),
     )
 
 

@@ -400,16 +400,18 @@ def test_the_answer_is_recorded_in_the_transaction_of_the_change(api, world, mon
     assert not AuditEvent.objects.filter(object_repr="lost").exists()
 
 
-def test_a_form_is_hashed_by_the_digest_computed_while_its_file_streamed_in():
+def test_a_form_is_hashed_by_the_digest_computed_while_its_file_streamed_in(monkeypatch):
     def read_again(*args, **kwargs):
         raise AssertionError("the upload was read a second time")
 
     file = HashedUpload("m.onnx", "application/octet-stream", 5, None)
     file.sha256, file.size = "ab" * 32, 5
-    file.chunks = file.read = read_again  # type: ignore[method-assign]
+    monkeypatch.setattr(HashedUpload, "chunks", read_again)
+    monkeypatch.setattr(HashedUpload, "read", property(lambda self: read_again))
     try:
         assert _form_value(file) == {"file": "m.onnx", "size": 5, "sha256": "ab" * 32}
     finally:
+        monkeypatch.undo()
         file.close()
 
 
@@ -447,7 +449,7 @@ def test_every_post_operation_documents_the_key_the_422_and_the_replayed_header(
     }
     for path, operation in posts.items():
         [parameter] = [p for p in operation.get("parameters", []) if p["in"] == "header" and p["name"] == HEADER]
-        assert parameter["required"] is False
+        assert parameter.get("required", False) is False
         assert parameter["schema"] == {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}
         assert "422" in operation["responses"] and "Idempotency-Key" in operation["responses"]["409"]["description"]
         for status, response in operation["responses"].items():
