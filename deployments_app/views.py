@@ -56,9 +56,12 @@ def _rollback_response(result: services.RollbackResult) -> Response:
             "detail": detail,
         }
     )
+from registry_site.idempotency import IdempotentPostsMixin
 
 
-class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class DeploymentViewSet(
+    IdempotentPostsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     queryset = Deployment.objects.select_related("model", "model_version")
     serializer_class = DeploymentSerializer
     filterset_class = DeploymentFilter
@@ -106,7 +109,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return _rollback_response(result)
 
 
-class TargetViewSet(viewsets.ModelViewSet):
+class TargetViewSet(IdempotentPostsMixin, viewsets.ModelViewSet):
     """The deployment targets. Reads need view_target (every role); writes the admin role's
     add/change/delete_target (registry_site.permissions' CRUD map)."""
 
@@ -142,7 +145,7 @@ class TargetViewSet(viewsets.ModelViewSet):
         services.delete_target(target=instance)
 
 
-class ModelTargetViewSet(viewsets.GenericViewSet):
+class ModelTargetViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
     """What one model has on each target: GET /models/{m}/targets, the active version's file and the
     rollback of the target. Deployments are what these read and write, so their permissions apply
     (view_deployment, rollback_deployment)."""

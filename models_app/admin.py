@@ -393,7 +393,7 @@ class ModelVersionAdmin(RegistryAdmin):
                 declared_sha256=declared,
                 make_default=data.get("make_default", False),
                 **fields,
-            )
+            ).version
         else:
             changes = {f: data[f] for f in form.changed_data if f in services.EDITABLE_VERSION_FIELDS}
             if data.get("make_default"):

@@ -10,9 +10,11 @@ same model take turns, and the database's constraints back up every rule.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -147,10 +149,6 @@ def _check_version_string(version: str) -> None:
         raise InvalidInput(f"'{version}' is reserved and cannot be a version.", field="version")
 
 
-def _version_exists(model: RegisteredModel, version: str) -> Conflict:
-    return Conflict(f"Version '{version}' of model '{model.name}' already exists.", field="version")
-
-
 def _check_declared_digest(upload: HashedUpload, declared_sha256: str | None) -> None:
     if declared_sha256 and declared_sha256.lower() != upload.sha256:
         raise InvalidInput(
@@ -211,6 +209,64 @@ def _reclaim_when_committed(artifact_ids: set[str]) -> None:
         transaction.on_commit(partial(maintenance.remove_if_orphaned, artifacts.storage_key_for(sha256)), robust=True)
 
 
+@dataclass(frozen=True)
+class Registration:
+    version: ModelVersion
+    created: bool  # False: the version was already registered with this very content (a re-sent request)
+
+
+# A version's lifecycle moves on after it is registered (someone approves it, another version becomes the
+# default): a re-sent registration neither compares nor resets it. The mvr client's push draws the same line.
+LIFECYCLE_FIELDS = frozenset({"status"})
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
+def _differences(existing: ModelVersion, upload: HashedUpload | None, stated: dict[str, Any]) -> dict[str, str]:
+    """What a registration states that the registered version has otherwise: {field: how}. Only what the
+    request states is compared (a field it leaves out may hold anything), each value as the rules clean
+    it (the form's "0.95" is the number 0.95; a JSON object's key order does not count)."""
+    differences = {
+        field: f"registered as {_shown(getattr(existing, field))}, sent {_shown(value)}"
+        for field, value in stated.items()
+        if field not in LIFECYCLE_FIELDS and getattr(existing, field) != value
+    }
+    if upload is not None and existing.artifact_id != upload.sha256:
+        differences["file"] = (
+            f"registered with sha256 {existing.artifact_id}, sent {upload.sha256}"
+            if existing.artifact_id
+            else f"registered without a file (attach one with PUT .../versions/{existing.version}/file), "
+            f"sent one with sha256 {upload.sha256}"
+        )
+    return differences
+
+
+def _registered_already(
+    model: RegisteredModel, version: str, upload: HashedUpload | None, stated: dict[str, Any]
+) -> Registration | None:
+    """The version as registered, when the request says nothing it does not already have (a retry, a
+    re-run CI job); a 409 naming every field that differs when it does; None when there is no such
+    version yet."""
+    existing = ModelVersion.objects.select_related("model", "artifact").filter(model=model, version=version).first()
+    if existing is None:
+        return None
+    differences = _differences(existing, upload, stated)
+    if differences:
+        listed = "; ".join(f"{field}: {how}" for field, how in differences.items())
+        raise Conflict(
+            f"Version '{version}' of model '{model.name}' already exists with other content ({listed}). "
+            "A version's file and format never change: register a new version (or PATCH its other fields).",
+            errors={
+                "version": [f"Version '{version}' already exists with other content."],
+                **{field: [how] for field, how in differences.items()},
+            },
+        )
+    return Registration(existing, created=False)
+
+
 def register_version(
     *,
     model: RegisteredModel,
@@ -220,13 +276,18 @@ def register_version(
     declared_sha256: str | None = None,
     make_default: bool = False,
     **fields: Any,
-) -> ModelVersion:
+) -> Registration:
     """Register a new version of `model`, with its file when one is given.
 
     The file is stored before the row is written and outside the transaction; the row is written only
     once the file is whole. If the row cannot be written (a concurrent request registered the same
     version first), the stored file is removed again unless another version references it.
     The model's first version with a file becomes its default; a version without one never is.
+
+    Registering a version that exists is idempotent: when the request states the same file (sha256) and
+    the same values for every field it gives (`status` and `make_default` aside: see LIFECYCLE_FIELDS),
+    the answer is the registered version with created=False, and nothing is stored, changed or audited;
+    otherwise a Conflict names each field that differs.
     """
     fields = clean_version_fields(version=version, format=format, **fields)
     version, format = fields.pop("version"), fields.pop("format")
@@ -240,20 +301,23 @@ def register_version(
             "the default.",
             field="is_default",
         )
-    # Cheap refusal before any byte is moved into storage.
-    if ModelVersion.objects.filter(model=model, version=version).exists():
-        raise _version_exists(model, version)
-
-    check = FormatCheck("", "")
     if upload is not None:
         _check_declared_digest(upload, declared_sha256)
-        check = _check_format(upload, format)
+    stated = {"format": format, **fields}
+    # Before any byte is moved into storage: a re-sent registration stores nothing.
+    if (registered := _registered_already(model, version, upload, stated)) is not None:
+        return registered
+
+    check = _check_format(upload, format) if upload is not None else FormatCheck("", "")
 
     try:
         with _stored(upload), transaction.atomic():
             model = _lock_model(model.pk)
-            if ModelVersion.objects.filter(model=model, version=version).exists():
-                raise _version_exists(model, version)
+            # A concurrent request registered it meanwhile: the same content is its answer too (its file
+            # is these very bytes, so what _stored put there stays), other content is a 409 (and the
+            # bytes go again, unless referenced).
+            if (registered := _registered_already(model, version, upload, stated)) is not None:
+                return registered
             has_default = ModelVersion.objects.filter(model=model, is_default=True).exists()
             # A default is what `.../versions/default/file` serves, so only a version with a file can be
             # it: the first version with a file becomes the default (attach_file does the same later).
@@ -285,11 +349,11 @@ def register_version(
                     **_file_facts(created),
                 },
             )
-            return created
+            return Registration(created, created=True)
     except IntegrityError:
         # Only reachable where row locks do not serialize writers; the unique constraint decides.
-        if ModelVersion.objects.filter(model=model, version=version).exists():
-            raise _version_exists(model, version) from None
+        if (registered := _registered_already(model, version, upload, stated)) is not None:
+            return registered
         raise
 
 

@@ -32,11 +32,12 @@ from models_app.serializers import (
 )
 from models_app.uploads import receive_raw_body, safe_file_name
 from registry_site.errors import InvalidInput, NotFound
+from registry_site.idempotency import IdempotentPostsMixin
 from registry_site.parsers import RegistryMultiPartParser
 
 
 @extend_schema_view(partial_update=extend_schema(request=RegisteredModelChangeSerializer))
-class RegisteredModelViewSet(viewsets.ModelViewSet):
+class RegisteredModelViewSet(IdempotentPostsMixin, viewsets.ModelViewSet):
     queryset = selectors.models_with_default()
     serializer_class = RegisteredModelSerializer
     filterset_class = RegisteredModelFilter
@@ -68,12 +69,20 @@ def _version_response(version: ModelVersion, status_code: int = status.HTTP_200_
 @extend_schema_view(
     create=extend_schema(
         request={"application/json": VersionCreateJSONSerializer, "multipart/form-data": VersionCreateSerializer},
-        responses={201: ModelVersionSerializer},
+        responses={201: ModelVersionSerializer, 200: ModelVersionSerializer},
+        description="Register a version. 201 with the new version; 200 with the registered one when the "
+        "version exists with the same file (sha256) and the same value of every field sent (`status` and "
+        "`is_default` aside): a re-sent registration changes nothing. 409 naming each field that differs "
+        "otherwise.",
     ),
     partial_update=extend_schema(request=VersionChangeSerializer, responses=ModelVersionSerializer),
 )
 class ModelVersionViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+    IdempotentPostsMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
 ):
     queryset = selectors.versions_with_files_and_targets()
     serializer_class = ModelVersionSerializer
@@ -105,15 +114,22 @@ class ModelVersionViewSet(
         upload = fields.pop("file", None)
         if upload is not None:
             upload.name = safe_file_name(upload.name)
-        version = services.register_version(
-            model=self.registered_model,
-            version=fields.pop("version"),
-            format=fields.pop("format"),
-            upload=upload,
-            declared_sha256=fields.pop("sha256", None) or _digest_header(request),
-            make_default=fields.pop("is_default", False),
-            **fields,
-        )
+        try:
+            registration = services.register_version(
+                model=self.registered_model,
+                version=fields.pop("version"),
+                format=fields.pop("format"),
+                upload=upload,
+                declared_sha256=fields.pop("sha256", None) or _digest_header(request),
+                make_default=fields.pop("is_default", False),
+                **fields,
+            )
+        finally:
+            if upload is not None:
+                upload.close()  # the staged copy goes now, whether it was stored, refused or not needed
+        version = registration.version
+        if not registration.created:  # the same version re-sent: what is registered, as it is
+            return _version_response(version)
         response = _version_response(version, status.HTTP_201_CREATED)
         response["Location"] = request.build_absolute_uri(f"/models/{version.model.name}/versions/{version.version}")
         return response

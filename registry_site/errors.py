@@ -43,6 +43,13 @@ class PayloadTooLarge(RegistryError):
     status_code = 413
 
 
+class Unprocessable(RegistryError):
+    """Well formed, but contradicts what the registry recorded for it: an Idempotency-Key that already
+    answered a request with another body (registry_site.idempotency)."""
+
+    status_code = 422
+
+
 def flatten(detail: Any) -> str:
     """Field errors as one sentence: "accuracy: Must be between 0 and 1.; format: ..."."""
     if isinstance(detail, dict):

@@ -82,3 +82,31 @@ class FailureCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.failures} since {self.window_started:%H:%M:%S}"
+
+
+class IdempotencyKey(models.Model):
+    """The answer to a POST sent with an `Idempotency-Key` header, replayed to its retries until it
+    expires (registry_site.idempotency). Written in the transaction of the change it answers, so a
+    change never exists without its recorded answer."""
+
+    scope = models.CharField(
+        max_length=64, unique=True, help_text="sha256 of who sent the key, the method, the path and the key."
+    )
+    owner = models.CharField(max_length=32, help_text="'user:<id>', or 'anonymous' in local mode.")
+    method = models.CharField(max_length=8)
+    path = models.TextField()
+    key = models.CharField(max_length=255)
+    request_digest = models.CharField(max_length=64, help_text="sha256 of the request's query and body.")
+    status_code = models.PositiveSmallIntegerField()
+    content_type = models.CharField(max_length=255, blank=True, default="")
+    headers = models.JSONField(default=dict, blank=True, help_text="The answer's own headers (Location...).")
+    body = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "registry_idempotency_keys"
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} {self.key} ({self.owner})"

@@ -6,6 +6,29 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter
+
+from registry_site import idempotency
+
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    idempotency.HEADER,
+    type=idempotency.KEY_SCHEMA,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description=idempotency.KEY_DESCRIPTION,
+)
+
+
+class RegistryAutoSchema(AutoSchema):
+    """drf-spectacular's, plus the Idempotency-Key header on the POST operations of the viewsets that
+    honour it (registry_site.idempotency.IdempotentPostsMixin)."""
+
+    def get_override_parameters(self):
+        parameters = list(super().get_override_parameters())
+        if self.method == "POST" and isinstance(self.view, idempotency.IdempotentPostsMixin):
+            parameters.append(IDEMPOTENCY_KEY_PARAMETER)
+        return parameters
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
@@ -51,6 +74,17 @@ ERRORS_OF_BODIES = {
     "415": "A body that is neither JSON nor (where the operation takes one) multipart/form-data or a raw file.",
 }
 ERRORS_OF_UPLOADS = {"507": "The registry's storage is full; nothing was stored."}
+ERRORS_OF_IDEMPOTENCY_KEYS = {
+    "409": "The registry's state forbids it (exists already with other content, is archived...); or a request "
+    "with the same Idempotency-Key is still being handled.",
+    "422": "The Idempotency-Key was already used for another request (another body or query) to this operation.",
+}
+REPLAYED_HEADER = {
+    idempotency.REPLAYED_HEADER: {
+        "description": "`true` when this is the recorded answer to an earlier request with the same Idempotency-Key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 
 
 def _error(description: str) -> dict:
@@ -101,6 +135,15 @@ def document_errors(result: dict, generator, request, public) -> dict:
             errors = dict(ERRORS_OF_EVERY_OPERATION)
             if method in ("post", "put", "patch", "delete"):
                 errors.update(ERRORS_OF_WRITES)
+            takes_key = any(
+                parameter.get("in") == "header" and parameter.get("name") == idempotency.HEADER
+                for parameter in operation.get("parameters", [])
+            )
+            if takes_key:
+                errors.update(ERRORS_OF_IDEMPOTENCY_KEYS)
+                for status_code, response in responses.items():
+                    if str(status_code).startswith("2") and isinstance(response, dict):
+                        response.setdefault("headers", {}).update(REPLAYED_HEADER)
             if "requestBody" in operation:
                 errors.update(ERRORS_OF_BODIES)
                 content = operation["requestBody"].get("content", {})

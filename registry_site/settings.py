@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from corsheaders.defaults import default_headers as cors_default_headers
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -278,6 +279,8 @@ FILE_UPLOAD_PERMISSIONS = 0o640
 REGISTRY_MAX_UPLOAD_BYTES = envint("REGISTRY_MAX_UPLOAD_BYTES", 20 * 1024**3, minimum=1)
 # Bodies that are not a file (JSON, form fields) are small; anything bigger is refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("REGISTRY_MAX_JSON_BYTES", 2 * 1024**2, minimum=1024)
+# How long a POST's answer is kept for retries with the same Idempotency-Key (registry_site.idempotency).
+REGISTRY_IDEMPOTENCY_KEY_HOURS = envint("REGISTRY_IDEMPOTENCY_KEY_HOURS", 24, minimum=1)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
 # Slow clients get 408 (registry_site/gunicorn_worker.py, body_rate.py): a request's head must arrive within
 # REGISTRY_HEADER_TIMEOUT seconds, the start of its body within REGISTRY_BODY_GRACE seconds after it, and
@@ -314,7 +317,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["registry_site.filters.StrictFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "registry_site.pagination.RegistryCursorPagination",
     "EXCEPTION_HANDLER": "registry_site.exceptions.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "registry_site.schema.RegistryAutoSchema",
     # `?format=` is a model version's field, not an output format switch.
     "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -411,7 +414,9 @@ CORS_ALLOW_ALL_ORIGINS = False
 CORS_ALLOWED_ORIGINS = cors_origins("REGISTRY_CORS_ORIGINS")
 LOOPBACK_ORIGIN_REGEXES = [r"^http://localhost(:\d+)?$", r"^http://127\.0\.0\.1(:\d+)?$", r"^http://\[::1\](:\d+)?$"]
 CORS_ALLOWED_ORIGIN_REGEXES = LOOPBACK_ORIGIN_REGEXES if LOCAL_MODE else []
-CORS_EXPOSE_HEADERS = ["Content-Disposition", "ETag", "Content-Length", "X-Request-ID"]
+CORS_EXPOSE_HEADERS = ["Content-Disposition", "ETag", "Content-Length", "X-Request-ID", "Idempotent-Replayed"]
+# A page may retry its writes safely too (registry_site.idempotency).
+CORS_ALLOW_HEADERS = (*cors_default_headers, "idempotency-key")
 
 # One line per request (registry_site/observability.py) and every other log record: JSON lines for a log
 # collector by default in production, readable text by default in local mode.

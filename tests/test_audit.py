@@ -215,7 +215,8 @@ REFUSED = {
     "duplicate model": (lambda c, w: c.post("/models", {"name": "resnet", "model_type": "audio"}, format="json"), 409),
     "bad model type": (lambda c, w: c.post("/models", {"name": "x", "model_type": "robot"}, format="json"), 400),
     "duplicate version": (
-        lambda c, w: c.post("/models/resnet/versions", {"version": "v1", "format": "onnx"}, format="json"),
+        # v1 is onnx: the same version with another format (the same one would be a re-send: 200)
+        lambda c, w: c.post("/models/resnet/versions", {"version": "v1", "format": "tflite"}, format="json"),
         409,
     ),
     "sha256 mismatch": (

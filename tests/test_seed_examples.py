@@ -119,6 +119,10 @@ def test_curl_examples_verbatim(registry, workdir):
     model_zip = (workdir / "model.zip").read_bytes()
     assert body["file_size"] == len(model_zip)
     assert body["checksum"] == hashlib.sha256(model_zip).hexdigest()
+    # Re-sent verbatim (a retried CI job): the version as registered, 200 instead of a 409, nothing new.
+    resent = run_curl("Create Model Version", registry, workdir)
+    assert resent["status"] == 200, resent
+    assert resent["json"] == body
 
     versions = run_curl("List Model Versions", registry, workdir)
     assert sorted(v["version"] for v in versions["json"]["results"]) == ["v1", "v2"]

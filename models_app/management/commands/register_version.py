@@ -65,7 +65,7 @@ class Command(RegistryCommand):
             except OSError as exc:
                 raise CommandError(f"Cannot read {options['file']}: {exc.strerror}") from None
         try:
-            version = services.register_version(
+            registration = services.register_version(
                 model=model,
                 version=fields.pop("version"),
                 format=fields.pop("format"),
@@ -76,8 +76,10 @@ class Command(RegistryCommand):
         finally:
             if upload is not None:
                 upload.close()
+        version = registration.version
         self.stdout.write(
-            f"Registered {model.name}:{version.version}"
+            ("Registered" if registration.created else "Already registered, unchanged:")
+            + f" {model.name}:{version.version}"
             + (f" ({version.file_size} bytes, sha256 {version.checksum})" if version.artifact_id else " (no file)")
             + (" as the default" if version.is_default else "")
         )
