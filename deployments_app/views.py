@@ -32,6 +32,7 @@ from deployments_app.serializers import (
 from models_app import selectors as model_selectors
 from models_app.downloads import file_response
 from registry_site.errors import Conflict, NotFound
+from registry_site.idempotency import IdempotentPostsMixin
 
 # GET /models/{m}/targets shows this many of the latest deployments per target (history_url has them all).
 HISTORY_SHOWN = 10
@@ -56,7 +57,6 @@ def _rollback_response(result: services.RollbackResult) -> Response:
             "detail": detail,
         }
     )
-from registry_site.idempotency import IdempotentPostsMixin
 
 
 class DeploymentViewSet(
