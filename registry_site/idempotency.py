@@ -174,7 +174,7 @@ def _record(
         # Rendered now exactly as DRF will render it for the client (same renderer, same media type).
         response.accepted_renderer = request.accepted_renderer
         response.accepted_media_type = request.accepted_media_type
-        response.renderer_context = view.get_renderer_context()
+        response.renderer_context = view.get_renderer_context()  # type: ignore[attr-defined]
         body = response.rendered_content
     else:
         body = response.content  # type: ignore[attr-defined]

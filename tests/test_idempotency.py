@@ -9,7 +9,6 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from io import StringIO
@@ -29,6 +28,7 @@ from models_app.uploads import HashedUpload
 from registry_site.idempotency import HEADER, IdempotentPostsMixin, _form_value
 from registry_site.models import AuditEvent, IdempotencyKey
 from tests.conftest import production_mode, registry_state, sha256, staged_files, stored_files, upload, user_with_role
+from tests.live import all_at_once
 from tests.test_seed_examples import curl_block
 
 postgres_only = pytest.mark.skipif(
@@ -497,17 +497,6 @@ def _waiting_on_a_lock() -> bool:
         return cursor.fetchone()[0] > 0
 
 
-def _all_at_once(calls: list[Callable]) -> list:
-    barrier = threading.Barrier(len(calls))
-
-    def run(call):
-        barrier.wait()
-        return call()
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(run, calls))
-
-
 @pytest.fixture
 def raced(make_model, make_version) -> RegisteredModel:
     model = make_model(name="raced")
@@ -553,7 +542,7 @@ def test_requests_with_one_key_at_once_make_exactly_one_change(raced, kind):
     }[kind]
     events = AuditEvent.objects.count()
 
-    responses = _all_at_once([lambda: _request(path, body, "together", multipart=multipart)] * 6)
+    responses = all_at_once([lambda: _request(path, body, "together", multipart=multipart)] * 6)
 
     fresh = [r for r in responses if r.status_code == 201 and "Idempotent-Replayed" not in r]
     replayed = [r for r in responses if r.get("Idempotent-Replayed") == "true"]
