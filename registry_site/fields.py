@@ -151,7 +151,7 @@ _TAG_TEXT = {
     "type": "string",
     "minLength": 1,
     "maxLength": MAX_TAG_VALUE_LENGTH,
-    "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
+    "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$(?!\\n)",
 }
 
 

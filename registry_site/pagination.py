@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import Model, Q, QuerySet
 from rest_framework import exceptions
 from rest_framework.pagination import CursorPagination
@@ -114,7 +115,10 @@ class RegistryCursorPagination(CursorPagination):
             segment = segments[index]
             queryset = segment.ordered(reverse=reverse)
             if start is not None and index == first:
-                queryset = queryset.filter(segment.beyond(start[1], reverse=reverse))
+                try:  # a forged cursor's values may not fit the columns: "abc" for a number
+                    queryset = queryset.filter(segment.beyond(start[1], reverse=reverse))
+                except (ValueError, TypeError, ValidationError):
+                    raise exceptions.NotFound(self.invalid_cursor_message) from None
             for row in queryset[: wanted - len(rows)]:
                 rows.append(((index, [getattr(row, name) for name in segment.fields]), row))
             if len(rows) >= wanted:

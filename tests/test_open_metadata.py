@@ -5,6 +5,7 @@ register_version command, all calling the same services."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -333,6 +334,8 @@ def test_a_cursor_of_another_order_or_a_forged_one_is_refused(api, scored):
     cursor = body["next"].split("cursor=")[1].split("&")[0]
     assert api.get(versions_url(scored) + f"?ordering=metric.auc&cursor={cursor}").status_code == 404
     assert api.get(versions_url(scored) + "?ordering=metric.auc&cursor=bm9wZQ==").status_code == 404
+    forged = base64.urlsafe_b64encode(json.dumps({"o": "-metric.auc", "s": 0, "k": ["abc", 1], "r": 0}).encode())
+    assert api.get(versions_url(scored) + f"?ordering=-metric.auc&cursor={forged.decode()}").status_code == 404
     # The default order keeps DRF's own cursors, unchanged.
     plain = api.get(versions_url(scored) + "?page_size=2").json()
     assert [row["version"] for row in api.get(plain["next"]).json()["results"]] == ["d", "c"]
