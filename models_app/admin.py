@@ -40,6 +40,7 @@ from registry_site.admin_base import (
     short_sha,
 )
 from registry_site.errors import RegistryError
+from registry_site.markdown import render_markdown
 from registry_site.permissions import allows, permission_for
 
 # --- Slices instead of inlines ------------------------------------------------------------------------
@@ -86,9 +87,13 @@ class RegisteredModelAdmin(RegistryAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: RegisteredModel | None = None) -> list:
         if obj is None:
-            return [(None, {"fields": ("name", "model_type", "description", "is_active")})]
+            return [
+                (None, {"fields": ("name", "model_type", "description", "is_active")}),
+                ("Model card", {"fields": ("readme",)}),
+            ]
         return [
             (None, {"fields": ("name", "model_type", "description", "is_active")}),
+            ("Model card", {"fields": ("model_card", "readme")}),
             ("Versions", {"fields": ("default_version", "active_deployments", "latest_versions", "all_versions")}),
             ("Timestamps", {"fields": ("created_at", "updated_at")}),
         ]
@@ -99,6 +104,7 @@ class RegisteredModelAdmin(RegistryAdmin):
         # A model's name never changes: it is in every URL and client that refers to the model.
         return (
             "name",
+            "model_card",
             "default_version",
             "active_deployments",
             "latest_versions",
@@ -114,6 +120,13 @@ class RegisteredModelAdmin(RegistryAdmin):
         if not term:
             return queryset, False
         return queryset.filter(prefix_match("name", term, using=queryset.db)), False
+
+    @admin.display(description="model card")
+    def model_card(self, model: RegisteredModel) -> str:
+        """The README as the reader sees it: Markdown rendered and sanitized (registry_site.markdown)."""
+        if not model.readme:
+            return "-"
+        return format_html('<div class="registry-markdown">{}</div>', render_markdown(model.readme))
 
     @admin.display(description="default version", ordering="default_version")
     def default_version(self, model: RegisteredModel) -> str:
@@ -176,6 +189,7 @@ class RegisteredModelAdmin(RegistryAdmin):
                 model_type=data["model_type"],
                 description=data.get("description", ""),
                 is_active=data.get("is_active", True),
+                readme=data.get("readme", ""),
             ),
         )
 
@@ -232,7 +246,11 @@ class ModelVersionAdmin(RegistryAdmin):
         return queryset.order_by(*ordering) if ordering else queryset
 
     def get_fieldsets(self, request: HttpRequest, obj: ModelVersion | None = None) -> list:
-        metrics = ("Metrics", {"fields": (("accuracy", "precision", "recall", "f1_score", "mAP"),)})
+        metrics = ("Metrics", {"fields": (("accuracy", "precision", "recall", "f1_score", "mAP"), "metrics")})
+        lineage = (
+            "Tags and lineage",
+            {"fields": ("tags", ("training_run", "code_commit"), ("dataset_name", "dataset_version"))},
+        )
         shapes = (
             "Shapes and configuration",
             {"fields": ("input_shape", "output_shape", "training_config", "deployment_config")},
@@ -243,6 +261,7 @@ class ModelVersionAdmin(RegistryAdmin):
                 (None, {"fields": ("model", "version", "format", "status", "make_default")}),
                 ("File", {"fields": ("file", "sha256")}),
                 metrics,
+                lineage,
                 shapes,
                 notes,
             ]
@@ -257,8 +276,9 @@ class ModelVersionAdmin(RegistryAdmin):
             ("Deployments", {"fields": ("recent_deployments",)}),
             ("File", {"fields": file_fields}),
             metrics,
+            lineage,
             shapes,
-            notes,
+            ("Release notes", {"fields": ("release_notes", "release_notes_rendered")}),
             ("Timestamps", {"fields": ("created_at", "updated_at")}),
         ]
 
@@ -286,6 +306,7 @@ class ModelVersionAdmin(RegistryAdmin):
             "file_path",
             "format_check_result",
             "download",
+            "release_notes_rendered",
             "created_at",
             "updated_at",
         )
@@ -357,6 +378,12 @@ class ModelVersionAdmin(RegistryAdmin):
         ]
         return _table(("deployment", "target", "status", "deployed at", "by", "rolled back", "reason"), rows, more)
 
+    @admin.display(description="rendered")
+    def release_notes_rendered(self, version: ModelVersion) -> str:
+        if not version.release_notes:
+            return "-"
+        return format_html('<div class="registry-markdown">{}</div>', render_markdown(version.release_notes))
+
     @admin.display(description="checksum (sha256)")
     def checksum_full(self, version: ModelVersion) -> str:
         return format_html("<code>{}</code>", version.checksum) if version.checksum else "-"
@@ -385,6 +412,7 @@ class ModelVersionAdmin(RegistryAdmin):
         declared = data.get("sha256") or None
         if not change:
             fields = {f: data[f] for f in services.EDITABLE_VERSION_FIELDS if f in data and f != "format"}
+            fields.update({name: data[name] for name in services.EDITABLE_VERSION_MAPS if data.get(name)})
             saved = services.register_version(
                 model=data["model"],
                 version=data["version"],
@@ -396,6 +424,7 @@ class ModelVersionAdmin(RegistryAdmin):
             ).version
         else:
             changes = {f: data[f] for f in form.changed_data if f in services.EDITABLE_VERSION_FIELDS}
+            changes.update(form.metadata_changes())
             if data.get("make_default"):
                 changes["is_default"] = True
             saved = services.update_version(version=obj, changes=changes) if changes else obj

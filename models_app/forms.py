@@ -8,10 +8,10 @@ from __future__ import annotations
 from django import forms
 
 from deployments_app import selectors as deployment_selectors
-from models_app import services
+from models_app import open_metadata, services
 from models_app.models import ModelVersion
 from registry_site.forms import StrictJSONField
-from registry_site.validators import validate_sha256_hex
+from registry_site.validators import validate_metrics, validate_sha256_hex, validate_tags
 
 JSON_FIELDS = ("input_shape", "output_shape", "training_config", "deployment_config")
 JSON_OBJECT_FIELDS = ("training_config", "deployment_config")
@@ -36,6 +36,16 @@ class ModelVersionForm(forms.ModelForm):
         label="Expected sha256",
         help_text="Optional: if the file's sha256 differs, nothing is stored.",
     )
+    # Not columns either: rows of their own (models_app.open_metadata), edited here as whole maps.
+    metrics = StrictJSONField(
+        required=False,
+        validators=[validate_metrics],
+        label="Other metrics",
+        help_text='JSON object of named metrics besides the five above, any finite number: {"auc": 0.91}.',
+    )
+    tags = StrictJSONField(
+        required=False, validators=[validate_tags], help_text='JSON object of text values: {"team": "vision"}.'
+    )
 
     class Meta:
         model = ModelVersion
@@ -45,6 +55,9 @@ class ModelVersionForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["metrics"] = open_metadata.metrics_of(self.instance)
+            self.initial["tags"] = open_metadata.tags_of(self.instance)
         for name in JSON_OBJECT_FIELDS:
             if name in self.fields:
                 # Django renders a hidden copy of a callable default's value to detect changes; {} is
@@ -53,12 +66,22 @@ class ModelVersionForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        for name in JSON_OBJECT_FIELDS:
+        for name in (*JSON_OBJECT_FIELDS, *open_metadata.METADATA_MAPS):
             if name in cleaned and cleaned[name] is None:
                 cleaned[name] = {}  # an empty box is an empty object, the model's default
         if cleaned.get("sha256") and not cleaned.get("file"):
             self.add_error("sha256", "Only meaningful with a file.")
         return cleaned
+
+    def metadata_changes(self) -> dict[str, dict]:
+        """The maps this form changed, as the merge patches services.update_version takes (a name no
+        longer in the box is removed)."""
+        patches = {}
+        for name in open_metadata.METADATA_MAPS:
+            if name in self.changed_data:
+                before, after = self.initial.get(name) or {}, self.cleaned_data[name]
+                patches[name] = {**dict.fromkeys(before), **after}
+        return patches
 
 
 def target_choices() -> list[tuple[str, str]]:

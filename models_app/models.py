@@ -8,13 +8,21 @@ several rows at once are in services.py.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.validators import MaxLengthValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
 from registry_site.errors import invalid_choice_message
-from registry_site.model_fields import RuledJSONField
-from registry_site.validators import validate_json_object, validate_shape, validate_unit_interval
+from registry_site.model_fields import OpenChoiceField, RuledJSONField
+from registry_site.validators import (
+    CHOICE_VALUE_SHAPE,
+    METRIC_NAME_PATTERN,
+    validate_json_object,
+    validate_one_line,
+    validate_shape,
+    validate_unit_interval,
+)
 
 # A name or version becomes part of a URL and of log lines, never of a file path (files are stored
 # under their sha256). Still, keep both to a conservative alphabet so no path trick, control or bidi
@@ -41,6 +49,7 @@ class ModelType(models.TextChoices):
     FACE_RECOGNITION = "face_recognition"
     SEGMENTATION = "segmentation"
     AUDIO = "audio"
+    OTHER = "other"
 
 
 class ModelFormat(models.TextChoices):
@@ -48,6 +57,23 @@ class ModelFormat(models.TextChoices):
     ONNX = "onnx", "ONNX"
     TFLITE = "tflite", "TensorFlow Lite"
     PYTORCH = "pytorch", "PyTorch"
+    OTHER = "other", "Other"
+
+
+def _with_extras(choices: list[tuple[str, str]], extras: list[str]) -> list[tuple[str, str]]:
+    known = {value for value, _ in choices}
+    return [*choices, *((value, value) for value in extras if value not in known)]
+
+
+def model_type_choices() -> list[tuple[str, str]]:
+    """The seed's model types, `other`, and those REGISTRY_EXTRA_MODEL_TYPES adds: read at each use, never
+    kept from import time, so adding one is a restart and not a migration."""
+    return _with_extras(ModelType.choices, settings.REGISTRY_EXTRA_MODEL_TYPES)
+
+
+def format_choices() -> list[tuple[str, str]]:
+    """The seed's formats, `other`, and those REGISTRY_EXTRA_FORMATS adds (sklearn, xgboost, gguf...)."""
+    return _with_extras(ModelFormat.choices, settings.REGISTRY_EXTRA_FORMATS)
 
 
 class VersionStatus(models.TextChoices):
@@ -69,12 +95,15 @@ class RegisteredModel(models.Model):
 
     name = models.CharField(max_length=128, unique=True, validators=[name_validator])
     description = models.TextField(blank=True, default="", validators=[MaxLengthValidator(10_000)])
-    model_type = models.CharField(
-        max_length=32,
-        choices=ModelType.choices,
-        error_messages={"invalid_choice": invalid_choice_message(ModelType.choices, "%(value)s")},
-    )
+    model_type = OpenChoiceField(max_length=32, choices=model_type_choices)
     is_active = models.BooleanField(default=True)
+    # The model card: Markdown, shown rendered (and sanitized) in the admin.
+    readme = models.TextField(
+        blank=True,
+        default="",
+        validators=[MaxLengthValidator(100_000)],
+        help_text="The model card, in Markdown: what the model does, its data, its limits.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -83,7 +112,8 @@ class RegisteredModel(models.Model):
         ordering = ["name"]
         verbose_name = "model"
         constraints = [
-            models.CheckConstraint(condition=Q(model_type__in=ModelType.values), name="models_model_type_valid"),
+            # The list of types is a setting (model_type_choices); the database checks the shape.
+            models.CheckConstraint(condition=Q(model_type__regex=CHOICE_VALUE_SHAPE), name="models_model_type_shape"),
         ]
 
     def __str__(self) -> str:
@@ -120,11 +150,7 @@ class ModelVersion(models.Model):
 
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
     version = models.CharField(max_length=64, validators=[version_validator])
-    format = models.CharField(
-        max_length=32,
-        choices=ModelFormat.choices,
-        error_messages={"invalid_choice": invalid_choice_message(ModelFormat.choices, "%(value)s")},
-    )
+    format = OpenChoiceField(max_length=32, choices=format_choices)
     status = models.CharField(
         max_length=16,
         choices=VersionStatus.choices,
@@ -173,6 +199,20 @@ class ModelVersion(models.Model):
         help_text="JSON object; a deployment uses it unless given its own.",
     )
 
+    # Lineage: where the version came from (all optional; identifiers, one line each).
+    training_run = models.CharField(
+        max_length=512,
+        blank=True,
+        default="",
+        validators=[validate_one_line],
+        help_text="The training run's id or URL (MLflow, W&B, SageMaker...).",
+    )
+    code_commit = models.CharField(
+        max_length=128, blank=True, default="", validators=[validate_one_line], help_text="The code's commit."
+    )
+    dataset_name = models.CharField(max_length=255, blank=True, default="", validators=[validate_one_line])
+    dataset_version = models.CharField(max_length=128, blank=True, default="", validators=[validate_one_line])
+
     is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -202,7 +242,7 @@ class ModelVersion(models.Model):
                 condition=~Q(is_default=True, artifact__isnull=True),
                 name="model_versions_default_has_file",
             ),
-            models.CheckConstraint(condition=Q(format__in=ModelFormat.values), name="model_versions_format_valid"),
+            models.CheckConstraint(condition=Q(format__regex=CHOICE_VALUE_SHAPE), name="model_versions_format_shape"),
             models.CheckConstraint(condition=Q(status__in=VersionStatus.values), name="model_versions_status_valid"),
             *(
                 models.CheckConstraint(
@@ -227,3 +267,64 @@ class ModelVersion(models.Model):
     @property
     def file_path(self) -> str | None:
         return self.artifact.storage_key if self.artifact is not None else None
+
+
+# The database's own check of a name (PostgreSQL's and Python's regexes both know \A and \Z); the full rule,
+# without '__' too, is METRIC_NAME_PATTERN, applied before anything is written.
+_NAME_SHAPE = r"\A[A-Za-z][A-Za-z0-9_.\-]{0,63}\Z"
+_LARGEST_FLOAT = 1.7976931348623157e308
+
+
+class VersionMetric(models.Model):
+    """One named metric of a version (issue #9), beside the seed's five columns. A table rather than a
+    JSON column so a model's versions can be filtered and sorted by any metric through one index: (model,
+    name, value, version) serves `?ordering=-metric.auc` as an index scan that stops after a page, and the
+    cursor's tie-break (the version's id) is the index's last column. `model` repeats the version's model
+    (a version never moves) so that the index can lead with it."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="metric_values")
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=64, validators=[RegexValidator(METRIC_NAME_PATTERN)])
+    value = models.FloatField()
+
+    class Meta:
+        db_table = "version_metrics"
+        ordering = ["name"]
+        indexes = [models.Index(fields=["model", "name", "value", "version"], name="version_metrics_sort")]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "name"], name="version_metrics_one_per_name"),
+            models.CheckConstraint(
+                condition=Q(name__regex=_NAME_SHAPE) & ~Q(name__contains="__"), name="version_metrics_name_shape"
+            ),
+            # NaN (above every number in PostgreSQL's order) and infinities are refused; SQLite stores NaN as NULL.
+            models.CheckConstraint(
+                condition=Q(value__gte=-_LARGEST_FLOAT, value__lte=_LARGEST_FLOAT), name="version_metrics_value_finite"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
+
+
+class VersionTag(models.Model):
+    """One string tag of a version (key/value, like MLflow's), filterable with `?tag.key=value`."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="tag_values")
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=64, validators=[RegexValidator(METRIC_NAME_PATTERN)])
+    value = models.CharField(max_length=1000)
+
+    class Meta:
+        db_table = "version_tags"
+        ordering = ["key"]
+        indexes = [models.Index(fields=["model", "key", "value", "version"], name="version_tags_lookup")]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "key"], name="version_tags_one_per_key"),
+            models.CheckConstraint(
+                condition=Q(key__regex=_NAME_SHAPE) & ~Q(key__contains="__"), name="version_tags_key_shape"
+            ),
+            models.CheckConstraint(condition=~Q(value=""), name="version_tags_value_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"

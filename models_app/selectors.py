@@ -45,7 +45,7 @@ def versions_with_files_and_targets() -> QuerySet[ModelVersion]:
         "id", "model_version_id", "deployment_target"
     )
     return ModelVersion.objects.select_related("model", "artifact").prefetch_related(
-        Prefetch("deployments", queryset=active, to_attr="active_deployments")
+        Prefetch("deployments", queryset=active, to_attr="active_deployments"), "metric_values", "tag_values"
     )
 
 

@@ -6,10 +6,18 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from models_app import services
+from models_app import open_metadata, services
 from models_app.models import FormatCheckResult, ModelVersion, RegisteredModel
 from models_app.selectors import deployed_targets
-from registry_site.fields import RegistryModelSerializer, StrictFieldsMixin, declared_sha256_field
+from registry_site.fields import (
+    MetricsChangeField,
+    MetricsField,
+    RegistryModelSerializer,
+    StrictFieldsMixin,
+    TagsChangeField,
+    TagsField,
+    declared_sha256_field,
+)
 
 
 class RegisteredModelSerializer(RegistryModelSerializer):
@@ -19,7 +27,17 @@ class RegisteredModelSerializer(RegistryModelSerializer):
 
     class Meta:
         model = RegisteredModel
-        fields = ["id", "name", "description", "model_type", "is_active", "default_version", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "model_type",
+            "is_active",
+            "default_version",
+            "readme",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     @property
@@ -36,13 +54,24 @@ class RegisteredModelChangeSerializer(RegisteredModelSerializer):
     RegisteredModelSerializer refuses it with a message saying so)."""
 
     class Meta(RegisteredModelSerializer.Meta):
-        fields = ["description", "model_type", "is_active"]
+        fields = ["description", "model_type", "is_active", "readme"]
+
+
+class RegisteredModelListSerializer(RegisteredModelSerializer):
+    """A model in a list: without its model card (up to 100,000 characters each), which GET /models/{name}
+    returns."""
+
+    class Meta(RegisteredModelSerializer.Meta):
+        fields = [name for name in RegisteredModelSerializer.Meta.fields if name != "readme"]
 
 
 class VersionChangeSerializer(RegistryModelSerializer):
     """What may be given when a version is registered and changed afterwards (PATCH)."""
 
-    # Each field and its rule come from the model field (RegistryModelSerializer).
+    # Each field and its rule come from the model field (RegistryModelSerializer); the named metrics and
+    # the tags are maps, changed as merge patches (null removes a name).
+    metrics = MetricsChangeField(required=False)
+    tags = TagsChangeField(required=False)
 
     immutable_fields = {
         "version": "A version's string cannot be changed; register a new version.",
@@ -53,7 +82,7 @@ class VersionChangeSerializer(RegistryModelSerializer):
     class Meta:
         model = ModelVersion
         fields = [f.name for f in ModelVersion._meta.fields if f.name in services.EDITABLE_VERSION_FIELDS]
-        fields.append("is_default")
+        fields += ["is_default", "metrics", "tags"]
         extra_kwargs = {name: {"required": False} for name in fields}
 
 
@@ -62,6 +91,8 @@ class VersionCreateSerializer(VersionChangeSerializer):
 
     immutable_fields = {}
 
+    metrics = MetricsField(required=False)
+    tags = TagsField(required=False)
     file = serializers.FileField(required=False, max_length=None)
     sha256 = declared_sha256_field()
 
@@ -103,6 +134,8 @@ class ModelVersionSerializer(RegistryModelSerializer):
     checksum = serializers.CharField(read_only=True, allow_null=True, help_text="sha256 of the file.")
     file_url = serializers.SerializerMethodField()
     deployed_to = serializers.SerializerMethodField()
+    metrics = serializers.SerializerMethodField()
+    tags = serializers.SerializerMethodField()
     format_check = serializers.ChoiceField(
         choices=FormatCheckResult.choices,
         allow_blank=True,
@@ -130,9 +163,15 @@ class ModelVersionSerializer(RegistryModelSerializer):
             "recall",
             "f1_score",
             "mAP",
+            "metrics",
+            "tags",
             "input_shape",
             "output_shape",
             "training_config",
+            "training_run",
+            "code_commit",
+            "dataset_name",
+            "dataset_version",
             "release_notes",
             "deployed_to",
             "deployment_config",
@@ -147,6 +186,14 @@ class ModelVersionSerializer(RegistryModelSerializer):
         if not obj.artifact_id:
             return None
         return reverse("version-file", kwargs={"name": obj.model.name, "version": obj.version})
+
+    @extend_schema_field({"type": "object", "additionalProperties": {"type": "number", "format": "double"}})
+    def get_metrics(self, obj: ModelVersion) -> dict[str, float]:
+        return open_metadata.metrics_of(obj)
+
+    @extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}})
+    def get_tags(self, obj: ModelVersion) -> dict[str, str]:
+        return open_metadata.tags_of(obj)
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_deployed_to(self, obj: ModelVersion) -> list[str]:

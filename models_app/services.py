@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from deployments_app.models import Deployment, DeploymentStatus
-from models_app import artifacts, maintenance
+from models_app import artifacts, maintenance, open_metadata
 from models_app.format_checks import FormatCheck, check_format
 from models_app.models import (
     RESERVED_VERSIONS,
@@ -54,9 +54,16 @@ EDITABLE_VERSION_FIELDS = frozenset(
         "training_config",
         "release_notes",
         "deployment_config",
+        # Lineage (issue #9).
+        "training_run",
+        "code_commit",
+        "dataset_name",
+        "dataset_version",
     }
 )
-EDITABLE_MODEL_FIELDS = frozenset({"description", "model_type", "is_active"})
+# Besides its columns, a version's named metrics and tags (models_app.open_metadata), given as maps.
+EDITABLE_VERSION_MAPS = frozenset(open_metadata.METADATA_MAPS)
+EDITABLE_MODEL_FIELDS = frozenset({"description", "model_type", "is_active", "readme"})
 
 
 def _lock_model(model_id: int) -> RegisteredModel:
@@ -87,9 +94,12 @@ def _audit_version(action: str, version: ModelVersion, changes: dict[str, Any]) 
 
 
 # --- Models -----------------------------------------------------------------------------------------
-def create_model(*, name: str, model_type: str, description: str = "", is_active: bool = True) -> RegisteredModel:
+def create_model(
+    *, name: str, model_type: str, description: str = "", is_active: bool = True, readme: str = ""
+) -> RegisteredModel:
     values = clean_fields(
-        RegisteredModel, {"name": name, "model_type": model_type, "description": description, "is_active": is_active}
+        RegisteredModel,
+        {"name": name, "model_type": model_type, "description": description, "is_active": is_active, "readme": readme},
     )
     try:
         with transaction.atomic():
@@ -138,10 +148,12 @@ def clean_version_fields(**values: Any) -> dict[str, Any]:
     """A new version's fields by the model's rules (InvalidInput naming each bad one), before any byte of
     its file is received or stored. register_version applies it; a caller with a large file at hand
     asks first, so a typo costs no hashing."""
-    unknown = set(values) - EDITABLE_VERSION_FIELDS - {"version", "format"}
+    unknown = set(values) - EDITABLE_VERSION_FIELDS - EDITABLE_VERSION_MAPS - {"version", "format"}
     if unknown:
         raise InvalidInput(f"Unknown version field '{sorted(unknown)[0]}'.", field=sorted(unknown)[0])
-    return clean_fields(ModelVersion, values)
+    maps = open_metadata.clean_maps(values, change=False)
+    columns = {key: value for key, value in values.items() if key not in EDITABLE_VERSION_MAPS}
+    return {**clean_fields(ModelVersion, columns), **maps}
 
 
 def _check_version_string(version: str) -> None:
@@ -225,14 +237,23 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else f"{text[:77]}..."
 
 
+def _registered_value(existing: ModelVersion, field: str, stated: Any) -> Any:
+    """The registered value to compare with what a registration states. Of the named metrics and tags,
+    only the names it states: a name added later (PATCH) does not make a retry differ."""
+    if field in EDITABLE_VERSION_MAPS:
+        registered = open_metadata.metrics_of(existing) if field == "metrics" else open_metadata.tags_of(existing)
+        return {name: registered.get(name) for name in stated}
+    return getattr(existing, field)
+
+
 def _differences(existing: ModelVersion, upload: HashedUpload | None, stated: dict[str, Any]) -> dict[str, str]:
     """What a registration states that the registered version has otherwise: {field: how}. Only what the
     request states is compared (a field it leaves out may hold anything), each value as the rules clean
     it (the form's "0.95" is the number 0.95; a JSON object's key order does not count)."""
     differences = {
-        field: f"registered as {_shown(getattr(existing, field))}, sent {_shown(value)}"
+        field: f"registered as {_shown(registered)}, sent {_shown(value)}"
         for field, value in stated.items()
-        if field not in LIFECYCLE_FIELDS and getattr(existing, field) != value
+        if field not in LIFECYCLE_FIELDS and (registered := _registered_value(existing, field, value)) != value
     }
     if upload is not None and existing.artifact_id != upload.sha256:
         differences["file"] = (
@@ -291,6 +312,7 @@ def register_version(
     """
     fields = clean_version_fields(version=version, format=format, **fields)
     version, format = fields.pop("version"), fields.pop("format")
+    maps = {name: fields.pop(name) for name in EDITABLE_VERSION_MAPS if name in fields}
     _check_version_string(version)
     if fields.get("status") == VersionStatus.ARCHIVED and make_default:
         raise Conflict("An archived version cannot be the default.", field="is_default")
@@ -303,7 +325,7 @@ def register_version(
         )
     if upload is not None:
         _check_declared_digest(upload, declared_sha256)
-    stated = {"format": format, **fields}
+    stated = {"format": format, **fields, **maps}
     # Before any byte is moved into storage: a re-sent registration stores nothing.
     if (registered := _registered_already(model, version, upload, stated)) is not None:
         return registered
@@ -339,6 +361,8 @@ def register_version(
                 is_default=is_default,
                 **fields,
             )
+            for name, values in maps.items():
+                open_metadata.write(created, name, dict(sorted(values.items())))
             _audit_version(
                 "create",
                 created,
@@ -346,6 +370,7 @@ def register_version(
                     "format": format,
                     "is_default": is_default,
                     **_jsonable(fields),
+                    **_jsonable(maps),
                     **_file_facts(created),
                 },
             )
@@ -416,7 +441,7 @@ def update_version(*, version: ModelVersion, changes: dict[str, Any]) -> ModelVe
     the version is the default or deployed."""
     changes = dict(changes)
     make_default = changes.pop("is_default", None)
-    unknown = set(changes) - EDITABLE_VERSION_FIELDS
+    unknown = set(changes) - EDITABLE_VERSION_FIELDS - EDITABLE_VERSION_MAPS
     if unknown:
         field = sorted(unknown)[0]
         raise InvalidInput(f"'{field}' cannot be changed after a version is registered.", field=field)
@@ -425,7 +450,9 @@ def update_version(*, version: ModelVersion, changes: dict[str, Any]) -> ModelVe
             "A model keeps a default version: make another version the default instead of unsetting this one.",
             field="is_default",
         )
-    changes = clean_fields(ModelVersion, changes)
+    # `metrics` and `tags` are merge patches: the names given are set, null removes one, others stay.
+    patches = open_metadata.clean_maps(changes, change=True)
+    changes = clean_fields(ModelVersion, {k: v for k, v in changes.items() if k not in EDITABLE_VERSION_MAPS})
 
     _lock_model(version.model_id)
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
@@ -447,10 +474,18 @@ def update_version(*, version: ModelVersion, changes: dict[str, Any]) -> ModelVe
     before = {field: getattr(version, field) for field in changes}
     for field, value in changes.items():
         setattr(version, field, value)
-    if changes:
-        version.save(update_fields=[*changes, "updated_at"])
+    for field, patch in patches.items():
+        before[field] = open_metadata.current(version, field)
+        changes[field] = open_metadata.merge(before[field], patch, field=field)
+    changed = audit.diff(before, changes)
+    for field in patches:
+        if field in changed:
+            open_metadata.write(version, field, changes[field])
+    columns = [field for field in changes if field not in patches]
+    if columns or changed:
+        version.save(update_fields=[*columns, "updated_at"])
         archived = changes.get("status") == VersionStatus.ARCHIVED and before["status"] != VersionStatus.ARCHIVED
-        _audit_version("archive" if archived else "update", version, audit.diff(before, changes))
+        _audit_version("archive" if archived else "update", version, changed)
     if make_default:
         version = set_default_version(version=version)
     return version

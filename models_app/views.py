@@ -19,12 +19,13 @@ from rest_framework.response import Response
 
 from models_app import selectors, services
 from models_app.downloads import file_response
-from models_app.filters import ModelVersionFilter, RegisteredModelFilter
+from models_app.filters import ModelVersionFilter, RegisteredModelFilter, keyset_order
 from models_app.models import ModelVersion, RegisteredModel
 from models_app.serializers import (
     FileUploadSerializer,
     ModelVersionSerializer,
     RegisteredModelChangeSerializer,
+    RegisteredModelListSerializer,
     RegisteredModelSerializer,
     VersionChangeSerializer,
     VersionCreateJSONSerializer,
@@ -34,6 +35,7 @@ from models_app.uploads import receive_raw_body, safe_file_name
 from registry_site.errors import InvalidInput, NotFound
 from registry_site.idempotency import IdempotentPostsMixin
 from registry_site.parsers import RegistryMultiPartParser
+from registry_site.validators import METRIC_NAME_PATTERN, METRIC_NAME_RULE
 
 
 @extend_schema_view(partial_update=extend_schema(request=RegisteredModelChangeSerializer))
@@ -50,6 +52,10 @@ class RegisteredModelViewSet(IdempotentPostsMixin, viewsets.ModelViewSet):
         except Http404:
             raise selectors.model_not_found(self.kwargs["name"]) from None
 
+    def get_serializer_class(self):
+        # A list leaves out each model's card (up to 100,000 characters); GET /models/{name} has it.
+        return RegisteredModelListSerializer if self.action == "list" else super().get_serializer_class()
+
     def perform_create(self, serializer: RegisteredModelSerializer) -> None:
         serializer.instance = services.create_model(**serializer.validated_data)
 
@@ -59,6 +65,30 @@ class RegisteredModelViewSet(IdempotentPostsMixin, viewsets.ModelViewSet):
 
     def perform_destroy(self, instance: RegisteredModel) -> None:
         services.delete_model(model=instance)
+
+
+# OpenAPI 3.0 cannot declare a parameter whose name the client chooses: the list's description says it, and
+# so does a vendor extension that tools may read (schemathesis, which generates only declared ones, skips it).
+VERSION_LIST_HELP = f"""The model's versions, newest first unless `ordering` says otherwise.
+
+Besides the parameters below, filter by any metric or tag, with parameters named after them:
+
+- `metric.<name>=<number>`, or `metric.<name>__<lookup>=<number>` with the lookups `exact`, `gt`, `gte`,
+  `lt` and `lte`: e.g. `?metric.auc__gte=0.9`. The seed's five (`metric.accuracy`...) work the same way.
+  A version without the metric never matches.
+- `tag.<key>=<value>`: e.g. `?tag.team=vision`.
+
+Names and keys: {METRIC_NAME_RULE}. A number is written as in JSON, finite. Each may be given once; an
+unknown parameter, a bad name or number, is a 400 naming it."""
+DYNAMIC_PARAMETERS = [
+    {
+        "in": "query",
+        "name-pattern": f"^metric\\.{METRIC_NAME_PATTERN[1:-7]}(__(exact|gt|gte|lt|lte))?$",
+        "schema": {"type": "number", "format": "double"},
+        "example": {"metric.auc__gte": 0.9},
+    },
+    {"in": "query", "name-pattern": f"^tag\\.{METRIC_NAME_PATTERN[1:-7]}$", "schema": {"type": "string"}},
+]
 
 
 def _version_response(version: ModelVersion, status_code: int = status.HTTP_200_OK) -> Response:
@@ -76,6 +106,7 @@ def _version_response(version: ModelVersion, status_code: int = status.HTTP_200_
         "otherwise.",
     ),
     partial_update=extend_schema(request=VersionChangeSerializer, responses=ModelVersionSerializer),
+    list=extend_schema(description=VERSION_LIST_HELP, extensions={"x-dynamic-query-parameters": DYNAMIC_PARAMETERS}),
 )
 class ModelVersionViewSet(
     IdempotentPostsMixin,
@@ -106,6 +137,11 @@ class ModelVersionViewSet(
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no URL kwargs
             return ModelVersion.objects.none()
         return super().get_queryset().filter(model=self.registered_model)
+
+    def keyset_order(self, request: Request, queryset: QuerySet[ModelVersion]):
+        """`?ordering=` (checked by ModelVersionFilter) for the cursor pagination; None: newest first."""
+        ordering = request.query_params.get("ordering")
+        return keyset_order(ordering, queryset, self.registered_model) if ordering else None
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         serializer = VersionCreateSerializer(data=request.data)

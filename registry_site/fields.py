@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from drf_spectacular.types import OpenApiTypes
@@ -19,8 +20,14 @@ from registry_site.errors import invalid_choice_message
 from registry_site.json_values import has_unstorable_text, parse_json_text
 from registry_site.validators import (
     MAX_DIMENSION,
+    MAX_METRICS_PER_VERSION,
     MAX_SHAPE_RANK,
+    MAX_TAG_VALUE_LENGTH,
+    MAX_TAGS_PER_VERSION,
+    METRIC_NAME_RULE,
     UNSTORABLE_MESSAGE,
+    clean_metrics,
+    clean_tags,
     validate_json_object,
     validate_sha256_hex,
     validate_shape,
@@ -136,6 +143,69 @@ class JSONObjectField(JSONValueField):
     """A JSON object such as a training or deployment config (validate_json_object)."""
 
     default_validators = [validate_json_object]
+
+
+def _metadata_map_schema(values: dict, *, what: str, limit: int, change: bool) -> dict:
+    # OpenAPI 3.0 cannot state a rule on an object's keys (no propertyNames): the description does.
+    note = " In a change, null removes a name and names not given stay." if change else ""
+    return {
+        "type": "object",
+        "additionalProperties": {**values, **({"nullable": True} if change else {})},
+        "maxProperties": limit,
+        "description": f"{what} Names: {METRIC_NAME_RULE}.{note}",
+    }
+
+
+_FINITE = {"type": "number", "format": "double", "minimum": -1.7976931348623157e308, "maximum": 1.7976931348623157e308}
+_TAG_TEXT = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_TAG_VALUE_LENGTH,
+    "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$(?!\\n)",
+}
+
+
+class _MetadataMapField(JSONValueField):
+    """A map of names to values (a version's metrics or tags), as a JSON object or, in a form, its text.
+    In a change (PATCH), null removes a name."""
+
+    clean = staticmethod(clean_metrics)
+    change = False
+
+    def to_internal_value(self, data: Any) -> Any:
+        value = super().to_internal_value(data)
+        try:
+            return type(self).clean(value, allow_null=self.change)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+
+
+_METRICS = "Named metrics besides the seed's five: finite numbers of any range."
+_TAGS = f"String tags (key and value), values of 1 to {MAX_TAG_VALUE_LENGTH} characters."
+
+
+@extend_schema_field(_metadata_map_schema(_FINITE, what=_METRICS, limit=MAX_METRICS_PER_VERSION, change=False))
+class MetricsField(_MetadataMapField):
+    """A version's named metrics: {"auc": 0.91, "val.loss": 0.23} (registry_site.validators.clean_metrics)."""
+
+    clean = staticmethod(clean_metrics)
+
+
+@extend_schema_field(_metadata_map_schema(_FINITE, what=_METRICS, limit=MAX_METRICS_PER_VERSION, change=True))
+class MetricsChangeField(MetricsField):
+    change = True
+
+
+@extend_schema_field(_metadata_map_schema(_TAG_TEXT, what=_TAGS, limit=MAX_TAGS_PER_VERSION, change=False))
+class TagsField(_MetadataMapField):
+    """A version's string tags: {"team": "vision"} (registry_site.validators.clean_tags)."""
+
+    clean = staticmethod(clean_tags)
+
+
+@extend_schema_field(_metadata_map_schema(_TAG_TEXT, what=_TAGS, limit=MAX_TAGS_PER_VERSION, change=True))
+class TagsChangeField(TagsField):
+    change = True
 
 
 def declared_sha256_field() -> serializers.CharField:

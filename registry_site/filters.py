@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import django_filters
 from django import forms
+from django.utils.choices import CallableChoiceIterator
+from django.utils.functional import lazy
 from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions
@@ -25,14 +27,18 @@ class StrictFilterBackend(DjangoFilterBackend):
         allowed = self.always_allowed | set(getattr(view, "extra_query_params", ()))
         if filterset_class is not None:
             allowed |= set(filterset_class.base_filters)
+        # A filterset may take families of parameters named by the client (?metric.auc__gte=0.9): it
+        # says which names are its own (DynamicParametersMixin), and judges their values itself.
+        dynamic = getattr(filterset_class, "is_dynamic_parameter", lambda name: False)
         params = request.query_params
-        unknown = sorted(set(params) - allowed)
+        unknown = sorted(name for name in set(params) - allowed if not dynamic(name))
         if unknown:
-            known = ", ".join(sorted(allowed))
+            known = ", ".join([*sorted(allowed), *getattr(filterset_class, "dynamic_parameters", ())])
             raise exceptions.ValidationError({key: [f"Unknown query parameter; known: {known}."] for key in unknown})
         # django-filter reads an empty value as "not given" and the last of repeated ones: both would
         # answer a list the client did not ask for. (An empty cursor is the first page, as no cursor.)
         strict = set(filterset_class.base_filters if filterset_class is not None else ()) | {"page_size"}
+        strict |= {name for name in params if dynamic(name)}
         errors = {}
         for key in sorted(strict & set(params)):
             values = params.getlist(key)
@@ -46,10 +52,16 @@ class StrictFilterBackend(DjangoFilterBackend):
 
 
 def choice_filter(choices, **kwargs) -> django_filters.ChoiceFilter:
-    """A ChoiceFilter whose error lists the allowed values, like the serializers' choice fields."""
-    return django_filters.ChoiceFilter(
-        choices=choices, error_messages={"invalid_choice": invalid_choice_message(choices, "%(value)s")}, **kwargs
-    )
+    """A ChoiceFilter whose error lists the allowed values, like the serializers' choice fields. `choices`
+    may be a callable (a list an operator extends by setting), read at each request."""
+    if callable(choices):
+        read = choices
+        message = lazy(lambda: invalid_choice_message(read(), "%(value)s"), str)()
+        # Iterable and read anew each time (the form's list, the schema's enum), never kept.
+        choices = CallableChoiceIterator(read)
+    else:
+        message = invalid_choice_message(choices, "%(value)s")
+    return django_filters.ChoiceFilter(choices=choices, error_messages={"invalid_choice": message}, **kwargs)
 
 
 class StrictBooleanFilter(django_filters.TypedChoiceFilter):

@@ -111,7 +111,7 @@ def _strict_query_parameter(parameter: dict) -> None:
         parameter["description"] = "ISO 8601 date and time, with a UTC offset from -14:00 to +14:00 (or Z)."
     elif schema.get("type") == "string" and "enum" not in schema:
         schema["minLength"] = 1
-        schema["pattern"] = NO_NUL_PATTERN
+        schema.setdefault("pattern", NO_NUL_PATTERN)  # a parameter's own pattern (?ordering=) says more
 
 
 def _no_nul_in_strings(component: dict) -> None:

@@ -273,6 +273,25 @@ REGISTRY_S3_REDIRECT_DOWNLOADS = envbool("REGISTRY_S3_REDIRECT_DOWNLOADS", False
 # A file that does not look like its declared format is recorded as such; refusing it is opt-in.
 REGISTRY_REJECT_FORMAT_MISMATCH = envbool("REGISTRY_REJECT_FORMAT_MISMATCH", False)
 
+
+def envchoicevalues(name: str) -> list[str]:
+    """Values an operator adds to a list of choices (models_app.models.format_choices): comma-separated,
+    each of the shape the database checks (lowercase letters, digits, '_', '.', '-'; at most 32)."""
+    values = envlist(name)
+    for value in values:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.\-]{0,31}", value):
+            raise ImproperlyConfigured(
+                f"{name}: {value!r} is not a valid value (1-32 lowercase letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit)"
+            )
+    return values
+
+
+# Formats and model types beyond the seed's and `other` (e.g. sklearn,xgboost,gguf,safetensors): read at
+# each request, so adding one is a restart, not a migration.
+REGISTRY_EXTRA_FORMATS = envchoicevalues("REGISTRY_EXTRA_FORMATS")
+REGISTRY_EXTRA_MODEL_TYPES = envchoicevalues("REGISTRY_EXTRA_MODEL_TYPES")
+
 # Every uploaded file goes to disk through the hashing handler: never held in memory, hashed once.
 FILE_UPLOAD_HANDLERS = ["models_app.uploads.HashingUploadHandler"]
 FILE_UPLOAD_PERMISSIONS = 0o640

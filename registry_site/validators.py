@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +33,114 @@ SHAPE_MESSAGE = (
 )
 
 validate_sha256_hex = RegexValidator(r"^[0-9a-fA-F]{64}$", "Must be 64 hexadecimal digits.")
+
+# --- Open metadata: named metrics, tags, lineage (issue #9) ------------------------------------------
+# The one rule for a metric's name and a tag's key. Both become query parameters (?metric.auc__gte=0.9,
+# ?tag.team=vision), so the alphabet is conservative: a letter, then letters, digits, '_', '.', '-'. No
+# '__' anywhere, which separates a name from its lookup. "$(?!\n)" as in models.NAME_PATTERN: the pattern
+# also goes into the OpenAPI schema, where it must be an ECMAScript regex.
+METRIC_NAME_PATTERN = r"^(?!.*__)[A-Za-z][A-Za-z0-9_.\-]{0,63}$(?!\n)"
+METRIC_NAME_RULE = "1-64 ASCII letters, digits, '_', '.' or '-', starting with a letter, without '__'"
+TAG_KEY_PATTERN = METRIC_NAME_PATTERN
+MAX_METRICS_PER_VERSION = 100
+MAX_TAGS_PER_VERSION = 100
+MAX_TAG_VALUE_LENGTH = 1000
+# The seed's five metrics have fields of their own (in [0, 1]); the open ones are any other name.
+SEED_METRIC_NAMES = ("accuracy", "precision", "recall", "f1_score", "mAP")
+# Lineage: where a version came from. Identifiers, not prose: one line, bounded.
+LINEAGE_FIELDS = ("training_run", "code_commit", "dataset_name", "dataset_version")
+validate_one_line = RegexValidator(
+    r"^[^\x00-\x1f\x7f-\x9f]*$(?!\n)", "One line of text, without control characters.", code="one_line"
+)
+# Values an operator adds to the formats and model types (REGISTRY_EXTRA_FORMATS...): the shape the
+# database checks, since the list itself is a setting and may grow without a migration.
+CHOICE_VALUE_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,31}$(?!\n)"
+CHOICE_VALUE_SHAPE = r"\A[a-z0-9][a-z0-9_.\-]{0,31}\Z"  # the database's CHECK (PostgreSQL and Python regexes)
+
+_METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
+_TAG_VALUE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def is_metric_name(name: Any) -> bool:
+    return isinstance(name, str) and _METRIC_NAME.match(name) is not None
+
+
+def metric_value(value: Any) -> float:
+    """A metric's value as a float: a JSON number (not true/false, not text), finite (1e400 parses to
+    infinity), any range. ValueError saying why otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number, not {type(value).__name__ if value is not None else 'null'}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError("must be a finite number (this one is out of range)") from None
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number, not NaN or infinity")
+    return number
+
+
+def _check_map(value: Any, *, what: str, limit: int) -> None:
+    if not isinstance(value, dict):
+        raise ValidationError(f'Must be a JSON object of {what}, such as {{"name": ...}}.', code="not_object")
+    if len(value) > limit:
+        raise ValidationError(f"At most {limit} {what} per version ({len(value)} given).", code="too_many")
+    for key in value:
+        if not is_metric_name(key):
+            shown = key if len(key) <= 80 else key[:80] + "..."
+            raise ValidationError(f"{shown!r} is not a valid name: use {METRIC_NAME_RULE}.", code="bad_name")
+
+
+def clean_metrics(value: Any, *, allow_null: bool = False) -> dict[str, float | None]:
+    """Named metrics ({"auc": 0.91, "val.loss": 0.3}): names by METRIC_NAME_PATTERN, values finite
+    numbers of any range. The seed's five are fields of their own and cannot hide in here. `allow_null`:
+    a change (PATCH) removes a metric by giving it null."""
+    _check_map(value, what="metrics", limit=MAX_METRICS_PER_VERSION)
+    cleaned: dict[str, float | None] = {}
+    for name, number in value.items():
+        if name in SEED_METRIC_NAMES:
+            raise ValidationError(
+                f"{name!r} is one of the seed's metrics, a field of its own: give it as '{name}'.", code="seed_metric"
+            )
+        if number is None and allow_null:
+            cleaned[name] = None
+            continue
+        try:
+            cleaned[name] = metric_value(number)
+        except ValueError as exc:
+            hint = " (null removes a metric only when changing a version)" if number is None else ""
+            raise ValidationError(f"{name!r} {exc}{hint}.", code="bad_value") from None
+    return cleaned
+
+
+def clean_tags(value: Any, *, allow_null: bool = False) -> dict[str, str | None]:
+    """String tags ({"team": "vision"}), like MLflow's: keys by the metric names' rule, values text of
+    1 to MAX_TAG_VALUE_LENGTH characters without control characters. `allow_null`: a change removes a
+    tag by giving it null."""
+    _check_map(value, what="tags", limit=MAX_TAGS_PER_VERSION)
+    cleaned: dict[str, str | None] = {}
+    for key, text in value.items():
+        if text is None and allow_null:
+            cleaned[key] = None
+            continue
+        if not isinstance(text, str):
+            kind = "null" if text is None else type(text).__name__
+            raise ValidationError(f"Tag {key!r} must be text (a JSON string), not {kind}.", code="bad_value")
+        if not 1 <= len(text) <= MAX_TAG_VALUE_LENGTH:
+            raise ValidationError(
+                f"Tag {key!r} must be 1 to {MAX_TAG_VALUE_LENGTH} characters ({len(text)} given).", code="too_long"
+            )
+        if _TAG_VALUE_CONTROL.search(text):
+            raise ValidationError(f"Tag {key!r} must not contain control characters.", code="control")
+        cleaned[key] = text
+    return cleaned
+
+
+def validate_metrics(value: Any) -> None:
+    clean_metrics(value)
+
+
+def validate_tags(value: Any) -> None:
+    clean_tags(value)
 
 
 def validate_unit_interval(value: float) -> None:

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from deployments_app.models import Deployment, Target
 from models_app import services
-from models_app.models import Artifact, ModelVersion, RegisteredModel
+from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionMetric, VersionTag
 from registry_site.authentication import issue_token
 from registry_site.models import ApiToken, AuditEvent
 from registry_site.roles import ensure_roles
@@ -192,6 +192,8 @@ def registry_state(storage_dir) -> dict:
     return {
         "models": list(RegisteredModel.objects.order_by("pk").values()),
         "versions": list(ModelVersion.objects.order_by("pk").values()),
+        "metrics": list(VersionMetric.objects.order_by("pk").values()),
+        "tags": list(VersionTag.objects.order_by("pk").values()),
         "artifacts": list(Artifact.objects.order_by("pk").values()),
         "deployments": list(Deployment.objects.order_by("pk").values()),
         "targets": list(Target.objects.order_by("pk").values()),

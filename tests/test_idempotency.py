@@ -179,6 +179,34 @@ def test_only_the_fields_a_request_states_are_compared(api, make_model, storage_
     assert as_json.status_code == 200 and as_json.json()["checksum"] == sha256(b"one")
 
 
+@pytest.mark.parametrize("encoding", ["multipart", "json"])
+def test_named_metrics_and_tags_are_content_by_the_names_stated(api, make_model, storage_dir, encoding):
+    """The open metadata (issue #9) counts like the columns: the same names with the same values are a
+    retry, a name added later by PATCH does not make a retry differ, another value is a 409 naming it."""
+    model = make_model()
+    metrics, tags = {"auc": 0.91, "loss": 0.2}, {"team": "vision"}
+    if encoding == "multipart":
+        metrics, tags = json.dumps(metrics), json.dumps(tags)
+    sent = {"version": "v1", "format": "onnx", "metrics": metrics, "tags": tags}
+    assert post_version(api, model.name, sent, encoding=encoding).status_code == 201
+    patched = api.patch(f"/models/{model.name}/versions/v1", {"metrics": {"f2": 0.5}}, format="json")
+    assert patched.status_code == 200, patched.json()
+    before = registry_state(storage_dir)
+
+    again = post_version(api, model.name, sent, encoding=encoding)
+    assert again.status_code == 200, again.json()
+    assert again.json()["metrics"] == {"auc": 0.91, "f2": 0.5, "loss": 0.2}
+
+    other = dict(sent, metrics={"auc": 0.95} if encoding == "json" else json.dumps({"auc": 0.95}))
+    refused = post_version(api, model.name, other, encoding=encoding)
+    assert refused.status_code == 409, refused.json()
+    assert set(refused.json()["errors"]) == {"version", "metrics"}
+    assert "0.91" in refused.json()["errors"]["metrics"][0] and "0.95" in refused.json()["errors"]["metrics"][0]
+    other_tag = dict(sent, tags={"team": "audio"} if encoding == "json" else json.dumps({"team": "audio"}))
+    assert set(post_version(api, model.name, other_tag, encoding=encoding).json()["errors"]) == {"version", "tags"}
+    assert registry_state(storage_dir) == before
+
+
 def test_status_and_is_default_are_lifecycle_not_content(api, make_model, storage_dir):
     """A version moves on after it is registered (approved, another default): the registration sent again
     neither conflicts with that nor undoes it."""

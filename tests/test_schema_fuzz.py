@@ -19,6 +19,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 
 from registry_site.authentication import issue_token
 from registry_site.json_values import has_unstorable_text
+from registry_site.validators import SEED_METRIC_NAMES, is_metric_name
 from tests.conftest import production_mode, user_with_role
 
 EXAMPLES_PER_OPERATION = 10
@@ -71,8 +72,23 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 def filter_body(context, body) -> bool:
     """Not the JSON bodies with a NUL or a lone UTF-16 surrogate in them (at any depth of training_config,
     say): a database cannot store either and the registry refuses them with a 400 naming the field, but
-    OpenAPI 3.0 has no way to say "no such character at any depth" of a free-form object."""
-    return not has_unstorable_text(body)
+    OpenAPI 3.0 has no way to say "no such character at any depth" of a free-form object. Nor those whose
+    metrics or tags are named against the registry's rule (registry_site.validators.METRIC_NAME_PATTERN,
+    the seed's five): OpenAPI 3.0 has no rule on an object's keys either (propertyNames came in 3.1)."""
+    return not has_unstorable_text(body) and not _misnamed_metadata(body)
+
+
+def _misnamed_metadata(body) -> bool:
+    if not isinstance(body, dict):
+        return False
+    names = [*_keys(body.get("metrics")), *_keys(body.get("tags"))]
+    return any(not is_metric_name(name) for name in names) or any(
+        name in SEED_METRIC_NAMES for name in _keys(body.get("metrics"))
+    )
+
+
+def _keys(value) -> list:
+    return list(value) if isinstance(value, dict) else []
 
 
 @schema.parametrize()

@@ -1,4 +1,5 @@
-"""manage.py register_version MODEL VERSION --format onnx [--file PATH] [--accuracy 0.9 ...]"""
+"""manage.py register_version MODEL VERSION --format onnx [--file PATH] [--accuracy 0.9 ...]
+[--metrics '{"auc": 0.91}'] [--tags '{"team": "vision"}'] [--training-run ID] [--code-commit SHA] ..."""
 
 from argparse import ArgumentTypeError
 from typing import Any
@@ -11,6 +12,7 @@ from models_app.models import METRIC_FIELDS
 from models_app.uploads import receive_local_file
 from registry_site.commands import RegistryCommand
 from registry_site.json_values import parse_json_text
+from registry_site.validators import LINEAGE_FIELDS
 
 
 def json_argument(text: str) -> Any:
@@ -35,6 +37,10 @@ class Command(RegistryCommand):
         )
         parser.add_argument("--output-shape", dest="output_shape", type=json_argument, help="JSON list, e.g. [1,1000]")
         parser.add_argument("--training-config", dest="training_config", type=json_argument, help="JSON object")
+        parser.add_argument("--metrics", type=json_argument, help='named metrics, a JSON object: {"auc": 0.91}')
+        parser.add_argument("--tags", type=json_argument, help='tags, a JSON object: {"team": "vision"}')
+        for field in LINEAGE_FIELDS:
+            parser.add_argument(f"--{field.replace('_', '-')}", dest=field)
         parser.add_argument("--default", action="store_true", help="make it the model's default version")
         for metric in METRIC_FIELDS:
             parser.add_argument(f"--{metric.lower().replace('_', '-')}", dest=metric, type=float, help="in [0, 1]")
@@ -52,6 +58,9 @@ class Command(RegistryCommand):
                 "input_shape",
                 "output_shape",
                 "training_config",
+                "metrics",
+                "tags",
+                *LINEAGE_FIELDS,
                 *METRIC_FIELDS,
             )
             if options.get(key) is not None
