@@ -3,6 +3,8 @@ and the lookups by name that the commands share."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from deployments_app.models import Deployment, DeploymentStatus
@@ -82,7 +84,7 @@ _NOT_READ = object()
 
 def deployed_targets(version: ModelVersion) -> list[str]:
     """Targets where `version` is the active deployment (the seed's `deployed_to`)."""
-    targets = getattr(version, "active_targets", _NOT_READ)
+    targets: Any = getattr(version, "active_targets", _NOT_READ)
     if targets is _NOT_READ:
         active = version.deployments.filter(deployment_status=DeploymentStatus.ACTIVE)
         targets = active.values_list("deployment_target", flat=True)

@@ -235,7 +235,7 @@ class RegistryModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         fields = {}
         for name, (prototype, choices_source) in prototypes.items():
             field = copy.copy(prototype)
-            if choices_source is not None:
+            if choices_source is not None and isinstance(field, serializers.ChoiceField):
                 field.choices = choices_source.choices
                 field.error_messages = {**field.error_messages, **_choice_error_messages(choices_source)}
             fields[name] = field
@@ -257,7 +257,9 @@ def _callable_choices_source(model: type[models.Model], name: str, field: serial
         model_field = model._meta.get_field(field.source or name)
     except FieldDoesNotExist:
         return None
-    return model_field if isinstance(getattr(model_field, "choices", None), CallableChoiceIterator) else None
+    if isinstance(model_field, models.Field) and isinstance(model_field.choices, CallableChoiceIterator):
+        return model_field
+    return None
 
 
 def _forget_fields(**kwargs) -> None:

@@ -103,3 +103,26 @@ def test_register_a_version_with_its_file(api, model, django_assert_num_queries)
     assert response.json()["file_size"] == 4096
     assert ModelVersion.objects.get(model=model, version="2.0").artifact_id == response.json()["checksum"]
     assert AuditEvent.objects.filter(action="create", object_repr="counted:2.0").exists()
+
+
+def test_fields_built_once_still_read_callable_choices_anew(monkeypatch):
+    """Serializer fields are built once per class (registry_site.fields), but a choice list that is a
+    callable (an operator's setting, say) is read for every serializer: a new value is never frozen out."""
+    from django.utils.choices import CallableChoiceIterator
+
+    from models_app.serializers import VersionChangeSerializer
+    from registry_site import fields
+
+    allowed = ["onnx"]
+    model_field = ModelVersion._meta.get_field("format")
+    monkeypatch.setattr(model_field, "choices", CallableChoiceIterator(lambda: [(v, v) for v in allowed]))
+    fields._forget_fields()
+    try:
+        first = VersionChangeSerializer(data={"format": "gguf"}, partial=True)
+        assert not first.is_valid() and "gguf" in str(first.errors["format"][0])
+        allowed.append("gguf")
+        second = VersionChangeSerializer(data={"format": "gguf"}, partial=True)
+        assert second.is_valid(), second.errors
+        assert VersionChangeSerializer().fields["format"] is not second.fields["format"]
+    finally:
+        fields._forget_fields()
