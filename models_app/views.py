@@ -136,7 +136,23 @@ class ModelVersionViewSet(
     def get_queryset(self) -> QuerySet[ModelVersion]:
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no URL kwargs
             return ModelVersion.objects.none()
-        return super().get_queryset().filter(model=self.registered_model)
+        # One query for a version (or a page) by the model's name; whether the model exists is asked only
+        # when nothing was found (get_object, list, _default, latest).
+        return selectors.versions_of(self.kwargs["name"])
+
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        response = super().list(request, *args, **kwargs)
+        if not response.data["results"] and not selectors.model_exists(self.kwargs["name"]):
+            raise selectors.model_not_found(self.kwargs["name"])
+        return response
+
+    def _found(self, version: ModelVersion | None, missing: str) -> ModelVersion:
+        if version is None:
+            name = self.kwargs["name"]
+            if not selectors.model_exists(name):
+                raise selectors.model_not_found(name)
+            raise NotFound(f"Model '{name}' has {missing}.")
+        return version
 
     def keyset_order(self, request: Request, queryset: QuerySet[ModelVersion]):
         """`?ordering=` (checked by ModelVersionFilter) for the cursor pagination; None: newest first."""
@@ -180,10 +196,9 @@ class ModelVersionViewSet(
         services.delete_version(version=instance)
 
     def _default(self) -> ModelVersion:
-        version = self.get_queryset().filter(is_default=True).first()
-        if version is None:
-            raise NotFound(f"Model '{self.registered_model.name}' has no default version.")
-        return version
+        # At most one default per model (a constraint): no ordering needed to pick it.
+        default = self.get_queryset().filter(is_default=True).order_by()[:1]
+        return self._found(next(iter(default), None), "no default version")
 
     @action(detail=False, methods=["get"], url_path="default")
     def default(self, request: Request, *args, **kwargs) -> Response:
@@ -192,9 +207,7 @@ class ModelVersionViewSet(
     @action(detail=False, methods=["get"], url_path="latest")
     def latest(self, request: Request, *args, **kwargs) -> Response:
         version = self.get_queryset().order_by("-created_at", "-id").first()
-        if version is None:
-            raise NotFound(f"Model '{self.registered_model.name}' has no versions.")
-        return Response(self.get_serializer(version).data)
+        return Response(self.get_serializer(self._found(version, "no versions")).data)
 
     @extend_schema(request=None, responses=ModelVersionSerializer)
     @action(detail=True, methods=["post"], url_path="default")

@@ -48,6 +48,9 @@ class StrictFilterBackend(DjangoFilterBackend):
                 errors[key] = ["May not be empty; leave the parameter out to not filter by it."]
         if errors:
             raise exceptions.ValidationError(errors)
+        if not set(params) - self.always_allowed - set(getattr(view, "extra_query_params", ())):
+            # Nothing to filter by: no FilterSet (a form, and a copy of every filter) is built for it.
+            return queryset
         return super().filter_queryset(request, queryset, view)
 
 

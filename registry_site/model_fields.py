@@ -40,3 +40,15 @@ class OpenChoiceField(models.CharField):
         name, _, args, kwargs = super().deconstruct()
         kwargs.pop("choices", None)
         return name, "django.db.models.CharField", args, kwargs
+
+
+class JSONArrayAgg(models.Aggregate):
+    """The aggregated values as one JSON array (NULL over no rows): json_group_array on SQLite, jsonb_agg
+    on PostgreSQL (jsonb, which Django's driver setup hands to JSONField as text to decode). Lets a row
+    carry a short list of related values in the query that reads it, instead of a second query."""
+
+    function = "JSON_GROUP_ARRAY"
+    output_field = models.JSONField()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return super().as_sql(compiler, connection, function="JSONB_AGG", **extra_context)

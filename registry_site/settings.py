@@ -202,11 +202,18 @@ def database_from_url(url: str) -> dict[str, Any]:
 
 # SQLite serves several gunicorn workers only with WAL (readers never wait for the writer), a busy
 # timeout (writers queue instead of failing at once) and IMMEDIATE transactions (a transaction takes the
-# write lock when it starts, so two writers never deadlock upgrading read locks).
+# write lock when it starts, so two writers never deadlock upgrading read locks). synchronous=NORMAL is
+# WAL's durable setting against a crash of the process (a power cut may lose the last commits, never
+# corrupt the file). Each connection (one per worker thread, kept open) reads the file through a memory
+# map of up to 1 GiB instead of read() calls, and keeps up to 64 MiB of pages (cache_size=-KiB) where
+# SQLite's default is 2 MiB: a million versions' indexes stay in memory.
 SQLITE_OPTIONS = {
     "timeout": 30,
     "transaction_mode": "IMMEDIATE",
-    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+    "init_command": (
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+        "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;"
+    ),
 }
 
 DATABASE_URL = envstr("DATABASE_URL")
