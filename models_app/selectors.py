@@ -8,9 +8,9 @@ from typing import Any
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from deployments_app.models import Deployment, DeploymentStatus
-from models_app.models import ModelVersion, RegisteredModel
+from models_app.models import ModelVersion, RegisteredModel, VersionMetric, VersionTag
 from registry_site.errors import NotFound
-from registry_site.model_fields import JSONArrayAgg
+from registry_site.model_fields import JSONArrayAgg, JSONObjectAgg
 
 
 def model_not_found(name: str) -> NotFound:
@@ -64,10 +64,22 @@ def _versions_with_files_and_targets() -> QuerySet[ModelVersion]:
         .annotate(targets=JSONArrayAgg("deployment_target"))
         .values("targets")
     )
+    return ModelVersion.objects.select_related("model", "artifact").annotate(
+        active_targets=Subquery(active),
+        metric_map=Subquery(_map_of(VersionMetric, "name")),
+        tag_map=Subquery(_map_of(VersionTag, "key")),
+    )
+
+
+def _map_of(rows: type[VersionMetric] | type[VersionTag], key: str) -> QuerySet:
+    """A version's named metrics or tags as one JSON object, for the row that reads the version
+    (models_app.open_metadata reads it back)."""
     return (
-        ModelVersion.objects.select_related("model", "artifact")
-        .annotate(active_targets=Subquery(active))
-        .prefetch_related("metric_values", "tag_values")
+        rows.objects.filter(version=OuterRef("pk"))
+        .order_by()
+        .values("version")
+        .annotate(map=JSONObjectAgg(key, "value"))
+        .values("map")
     )
 
 

@@ -52,3 +52,27 @@ class JSONArrayAgg(models.Aggregate):
 
     def as_postgresql(self, compiler, connection, **extra_context):
         return super().as_sql(compiler, connection, function="JSONB_AGG", **extra_context)
+
+
+class JSONObjectAgg(models.Aggregate):
+    """The aggregated (key, value) pairs as one JSON object (NULL over no rows): json_group_object on
+    SQLite, jsonb_object_agg on PostgreSQL. Like JSONArrayAgg, for a short map of related rows read in the
+    query of the row they belong to. SQLite writes a float into JSON with 15 significant digits, which
+    loses the last bits of some doubles, so there a float value goes as its 17-digit text ("%!.17g": its
+    printf stops at 16 digits without the "!"), exact once read back with float()."""
+
+    function = "JSON_GROUP_OBJECT"
+    output_field = models.JSONField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        expressions = self.get_source_expressions()
+        key, value = expressions[:2]
+        if isinstance(value.output_field, models.FloatField):
+            exact = models.Func(models.Value("%!.17g"), value, function="PRINTF", output_field=models.TextField())
+            exact_copy = self.copy()
+            exact_copy.set_source_expressions([key, exact, *expressions[2:]])
+            return super(JSONObjectAgg, exact_copy).as_sql(compiler, connection, **extra_context)
+        return super().as_sql(compiler, connection, **extra_context)
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return super().as_sql(compiler, connection, function="JSONB_OBJECT_AGG", **extra_context)

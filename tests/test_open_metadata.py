@@ -444,3 +444,14 @@ def test_register_version_command_takes_metrics_tags_and_lineage(make_model):
     assert services.open_metadata.metrics_of(version) == {"auc": 0.8}
     assert services.open_metadata.tags_of(version) == {"team": "vision"}
     assert version.code_commit == "abc"
+
+
+def test_metrics_read_back_exactly_in_a_list_and_a_read(api, make_model):
+    """The list and the read carry the named metrics in the version's own query (a JSON object built by
+    the database); every bit of a double survives it, on SQLite as on PostgreSQL."""
+    model = make_model()
+    values = {"a": 0.1 + 0.2, "b": 1e-300, "c": -123456789.12345679, "d": 2.0**53 + 2}
+    register(api, model, "v1", metrics=values, tags={"k": "v \u00e9"})
+    read = api.get(versions_url(model) + "/v1").json()
+    assert read["metrics"] == values and read["tags"] == {"k": "v \u00e9"}
+    assert api.get(versions_url(model)).json()["results"][0]["metrics"] == values

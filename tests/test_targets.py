@@ -93,8 +93,13 @@ def test_the_migration_folds_the_names_the_history_uses(api):
     target per name folded to lower case, points every row at it, and leaves one active deployment per
     model and target (the newest)."""
     executor = MigrationExecutor(connection)
-    before = [("deployments_app", "0004_targets_not_starting_with_a_dash")]
-    latest = executor.loader.graph.leaf_nodes("deployments_app")
+    # The models' tables as they were then too: a later models_app migration may add a column the
+    # historical models would not fill.
+    before = [
+        ("deployments_app", "0004_targets_not_starting_with_a_dash"),
+        ("models_app", "0005_names_not_starting_with_a_dash"),
+    ]
+    latest = executor.loader.graph.leaf_nodes()
     executor.migrate(before)
     try:
         apps = executor.loader.project_state(before).apps
