@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
@@ -173,7 +174,7 @@ class _MetadataMapField(JSONValueField):
     """A map of names to values (a version's metrics or tags), as a JSON object or, in a form, its text.
     In a change (PATCH), null removes a name."""
 
-    clean = staticmethod(clean_metrics)
+    clean: Callable[..., dict[str, Any]] = staticmethod(clean_metrics)
     change = False
 
     def to_internal_value(self, data: Any) -> Any:

@@ -144,7 +144,7 @@ class RegistryCursorPagination(CursorPagination):
     def _link(self, position) -> str | None:
         if position is None or position[0] is None:
             return None
-        assert self.keyset is not None
+        assert self.keyset is not None and self.base_url is not None
         (segment, values), reverse = position
         cursor = {"o": self.keyset.name, "s": segment, "k": [_encode_value(v) for v in values], "r": int(reverse)}
         encoded = base64.urlsafe_b64encode(json.dumps(cursor, separators=(",", ":")).encode()).decode("ascii")

@@ -239,7 +239,13 @@ def test_adding_a_model_calls_create_model(admin_client, monkeypatch):
     model = RegisteredModel.objects.get(name="mobilenet_v3")
     assert response["Location"] == url("models_app_registeredmodel_changelist")
     assert calls == [
-        {"name": "mobilenet_v3", "model_type": "classification", "description": "MobileNet", "is_active": True}
+        {
+            "name": "mobilenet_v3",
+            "model_type": "classification",
+            "description": "MobileNet",
+            "is_active": True,
+            "readme": "",
+        }
     ]
     assert model.description == "MobileNet"
 

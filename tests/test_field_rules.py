@@ -78,7 +78,7 @@ def test_a_change_is_held_to_the_same_rules(make_version):
 def test_a_choice_names_the_allowed_values_everywhere(api, make_model):
     model = make_model()
     response = api.post(f"/models/{model.name}/versions", {"version": "v1", "format": "keras"}, format="json")
-    expected = '"keras" is not a valid choice; use one of: tensorflow_saved_model, onnx, tflite, pytorch.'
+    expected = '"keras" is not a valid choice; use one of: tensorflow_saved_model, onnx, tflite, pytorch, other.'
     assert response.json()["errors"]["format"] == [expected]
     with pytest.raises(CommandError) as refused:
         call_command("register_version", model.name, "v1", "--format", "keras")

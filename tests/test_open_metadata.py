@@ -138,7 +138,7 @@ def test_a_version_without_open_metadata_answers_empty_maps_and_lineage(api, mak
         ("tags", {"bad key": "x"}, "not a valid name"),
         ("tags", {f"k{i}": "v" for i in range(101)}, "At most 100 tags"),
         ("code_commit", "abc\ndef", "control characters"),
-        ("training_run", "x" * 513, "at most 512"),
+        ("training_run", "x" * 513, "no more than 512"),
     ],
 )
 def test_bad_open_metadata_is_a_400_naming_the_field_and_writes_nothing(
@@ -359,7 +359,7 @@ def test_other_and_operator_added_formats_and_types_need_no_migration(api, make_
     assert api.post("/models", {"name": "m", "model_type": "other"}, format="json").status_code == 201
     refused = api.post(versions_url("m"), {"version": "v1", "format": "gguf"}, format="json")
     assert refused.status_code == 400 and "use one of:" in refused.json()["errors"]["format"][0]
-    assert "gguf" not in refused.json()["errors"]["format"][0]
+    assert "gguf" not in refused.json()["errors"]["format"][0].split("use one of:")[1]
     register(api, "m", "v0", format="other")
 
     settings.REGISTRY_EXTRA_FORMATS = ["sklearn", "gguf"]

@@ -283,7 +283,7 @@ def test_queries_per_page_do_not_grow_with_the_page(api, rich_data, url, django_
     with django_assert_num_queries(small):
         response = api.get(url, {"page_size": 40})
     assert len(response.json()["results"]) == 40
-    assert small <= 4  # one page is a handful of queries, not one per row
+    assert small <= 6  # one page is a handful of queries (versions: their metrics and tags too), not one per row
 
 
 @pytest.mark.parametrize("url", ["/models", "/models/model01/versions", "/deployments"])
