@@ -21,14 +21,14 @@ METADATA_MAPS = ("metrics", "tags")
 def metrics_of(version: ModelVersion) -> dict[str, float]:
     """The version's named metrics, by name: from the map its query read (models_app.selectors), or the
     rows (prefetched, or one query)."""
-    read = getattr(version, "metric_map", _NOT_READ)
+    read: Any = getattr(version, "metric_map", _NOT_READ)
     if read is not _NOT_READ:
         return {name: float(value) for name, value in sorted((read or {}).items())}
     return {row.name: row.value for row in _rows(version, "metric_values")}
 
 
 def tags_of(version: ModelVersion) -> dict[str, str]:
-    read = getattr(version, "tag_map", _NOT_READ)
+    read: Any = getattr(version, "tag_map", _NOT_READ)
     if read is not _NOT_READ:
         return dict(sorted((read or {}).items()))
     return {row.key: row.value for row in _rows(version, "tag_values")}
