@@ -96,7 +96,7 @@ def measure(args: argparse.Namespace) -> dict:
 
     counter = iter(range(10**9))
     requests = {
-        "get_version": lambda: client.get(f"/models/{MODEL}/versions/1.0.7"),
+        "get_version": lambda: client.get(f"/models/{MODEL}/versions/1.0.{min(7, args.versions - 1)}"),
         "list_versions_50": lambda: client.get(f"/models/{MODEL}/versions", {"page_size": "50"}),
         "get_default": lambda: client.get(f"/models/{MODEL}/versions/default"),
         "list_models_50": lambda: client.get("/models", {"page_size": "50"}),
@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="with --compare: alternate this many times")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--versions", type=int, default=120)
+    parser.add_argument("--versions", type=int, default=120, help="at least 1")
     parser.add_argument("--only", help="comma-separated endpoints: " + ", ".join(ENDPOINTS))
     parser.add_argument("--pg-url", help="PostgreSQL instead of SQLite (its tables are emptied)")
     parser.add_argument("--profile", choices=ENDPOINTS, help="print a cProfile of one endpoint instead")
