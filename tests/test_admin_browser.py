@@ -209,9 +209,12 @@ def test_deploy_a_version_through_the_intermediate_form(
     wait_for(browser, "#result_list")
     run_action(browser, [version.pk], "deploy_to_target")
 
-    target = wait_for(browser, "input#id_target")
+    from selenium.webdriver.support.ui import Select
+
+    target = Select(wait_for(browser, "select#id_target"))  # the known targets (issue #10 §3)
     assert "detector:v2" in browser.find_element(By.CSS_SELECTOR, ".registry-action-objects").text
-    target.send_keys("production")
+    assert [option.text for option in target.options][:2] == ["staging", "production (protected)"]
+    target.select_by_value("production")
     browser.save_screenshot(str(screenshots / "deploy-form.png"))
     browser.find_element(By.CSS_SELECTOR, 'input[name="apply"]').click()
 

@@ -120,16 +120,19 @@ def test_default_makes_the_pushed_version_the_default_after_its_file_is_stored(l
     assert requests.get(f"{base}/models/dflt/versions/default").json()["version"] == "v2"
 
 
-def test_custom_metrics_and_tags_are_refused_while_the_registry_cannot_record_them(live, model_file):
+def test_custom_metrics_and_tags_are_recorded_and_a_rerun_is_unchanged(live, model_file):
+    """The registry records open metadata (issue #9), and the client finds that in its schema: `--metric`
+    beyond the seed's five and `--tag` reach the version, and the same push again changes nothing."""
     base, _ = live
-    for extra, words in ((["--metric", "auc=0.9"], "custom metrics"), (["--tag", "commit=abc123"], "tags")):
-        refused = run_mvr(
-            "push", "custom", "v1", str(model_file), "--create-model", "--model-type", "audio", *extra, url=base
-        )
-        assert refused.returncode == 1
-        assert f"does not support {words} yet" in refused.stderr
-    # Refused before anything was written.
-    assert requests.get(f"{base}/models/custom").status_code == 404
+    args = ("push", "custom", "v1", str(model_file), "--create-model", "--model-type", "audio")
+    args += ("--metric", "auc=0.9", "--metric", "accuracy=0.8", "--tag", "commit=abc123")
+    assert mvr_json(*args, url=base)["outcome"] == "created"
+    version = requests.get(f"{base}/models/custom/versions/v1").json()
+    assert version["metrics"] == {"auc": 0.9} and version["accuracy"] == 0.8
+    assert version["tags"] == {"commit": "abc123"}
+    assert mvr_json(*args, url=base)["outcome"] == "unchanged"
+    changed = run_mvr(*args[:-1], "commit=def456", url=base)
+    assert changed.returncode == 1 and "tags" in changed.stderr
 
 
 def test_a_missing_model_is_named(live, model_file):
