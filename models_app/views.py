@@ -35,7 +35,7 @@ from models_app.uploads import receive_raw_body, safe_file_name
 from registry_site.errors import InvalidInput, NotFound
 from registry_site.idempotency import IdempotentPostsMixin
 from registry_site.parsers import RegistryMultiPartParser
-from registry_site.validators import METRIC_NAME_PATTERN, METRIC_NAME_RULE
+from registry_site.validators import METRIC_NAME_IN_PATTERN, METRIC_NAME_RULE
 
 
 @extend_schema_view(partial_update=extend_schema(request=RegisteredModelChangeSerializer))
@@ -83,11 +83,11 @@ unknown parameter, a bad name or number, is a 400 naming it."""
 DYNAMIC_PARAMETERS = [
     {
         "in": "query",
-        "name-pattern": f"^metric\\.{METRIC_NAME_PATTERN[1:-7]}(__(exact|gt|gte|lt|lte))?$",
+        "name-pattern": f"^metric\\.{METRIC_NAME_IN_PATTERN}(__(exact|gt|gte|lt|lte))?$",
         "schema": {"type": "number", "format": "double"},
         "example": {"metric.auc__gte": 0.9},
     },
-    {"in": "query", "name-pattern": f"^tag\\.{METRIC_NAME_PATTERN[1:-7]}$", "schema": {"type": "string"}},
+    {"in": "query", "name-pattern": f"^tag\\.{METRIC_NAME_IN_PATTERN}$", "schema": {"type": "string"}},
 ]
 
 

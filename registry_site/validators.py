@@ -40,6 +40,9 @@ validate_sha256_hex = RegexValidator(r"^[0-9a-fA-F]{64}$", "Must be 64 hexadecim
 # '__' anywhere, which separates a name from its lookup. "$(?!\n)" as in models.NAME_PATTERN: the pattern
 # also goes into the OpenAPI schema, where it must be an ECMAScript regex.
 METRIC_NAME_PATTERN = r"^(?!.*__)[A-Za-z][A-Za-z0-9_.\-]{0,63}$(?!\n)"
+# The same name inside a longer pattern (the list's dynamic `metric.<name>__<lookup>` parameters): no
+# lookahead over the rest of the text, so a lookup's '__' may follow; its '_' is never followed by another.
+METRIC_NAME_IN_PATTERN = r"[A-Za-z](?:[A-Za-z0-9.\-]|_(?!_)){0,63}"
 METRIC_NAME_RULE = "1-64 ASCII letters, digits, '_', '.' or '-', starting with a letter, without '__'"
 TAG_KEY_PATTERN = METRIC_NAME_PATTERN
 MAX_METRICS_PER_VERSION = 100

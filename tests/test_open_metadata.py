@@ -455,3 +455,19 @@ def test_metrics_read_back_exactly_in_a_list_and_a_read(api, make_model):
     read = api.get(versions_url(model) + "/v1").json()
     assert read["metrics"] == values and read["tags"] == {"k": "v \u00e9"}
     assert api.get(versions_url(model)).json()["results"][0]["metrics"] == values
+
+
+def test_the_schema_publishes_name_patterns_that_match_the_parameters_the_list_takes(api, make_model):
+    """The list's vendor extension names its dynamic parameters by pattern; what it matches is what the
+    server takes (a lookup's '__' after the name included), and a name the server refuses does not match."""
+    import re
+
+    operation = api.get("/openapi.json").json()["paths"]["/models/{name}/versions"]["get"]
+    metric, tag = (re.compile(p["name-pattern"]) for p in operation["x-dynamic-query-parameters"])
+    model = make_model()
+    register(api, model, "v1", metrics={"val.loss": 0.2}, tags={"team": "vision"})
+    for name in ("metric.val.loss", "metric.val.loss__lte", "metric.accuracy__gte"):
+        assert metric.match(name) and api.get(versions_url(model), {name: 0.5}).status_code == 200
+    assert tag.match("tag.team") and api.get(versions_url(model), {"tag.team": "vision"}).status_code == 200
+    for name in ("metric.a__b", "metric.auc__between", "metric.1auc", "metric." + "a" * 65):
+        assert not metric.match(name) and api.get(versions_url(model), {name: 1}).status_code == 400
