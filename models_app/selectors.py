@@ -11,6 +11,7 @@ from deployments_app.models import Deployment, DeploymentStatus
 from models_app.models import ModelVersion, RegisteredModel, VersionMetric, VersionTag
 from registry_site.errors import NotFound
 from registry_site.model_fields import JSONArrayAgg, JSONObjectAgg
+from registry_site.prepared import PreparedQuery
 
 
 def model_not_found(name: str) -> NotFound:
@@ -89,6 +90,22 @@ def versions_of(model_name: str) -> QuerySet[ModelVersion]:
     both when the model has no such versions and when it does not exist (model_not_found tells which)."""
     model_id = RegisteredModel.objects.filter(name=model_name).order_by().values("pk")[:1]
     return versions_with_files_and_targets().filter(model_id=Subquery(model_id))
+
+
+# The API's hot reads, compiled once (registry_site.prepared): a version by its model's name and its own,
+# and a model's default version. None when not found (version_not_found / model_not_found tell which).
+_VERSION = PreparedQuery(lambda model, version: versions_of(model).filter(version=version), "model", "version")
+_DEFAULT = PreparedQuery(lambda model: versions_of(model).filter(is_default=True).order_by()[:1], "model")
+
+
+def version_by_names(model_name: str, version: str) -> ModelVersion | None:
+    """versions_of(model_name)'s version `version`, as the API shows it."""
+    return _VERSION.first(model=model_name, version=version)
+
+
+def default_version_of(model_name: str) -> ModelVersion | None:
+    """versions_of(model_name)'s default version (at most one per model: a constraint)."""
+    return _DEFAULT.first(model=model_name)
 
 
 def model_exists(name: str) -> bool:

@@ -128,10 +128,17 @@ class ModelVersionViewSet(
         return selectors.get_model(self.kwargs["name"])
 
     def get_object(self) -> ModelVersion:
-        try:
-            return super().get_object()
-        except Http404:
-            raise selectors.version_not_found(self.kwargs["name"], self.kwargs["version"]) from None
+        name, label = self.kwargs["name"], self.kwargs["version"]
+        if self.request.query_params:  # whatever the filters say about them (unknown ones are a 400)
+            try:
+                return super().get_object()
+            except Http404:
+                raise selectors.version_not_found(name, label) from None
+        version = selectors.version_by_names(name, label)  # the hot path: its SQL compiled once
+        if version is None:
+            raise selectors.version_not_found(name, label)
+        self.check_object_permissions(self.request, version)
+        return version
 
     def get_queryset(self) -> QuerySet[ModelVersion]:
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no URL kwargs
@@ -196,9 +203,7 @@ class ModelVersionViewSet(
         services.delete_version(version=instance)
 
     def _default(self) -> ModelVersion:
-        # At most one default per model (a constraint): no ordering needed to pick it.
-        default = self.get_queryset().filter(is_default=True).order_by()[:1]
-        return self._found(next(iter(default), None), "no default version")
+        return self._found(selectors.default_version_of(self.kwargs["name"]), "no default version")
 
     @action(detail=False, methods=["get"], url_path="default")
     def default(self, request: Request, *args, **kwargs) -> Response:

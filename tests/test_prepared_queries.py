@@ -1,0 +1,87 @@
+"""registry_site.prepared: a query compiled once and run with other values gives exactly what its
+queryset gives (every field, the select_related model and file, the annotations), on SQLite and
+PostgreSQL; and the API's hot reads use it."""
+
+from __future__ import annotations
+
+import pytest
+from django.forms.models import model_to_dict
+
+from models_app import selectors
+from models_app.models import ModelVersion
+from registry_site.prepared import PreparedQuery
+from tests.conftest import deployed
+
+pytestmark = pytest.mark.django_db
+
+
+def _seen(version: ModelVersion | None) -> dict | None:
+    if version is None:
+        return None
+    return {
+        "row": model_to_dict(version),
+        "created_at": version.created_at,
+        "model": model_to_dict(version.model),
+        "artifact": model_to_dict(version.artifact) if version.artifact_id else None,
+        "active_targets": sorted(version.active_targets or ()),
+        "metric_map": version.metric_map,
+        "tag_map": version.tag_map,
+    }
+
+
+@pytest.fixture
+def registry(api, make_model, make_version):
+    vision = make_model("vision")
+    make_version(vision, "1.0", metrics='{"auc": 0.91, "loss": 0.125}', tags='{"team": "cv"}', accuracy="0.5")
+    make_version(vision, "2.0", data=None)
+    make_version(vision, "3.0", data=b"other", tags='{"team": "cv", "stage": "rc"}')
+    deployed(api, vision, "1.0", "production")
+    deployed(api, vision, "1.0", "staging")
+    other = make_model("other")
+    make_version(other, "1.0", data=b"weights")  # same label, another model
+    return vision
+
+
+@pytest.mark.parametrize(
+    ("model", "label"),
+    [("vision", "1.0"), ("vision", "2.0"), ("vision", "3.0"), ("other", "1.0"), ("vision", "9.9"), ("nope", "1.0")],
+)
+def test_a_version_read_prepared_is_the_version_its_queryset_reads(registry, model, label):
+    expected = selectors.versions_of(model).filter(version=label).first()
+    for _ in range(2):  # compiled on the first call, reused on the second
+        assert _seen(selectors.version_by_names(model, label)) == _seen(expected)
+    if (model, label) == ("vision", "1.0"):
+        assert sorted(expected.active_targets) == ["production", "staging"] and expected.metric_map
+
+
+@pytest.mark.parametrize("model", ["vision", "other", "nope"])
+def test_the_default_read_prepared_is_the_default(registry, model):
+    expected = selectors.versions_of(model).filter(is_default=True).first()
+    assert _seen(selectors.default_version_of(model)) == _seen(expected)
+    assert (expected is None) == (model == "nope")
+
+
+def test_values_are_parameters_never_sql(registry):
+    assert selectors.version_by_names("vision", "1.0' OR '1'='1") is None
+    assert selectors.version_by_names("vision%", "1.0") is None
+
+
+def test_a_placeholder_that_does_not_reach_the_sql_is_refused(db):
+    query = PreparedQuery(lambda name: ModelVersion.objects.all(), "name")
+    with pytest.raises(ValueError, match="'name' does not reach"):
+        query.all(name="x")
+
+
+def test_the_version_routes_read_through_the_prepared_queries(api, registry, monkeypatch):
+    calls = []
+    real = PreparedQuery.all
+
+    def counting(self, *, using="default", **values):
+        calls.append(values)
+        return real(self, using=using, **values)
+
+    monkeypatch.setattr(PreparedQuery, "all", counting)
+    body = api.get("/models/vision/versions/1.0").json()
+    assert body["deployed_to"] == ["production", "staging"] and body["metrics"]["auc"] == 0.91
+    assert api.get("/models/vision/versions/default").json()["version"] == "1.0"
+    assert calls == [{"model": "vision", "version": "1.0"}, {"model": "vision"}]
