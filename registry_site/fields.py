@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signals import setting_changed
 from django.core.validators import RegexValidator
@@ -18,6 +18,7 @@ from django.utils.choices import CallableChoiceIterator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.relations import PKOnlyObject
 from rest_framework.utils import html
 from rest_framework.validators import UniqueValidator
 
@@ -321,6 +322,53 @@ class RegistryModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
                 field.error_messages = {**field.error_messages, **_choice_error_messages(choices_source)}
             fields[name] = field
         return fields
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        """DRF's own loop (Serializer.to_representation), with what it asks of every field on every row
+        worked out once per serializer: which fields are readable, and the attributes each one reads. A
+        page of 50 versions reads 1,600 values, and DRF's generic read of each (a generator, an ABC
+        isinstance, a callable check) cost more than most values' own representation. A field that
+        reads in its own way, or a value DRF treats specially (a callable, a missing attribute, a
+        related field's pk-only object), is read DRF's way; tests/test_serializer_output.py compares."""
+        plan = self.__dict__.get("_output_plan")
+        if plan is None:
+            plan = self.__dict__["_output_plan"] = [
+                (field.field_name, _plain_path(field), field) for field in self._readable_fields
+            ]
+        ret: dict[str, Any] = {}
+        for name, path, field in plan:
+            value = _read(instance, path)
+            if value is _DRF_READS:
+                try:
+                    value = field.get_attribute(instance)
+                except serializers.SkipField:
+                    continue
+                if isinstance(value, PKOnlyObject) and value.pk is None:
+                    value = None
+            ret[name] = None if value is None else field.to_representation(value)
+        return ret
+
+
+_DRF_READS = object()
+
+
+def _plain_path(field: serializers.Field) -> tuple[str, ...] | None:
+    """The attributes a field reads, when DRF's Field.get_attribute would read just them."""
+    if type(field).get_attribute is not serializers.Field.get_attribute:
+        return None
+    return tuple(field.source_attrs)
+
+
+def _read(instance: Any, path: tuple[str, ...] | None) -> Any:
+    if path is None or isinstance(instance, dict):
+        return _DRF_READS
+    value = instance
+    try:
+        for attr in path:
+            value = getattr(value, attr)
+    except (AttributeError, ObjectDoesNotExist):
+        return _DRF_READS
+    return _DRF_READS if callable(value) else value
 
 
 _FIELD_PROTOTYPES: dict[type, dict[str, tuple[serializers.Field, models.Field | None]]] = {}
