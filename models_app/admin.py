@@ -13,16 +13,19 @@ from collections import Counter
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
+from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.forms import ModelForm
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
-from django.urls import reverse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from deployments_app import services as deployment_services
 from deployments_app.models import Deployment, DeploymentStatus
-from models_app import selectors, services
+from models_app import comparison, selectors, services
 from models_app.forms import DeployForm, ModelVersionForm
 from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionStatus
 from models_app.uploads import safe_file_name
@@ -40,6 +43,7 @@ from registry_site.admin_base import (
     short_sha,
 )
 from registry_site.errors import RegistryError
+from registry_site.forms import StrictJSONField
 from registry_site.markdown import render_markdown
 from registry_site.permissions import allows, permission_for
 
@@ -76,6 +80,7 @@ class ModelNameFilter(InputFilter):
 
 @admin.register(RegisteredModel)
 class RegisteredModelAdmin(RegistryAdmin):
+    formfield_overrides = {models.JSONField: {"form_class": StrictJSONField}}
     list_display = ("name", "model_type", "default_version", "is_active", "updated_at")
     list_filter = ("model_type", "is_active")
     search_fields = ("name",)
@@ -90,10 +95,12 @@ class RegisteredModelAdmin(RegistryAdmin):
             return [
                 (None, {"fields": ("name", "model_type", "description", "is_active")}),
                 ("Model card", {"fields": ("readme",)}),
+                ("Comparison", {"fields": ("metric_directions",)}),
             ]
         return [
             (None, {"fields": ("name", "model_type", "description", "is_active")}),
             ("Model card", {"fields": ("model_card", "readme")}),
+            ("Comparison", {"fields": ("metric_directions",)}),
             ("Versions", {"fields": ("default_version", "active_deployments", "latest_versions", "all_versions")}),
             ("Timestamps", {"fields": ("created_at", "updated_at")}),
         ]
@@ -190,6 +197,7 @@ class RegisteredModelAdmin(RegistryAdmin):
                 description=data.get("description", ""),
                 is_active=data.get("is_active", True),
                 readme=data.get("readme", ""),
+                metric_directions=data.get("metric_directions") or {},
             ),
         )
 
@@ -209,6 +217,18 @@ class RegisteredModelAdmin(RegistryAdmin):
 
 
 # --- Versions -----------------------------------------------------------------------------------------
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def _difference_text(difference: dict) -> dict | None:
+    """A metric's difference from the baseline as the comparison page shows it: (+0.02, +2.2%)."""
+    if difference["absolute"] is None:
+        return None
+    relative = "" if difference["relative"] is None else f", {difference['relative']:+.1%}"
+    return {"text": f"({difference['absolute']:+.6g}{relative})", "better": difference["better"]}
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(RegistryAdmin):
     form = ModelVersionForm
@@ -236,8 +256,63 @@ class ModelVersionAdmin(RegistryAdmin):
         "A model name or version, or the start of one; name:version; or the start of a sha256 (4+ hex digits)."
     )
     autocomplete_fields = ("model",)
-    actions = ["make_default", "deploy_to_target", "archive"]
+    actions = ["compare", "make_default", "deploy_to_target", "archive"]
     service_error_fields = {"is_default": "make_default"}
+
+    def get_urls(self) -> list:
+        compare = self.admin_site.admin_view(self.comparison_view)
+        return [path("compare/", compare, name="models_app_modelversion_compare"), *super().get_urls()]
+
+    @admin.action(description="Compare selected versions", permissions=["view"])
+    def compare(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> HttpResponse | None:
+        versions = list(
+            queryset.select_related("model").order_by("model__name", "created_at", "id")[: comparison.MAX_VERSIONS + 1]
+        )
+        if not comparison.MIN_VERSIONS <= len(versions) <= comparison.MAX_VERSIONS:
+            self.message_user(
+                request,
+                f"Select {comparison.MIN_VERSIONS} to {comparison.MAX_VERSIONS} versions to compare them.",
+                messages.ERROR,
+            )
+            return None
+        refs = ",".join(f"{v.model.name}:{v.version}" for v in versions)
+        return HttpResponseRedirect(f"{reverse('admin:models_app_modelversion_compare')}?versions={refs}")
+
+    def comparison_view(self, request: HttpRequest) -> HttpResponse:
+        """The versions side by side (the API's GET /compare), the best value of each metric marked."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        refs = [ref.strip() for ref in request.GET.get("versions", "").split(",")]
+        try:
+            result = comparison.compare(comparison.resolve_across_models(refs))
+        except RegistryError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:models_app_modelversion_changelist"))
+        asked = [entry["asked"] for entry in result["versions"]]
+        rows = [
+            {
+                "name": row["name"],
+                "direction": row["direction"],
+                "cells": [
+                    {
+                        "value": _number(row["values"][ref]),
+                        "best": ref in row["best"] and len(row["best"]) < len(asked),
+                        "difference": None if i == 0 else _difference_text(row["differences"][i - 1]),
+                    }
+                    for i, ref in enumerate(asked)
+                ],
+            }
+            for row in result["metrics"]
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Compare versions",
+            "comparison": result,
+            "metric_rows": rows,
+            "others": list(zip(result["compatibility"], result["training_config"], strict=True)),
+        }
+        return TemplateResponse(request, "admin/models_app/compare.html", context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
         # Files and active targets come with the page: a fixed number of queries however many rows.

@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from deployments_app.models import Deployment, DeploymentStatus
+from deployments_app.selectors import get_target
 from models_app.models import ModelVersion, RegisteredModel, VersionMetric, VersionTag
 from registry_site.errors import NotFound
 from registry_site.model_fields import JSONArrayAgg, JSONObjectAgg
@@ -89,6 +90,29 @@ def versions_of(model_name: str) -> QuerySet[ModelVersion]:
     both when the model has no such versions and when it does not exist (model_not_found tells which)."""
     model_id = RegisteredModel.objects.filter(name=model_name).order_by().values("pk")[:1]
     return versions_with_files_and_targets().filter(model_id=Subquery(model_id))
+
+
+def resolve_version(model_name: str, ref: str) -> ModelVersion:
+    """The version of `model_name` that `ref` names, as the routes name them: a version string,
+    `default`, `latest`, or `@target` (the version active on that deployment target). NotFound says
+    which is missing."""
+    versions = versions_of(model_name)
+    if ref == "default":
+        found = versions.filter(is_default=True).first()
+    elif ref == "latest":
+        found = versions.order_by("-created_at", "-id").first()
+    elif ref.startswith("@"):
+        target = get_target(ref[1:], field="versions")
+        found = versions.filter(
+            deployments__deployment_target=target, deployments__deployment_status=DeploymentStatus.ACTIVE
+        ).first()
+        if found is None and model_exists(model_name):
+            raise NotFound(f"Model '{model_name}' has no version active on '{target.name}'.")
+    else:
+        found = versions.filter(version=ref).first()
+    if found is None:
+        raise version_not_found(model_name, ref)
+    return found
 
 
 def model_exists(name: str) -> bool:
