@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from deployments_app import services as deployment_services
@@ -45,6 +46,7 @@ from registry_site.admin_base import (
 from registry_site.errors import RegistryError
 from registry_site.forms import StrictJSONField
 from registry_site.markdown import render_markdown
+from registry_site.models import AuditEvent
 from registry_site.permissions import allows, permission_for
 
 # --- Slices instead of inlines ------------------------------------------------------------------------
@@ -67,6 +69,13 @@ def _table(headers: tuple[str, ...], rows: list[tuple], more: str = "") -> str:
     return format_html(
         '<table class="registry-slice"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>{}', head, body, more
     )
+
+
+METRICS_LISTED = 3  # in a row of the version list
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
 
 
 class ModelNameFilter(InputFilter):
@@ -161,26 +170,38 @@ class RegisteredModelAdmin(RegistryAdmin):
 
     @admin.display(description=f"latest {LATEST_VERSIONS_SHOWN} versions")
     def latest_versions(self, model: RegisteredModel) -> str:
-        latest = ModelVersion.objects.filter(model=model).select_related("artifact").order_by("-id")
+        """The latest versions with every metric any of them has (the seed's five and the named ones)."""
+        latest = list(selectors.versions_of(model.name).order_by("-id")[:LATEST_VERSIONS_SHOWN])
+        metrics = [comparison.metrics_of(v) for v in latest]
+        names = sorted({name for values in metrics for name in values}, key=comparison.metric_order)
         rows = [
             (
                 admin_link(v, v.version),
                 v.format,
                 v.status,
                 "yes" if v.is_default else "",
-                "-" if v.accuracy is None else v.accuracy,
+                *(_number(values.get(name)) for name in names),
                 human_size(v.file_size),
                 short_sha(v.checksum),
                 v.created_at,
             )
-            for v in latest[:LATEST_VERSIONS_SHOWN]
+            for v, values in zip(latest, metrics, strict=True)
         ]
-        return _table(("version", "format", "status", "default", "accuracy", "size", "sha256", "created"), rows)
+        headers = ("version", "format", "status", "default", *names, "size", "sha256", "created")
+        compare = ""
+        if len(latest) >= comparison.MIN_VERSIONS:
+            refs = ",".join(f"{model.name}:{v.version}" for v in reversed(latest))
+            url = reverse("admin:models_app_modelversion_compare")
+            compare = format_html('<p><a href="{}?versions={}">Compare these versions</a></p>', url, refs)
+        return _table(headers, rows, compare)
 
     @admin.display(description="all versions")
     def all_versions(self, model: RegisteredModel) -> str:
         url = reverse("admin:models_app_modelversion_changelist")
         return format_html('<a href="{}?model__id__exact={}">All versions of {}</a>', url, model.pk, model.name)
+
+    def audit_events(self, obj: RegisteredModel) -> QuerySet[AuditEvent]:
+        return AuditEvent.objects.filter(model_name=obj.name)  # the model's, its versions' and deployments'
 
     def save_model(self, request: HttpRequest, obj: RegisteredModel, form: ModelForm, change: bool) -> None:
         data = form.cleaned_data
@@ -217,10 +238,6 @@ class RegisteredModelAdmin(RegistryAdmin):
 
 
 # --- Versions -----------------------------------------------------------------------------------------
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6g}"
-
-
 def _difference_text(difference: dict) -> dict | None:
     """A metric's difference from the baseline as the comparison page shows it: (+0.02, +2.2%)."""
     if difference["absolute"] is None:
@@ -235,18 +252,13 @@ class ModelVersionAdmin(RegistryAdmin):
     list_display = (
         "version",
         "model_link",
-        "format",
         "status",
-        "is_default",
+        "default",
         "accuracy",
-        "precision",
-        "recall",
-        "f1_score",
-        "mAP",
+        "other_metrics",
         "file_size",
-        "checksum",
         "deployed_to",
-        "created_at",
+        "created",
     )
     list_display_links = ("version",)
     list_filter = (ModelNameFilter, "status", "format", "is_default", "format_check", "model__model_type")
@@ -313,6 +325,13 @@ class ModelVersionAdmin(RegistryAdmin):
             "others": list(zip(result["compatibility"], result["training_config"], strict=True)),
         }
         return TemplateResponse(request, "admin/models_app/compare.html", context)
+
+    def audit_events(self, obj: ModelVersion) -> QuerySet[AuditEvent]:
+        label = f"{obj.model.name}:{obj.version}"
+        return AuditEvent.objects.filter(model_name=obj.model.name).filter(
+            Q(object_type="version", object_repr=label)
+            | Q(object_type="deployment", object_repr__startswith=f"{label} -> ")
+        )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
         # Files and active targets come with the page: a fixed number of queries however many rows.
@@ -424,9 +443,21 @@ class ModelVersionAdmin(RegistryAdmin):
     def file_size(self, version: ModelVersion) -> str:
         return human_size(version.file_size)
 
-    @admin.display(description="sha256")
-    def checksum(self, version: ModelVersion) -> str:
-        return short_sha(version.checksum)
+    @admin.display(description="created", ordering="created_at")
+    def created(self, version: ModelVersion) -> str:
+        return f"{timezone.localtime(version.created_at):%Y-%m-%d}"
+
+    @admin.display(description="default", boolean=True, ordering="is_default")
+    def default(self, version: ModelVersion) -> bool:
+        return version.is_default
+
+    @admin.display(description="other metrics")
+    def other_metrics(self, version: ModelVersion) -> str:
+        """The seed's other four and the named metrics, the first few: the list fits a 1400 px window."""
+        values = [(n, v) for n, v in comparison.metrics_of(version).items() if n != "accuracy"]
+        shown = ", ".join(f"{name} {_number(value)}" for name, value in values[:METRICS_LISTED])
+        more = f" (+{len(values) - METRICS_LISTED} more)" if len(values) > METRICS_LISTED else ""
+        return shown + more if values else "-"
 
     @admin.display(description="deployed to")
     def deployed_to(self, version: ModelVersion) -> str:

@@ -38,6 +38,11 @@ def metrics_of(version: ModelVersion) -> dict[str, float]:
     return {**seed, **open_metadata.metrics_of(version)}
 
 
+def metric_order(name: str) -> tuple[bool, str]:
+    """The seed's five first, then the named metrics by name."""
+    return (name not in METRIC_FIELDS, name)
+
+
 @dataclass(frozen=True)
 class Entry:
     """A version in the comparison and how the caller named it (`default`, `@production`, `resnet:v3`)."""
@@ -112,7 +117,7 @@ def _facts(entry: Entry, metrics: dict[str, float]) -> dict[str, Any]:
 
 
 def _metric_rows(entries: list[Entry], metrics: list[dict[str, float]]) -> list[dict[str, Any]]:
-    names = sorted({name for values in metrics for name in values}, key=lambda n: (n not in METRIC_FIELDS, n))
+    names = sorted({name for values in metrics for name in values}, key=metric_order)
     rows = []
     for name in names:
         # Across models a metric's direction is the first version's model's.

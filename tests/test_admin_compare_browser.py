@@ -10,6 +10,7 @@ import json
 import pytest
 
 from tests import test_admin_browser as console
+from tests.conftest import deployed
 from tests.test_admin_browser import assert_png, csp_violations, log_in, run_action, wait_for
 
 # The browser test module's fixtures: a headless Chromium, a superuser, where screenshots go.
@@ -18,7 +19,7 @@ browser, engineer, screenshots = console.browser, console.engineer, console.scre
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("browser")]
 
 
-def test_compare_versions_from_the_list(browser, live_server, engineer, make_model, make_version, screenshots):
+def test_compare_versions_from_the_list(browser, live_server, engineer, api, make_model, make_version, screenshots):
     from selenium.webdriver.common.by import By
 
     model = make_model("resnet50")
@@ -32,9 +33,21 @@ def test_compare_versions_from_the_list(browser, live_server, engineer, make_mod
         training_config=json.dumps({"lr": 0.01}),
         output_shape="[1,10]",
     )
+    deployed(api, model, "v1", "production")
+    deployed(api, model, "v1", "staging")
+    long_named = make_model("imagenet-classifier-resnet50-finetuned")
+    make_version(long_named, "2026.11.28-rc1", data=b"three", metrics=json.dumps({"top5": 0.97, "ece": 0.02}))
     log_in(browser, live_server, engineer)
     browser.get(f"{live_server.url}/admin/models_app/modelversion/")
     wait_for(browser, "#result_list")
+    # The version list fits the 1400 px window (no sideways scrolling) and says where versions are deployed.
+    overflow = browser.execute_script(
+        "const r = document.querySelector('#changelist .results');"
+        "return Math.max(document.documentElement.scrollWidth - window.innerWidth, r.scrollWidth - r.clientWidth)"
+    )
+    assert overflow <= 0, f"the version list is {overflow} px wider than its place in the window"
+    assert "deployed to" in browser.find_element(By.CSS_SELECTOR, "#result_list thead").text.lower()
+    browser.save_screenshot(str(screenshots / "version-list.png"))
     run_action(browser, [v1.pk, v2.pk], "compare")
     table = wait_for(browser, "#registry-comparison")
     assert "versions=resnet50:v1,resnet50:v2" in browser.current_url
@@ -66,6 +79,13 @@ def test_compare_versions_from_the_list(browser, live_server, engineer, make_mod
     assert "no: output shape" in others and "+ lr = 0.01" in others
     browser.save_screenshot(str(screenshots / "compare.png"))
     assert_png(screenshots / "compare.png")
+
+    # The version's HISTORY: its audit events, though it was registered through the API.
+    browser.get(f"{live_server.url}/admin/models_app/modelversion/{v2.pk}/history/")
+    history = wait_for(browser, "#registry-history")
+    assert "create" in history.text and "resnet50:v2" in history.text
+    browser.save_screenshot(str(screenshots / "version-history.png"))
+    assert_png(screenshots / "version-history.png")
     assert csp_violations(browser) == []
 
 
