@@ -25,6 +25,7 @@ from registry_site.admin_base import (
     prefix_match,
 )
 from registry_site.errors import RegistryError
+from registry_site.models import AuditEvent
 from registry_site.permissions import allows, permission_for
 
 
@@ -57,6 +58,12 @@ class DeploymentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
     search_help_text = "A model name (or its start), a version, a target, or who deployed."
     ordering = ("-deployed_at", "-id")
     actions = ["roll_back"]
+
+    def audit_events(self, obj: Deployment) -> QuerySet[AuditEvent]:
+        """Its deploy and rollback, and the deploys and rollbacks that superseded or restored it."""
+        mentions = Q(changes__deployment=obj.pk) | Q(changes__superseded=obj.pk) | Q(changes__restored=obj.pk)
+        return AuditEvent.objects.filter(model_name=obj.model.name, object_type="deployment").filter(mentions)
+
     fields = (
         "model_link",
         "version_link",
@@ -157,6 +164,9 @@ class TargetAdmin(RegistryAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Target | None = None) -> tuple[str, ...]:
         return ("name",) if obj is not None else ()
+
+    def audit_events(self, obj: Target) -> QuerySet[AuditEvent]:
+        return AuditEvent.objects.filter(object_type="target", object_repr=obj.name)
 
     def save_model(self, request: HttpRequest, obj: Target, form, change: bool) -> None:
         data = form.cleaned_data

@@ -13,16 +13,20 @@ from collections import Counter
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
+from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.forms import ModelForm
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
-from django.urls import reverse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from deployments_app import services as deployment_services
 from deployments_app.models import Deployment, DeploymentStatus
-from models_app import selectors, services
+from models_app import comparison, selectors, services
 from models_app.forms import DeployForm, ModelVersionForm
 from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionStatus
 from models_app.uploads import safe_file_name
@@ -40,7 +44,9 @@ from registry_site.admin_base import (
     short_sha,
 )
 from registry_site.errors import RegistryError
+from registry_site.forms import StrictJSONField
 from registry_site.markdown import render_markdown
+from registry_site.models import AuditEvent
 from registry_site.permissions import allows, permission_for
 
 # --- Slices instead of inlines ------------------------------------------------------------------------
@@ -65,6 +71,13 @@ def _table(headers: tuple[str, ...], rows: list[tuple], more: str = "") -> str:
     )
 
 
+METRICS_LISTED = 3  # in a row of the version list
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
 class ModelNameFilter(InputFilter):
     """Versions of the model named exactly so (the unique index on the name serves it)."""
 
@@ -76,6 +89,7 @@ class ModelNameFilter(InputFilter):
 
 @admin.register(RegisteredModel)
 class RegisteredModelAdmin(RegistryAdmin):
+    formfield_overrides = {models.JSONField: {"form_class": StrictJSONField}}
     list_display = ("name", "model_type", "default_version", "is_active", "updated_at")
     list_filter = ("model_type", "is_active")
     search_fields = ("name",)
@@ -90,10 +104,12 @@ class RegisteredModelAdmin(RegistryAdmin):
             return [
                 (None, {"fields": ("name", "model_type", "description", "is_active")}),
                 ("Model card", {"fields": ("readme",)}),
+                ("Comparison", {"fields": ("metric_directions",)}),
             ]
         return [
             (None, {"fields": ("name", "model_type", "description", "is_active")}),
             ("Model card", {"fields": ("model_card", "readme")}),
+            ("Comparison", {"fields": ("metric_directions",)}),
             ("Versions", {"fields": ("default_version", "active_deployments", "latest_versions", "all_versions")}),
             ("Timestamps", {"fields": ("created_at", "updated_at")}),
         ]
@@ -154,26 +170,38 @@ class RegisteredModelAdmin(RegistryAdmin):
 
     @admin.display(description=f"latest {LATEST_VERSIONS_SHOWN} versions")
     def latest_versions(self, model: RegisteredModel) -> str:
-        latest = ModelVersion.objects.filter(model=model).select_related("artifact").order_by("-id")
+        """The latest versions with every metric any of them has (the seed's five and the named ones)."""
+        latest = list(selectors.versions_of(model.name).order_by("-id")[:LATEST_VERSIONS_SHOWN])
+        metrics = [comparison.metrics_of(v) for v in latest]
+        names = sorted({name for values in metrics for name in values}, key=comparison.metric_order)
         rows = [
             (
                 admin_link(v, v.version),
                 v.format,
                 v.status,
                 "yes" if v.is_default else "",
-                "-" if v.accuracy is None else v.accuracy,
+                *(_number(values.get(name)) for name in names),
                 human_size(v.file_size),
                 short_sha(v.checksum),
                 v.created_at,
             )
-            for v in latest[:LATEST_VERSIONS_SHOWN]
+            for v, values in zip(latest, metrics, strict=True)
         ]
-        return _table(("version", "format", "status", "default", "accuracy", "size", "sha256", "created"), rows)
+        headers = ("version", "format", "status", "default", *names, "size", "sha256", "created")
+        compare = ""
+        if len(latest) >= comparison.MIN_VERSIONS:
+            refs = ",".join(f"{model.name}:{v.version}" for v in reversed(latest))
+            url = reverse("admin:models_app_modelversion_compare")
+            compare = format_html('<p><a href="{}?versions={}">Compare these versions</a></p>', url, refs)
+        return _table(headers, rows, compare)
 
     @admin.display(description="all versions")
     def all_versions(self, model: RegisteredModel) -> str:
         url = reverse("admin:models_app_modelversion_changelist")
         return format_html('<a href="{}?model__id__exact={}">All versions of {}</a>', url, model.pk, model.name)
+
+    def audit_events(self, obj: RegisteredModel) -> QuerySet[AuditEvent]:
+        return AuditEvent.objects.filter(model_name=obj.name)  # the model's, its versions' and deployments'
 
     def save_model(self, request: HttpRequest, obj: RegisteredModel, form: ModelForm, change: bool) -> None:
         data = form.cleaned_data
@@ -190,6 +218,7 @@ class RegisteredModelAdmin(RegistryAdmin):
                 description=data.get("description", ""),
                 is_active=data.get("is_active", True),
                 readme=data.get("readme", ""),
+                metric_directions=data.get("metric_directions") or {},
             ),
         )
 
@@ -209,24 +238,27 @@ class RegisteredModelAdmin(RegistryAdmin):
 
 
 # --- Versions -----------------------------------------------------------------------------------------
+def _difference_text(difference: dict) -> dict | None:
+    """A metric's difference from the baseline as the comparison page shows it: (+0.02, +2.2%)."""
+    if difference["absolute"] is None:
+        return None
+    relative = "" if difference["relative"] is None else f", {difference['relative']:+.1%}"
+    return {"text": f"({difference['absolute']:+.6g}{relative})", "better": difference["better"]}
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(RegistryAdmin):
     form = ModelVersionForm
     list_display = (
         "version",
         "model_link",
-        "format",
         "status",
-        "is_default",
+        "default",
         "accuracy",
-        "precision",
-        "recall",
-        "f1_score",
-        "mAP",
+        "other_metrics",
         "file_size",
-        "checksum",
         "deployed_to",
-        "created_at",
+        "created",
     )
     list_display_links = ("version",)
     list_filter = (ModelNameFilter, "status", "format", "is_default", "format_check", "model__model_type")
@@ -236,8 +268,70 @@ class ModelVersionAdmin(RegistryAdmin):
         "A model name or version, or the start of one; name:version; or the start of a sha256 (4+ hex digits)."
     )
     autocomplete_fields = ("model",)
-    actions = ["make_default", "deploy_to_target", "archive"]
+    actions = ["compare", "make_default", "deploy_to_target", "archive"]
     service_error_fields = {"is_default": "make_default"}
+
+    def get_urls(self) -> list:
+        compare = self.admin_site.admin_view(self.comparison_view)
+        return [path("compare/", compare, name="models_app_modelversion_compare"), *super().get_urls()]
+
+    @admin.action(description="Compare selected versions", permissions=["view"])
+    def compare(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> HttpResponse | None:
+        versions = list(
+            queryset.select_related("model").order_by("model__name", "created_at", "id")[: comparison.MAX_VERSIONS + 1]
+        )
+        if not comparison.MIN_VERSIONS <= len(versions) <= comparison.MAX_VERSIONS:
+            self.message_user(
+                request,
+                f"Select {comparison.MIN_VERSIONS} to {comparison.MAX_VERSIONS} versions to compare them.",
+                messages.ERROR,
+            )
+            return None
+        refs = ",".join(f"{v.model.name}:{v.version}" for v in versions)
+        return HttpResponseRedirect(f"{reverse('admin:models_app_modelversion_compare')}?versions={refs}")
+
+    def comparison_view(self, request: HttpRequest) -> HttpResponse:
+        """The versions side by side (the API's GET /compare), the best value of each metric marked."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        refs = [ref.strip() for ref in request.GET.get("versions", "").split(",")]
+        try:
+            result = comparison.compare(comparison.resolve_across_models(refs))
+        except RegistryError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:models_app_modelversion_changelist"))
+        asked = [entry["asked"] for entry in result["versions"]]
+        rows = [
+            {
+                "name": row["name"],
+                "direction": row["direction"],
+                "cells": [
+                    {
+                        "value": _number(row["values"][ref]),
+                        "best": ref in row["best"] and len(row["best"]) < len(asked),
+                        "difference": None if i == 0 else _difference_text(row["differences"][i - 1]),
+                    }
+                    for i, ref in enumerate(asked)
+                ],
+            }
+            for row in result["metrics"]
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Compare versions",
+            "comparison": result,
+            "metric_rows": rows,
+            "others": list(zip(result["compatibility"], result["training_config"], strict=True)),
+        }
+        return TemplateResponse(request, "admin/models_app/compare.html", context)
+
+    def audit_events(self, obj: ModelVersion) -> QuerySet[AuditEvent]:
+        label = f"{obj.model.name}:{obj.version}"
+        return AuditEvent.objects.filter(model_name=obj.model.name).filter(
+            Q(object_type="version", object_repr=label)
+            | Q(object_type="deployment", object_repr__startswith=f"{label} -> ")
+        )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
         # Files and active targets come with the page: a fixed number of queries however many rows.
@@ -349,9 +443,21 @@ class ModelVersionAdmin(RegistryAdmin):
     def file_size(self, version: ModelVersion) -> str:
         return human_size(version.file_size)
 
-    @admin.display(description="sha256")
-    def checksum(self, version: ModelVersion) -> str:
-        return short_sha(version.checksum)
+    @admin.display(description="created", ordering="created_at")
+    def created(self, version: ModelVersion) -> str:
+        return f"{timezone.localtime(version.created_at):%Y-%m-%d}"
+
+    @admin.display(description="default", boolean=True, ordering="is_default")
+    def default(self, version: ModelVersion) -> bool:
+        return version.is_default
+
+    @admin.display(description="other metrics")
+    def other_metrics(self, version: ModelVersion) -> str:
+        """The seed's other four and the named metrics, the first few: the list fits a 1400 px window."""
+        values = [(n, v) for n, v in comparison.metrics_of(version).items() if n != "accuracy"]
+        shown = ", ".join(f"{name} {_number(value)}" for name, value in values[:METRICS_LISTED])
+        more = f" (+{len(values) - METRICS_LISTED} more)" if len(values) > METRICS_LISTED else ""
+        return shown + more if values else "-"
 
     @admin.display(description="deployed to")
     def deployed_to(self, version: ModelVersion) -> str:

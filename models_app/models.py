@@ -19,6 +19,7 @@ from registry_site.validators import (
     CHOICE_VALUE_SHAPE,
     METRIC_NAME_PATTERN,
     validate_json_object,
+    validate_metric_directions,
     validate_one_line,
     validate_shape,
     validate_unit_interval,
@@ -103,6 +104,14 @@ class RegisteredModel(models.Model):
         default="",
         validators=[MaxLengthValidator(100_000)],
         help_text="The model card, in Markdown: what the model does, its data, its limits.",
+    )
+    # Which way each metric is better, where the name does not say it (models_app.comparison).
+    metric_directions = RuledJSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_metric_directions],
+        help_text='Which values of a metric are better, where its name does not tell: {"ece": "lower"}. '
+        "Names with loss, latency, error, mse, mae or perplexity are lower-is-better, others higher.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

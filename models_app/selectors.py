@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from deployments_app.models import Deployment, DeploymentStatus
+from deployments_app.selectors import get_target
 from models_app.models import ModelVersion, RegisteredModel, VersionMetric, VersionTag
 from registry_site.errors import NotFound
 from registry_site.model_fields import JSONArrayAgg, JSONObjectAgg
@@ -106,6 +107,29 @@ def version_by_names(model_name: str, version: str) -> ModelVersion | None:
 def default_version_of(model_name: str) -> ModelVersion | None:
     """versions_of(model_name)'s default version (at most one per model: a constraint)."""
     return _DEFAULT.first(model=model_name)
+
+
+def resolve_version(model_name: str, ref: str) -> ModelVersion:
+    """The version of `model_name` that `ref` names, as the routes name them: a version string,
+    `default`, `latest`, or `@target` (the version active on that deployment target). NotFound says
+    which is missing."""
+    versions = versions_of(model_name)
+    if ref == "default":
+        found = default_version_of(model_name)
+    elif ref == "latest":
+        found = versions.order_by("-created_at", "-id").first()
+    elif ref.startswith("@"):
+        target = get_target(ref[1:], field="versions")
+        found = versions.filter(
+            deployments__deployment_target=target, deployments__deployment_status=DeploymentStatus.ACTIVE
+        ).first()
+        if found is None and model_exists(model_name):
+            raise NotFound(f"Model '{model_name}' has no version active on '{target.name}'.")
+    else:
+        found = version_by_names(model_name, ref)
+    if found is None:
+        raise version_not_found(model_name, ref)
+    return found
 
 
 def model_exists(name: str) -> bool:

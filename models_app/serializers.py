@@ -35,6 +35,7 @@ class RegisteredModelSerializer(RegistryModelSerializer):
             "is_active",
             "default_version",
             "readme",
+            "metric_directions",
             "created_at",
             "updated_at",
         ]
@@ -54,7 +55,7 @@ class RegisteredModelChangeSerializer(RegisteredModelSerializer):
     RegisteredModelSerializer refuses it with a message saying so)."""
 
     class Meta(RegisteredModelSerializer.Meta):
-        fields = ["description", "model_type", "is_active", "readme"]
+        fields = ["description", "model_type", "is_active", "readme", "metric_directions"]
 
 
 class RegisteredModelListSerializer(RegisteredModelSerializer):
@@ -198,3 +199,70 @@ class ModelVersionSerializer(RegistryModelSerializer):
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_deployed_to(self, obj: ModelVersion) -> list[str]:
         return deployed_targets(obj)
+
+
+class CompareQuerySerializer(StrictFieldsMixin, serializers.Serializer):
+    """GET /models/{name}/compare's and GET /compare's query: which versions, the first the baseline."""
+
+    versions = serializers.CharField(
+        max_length=4000,
+        help_text="2 to 20 versions separated by commas, the first the baseline. In /models/{name}/compare a "
+        "version string, `default`, `latest` or `@target` (the version active there); in /compare each is "
+        "`model:version` with the same choices after the colon.",
+    )
+
+    def validate_versions(self, value: str) -> list[str]:
+        return [ref.strip() for ref in value.split(",")]
+
+
+class ComparedVersionSerializer(serializers.Serializer):
+    asked = serializers.CharField(help_text="The version as the request named it.")
+    model = serializers.CharField()
+    version = serializers.CharField()
+    status = serializers.CharField()
+    format = serializers.CharField()
+    file_size = serializers.IntegerField(allow_null=True)
+    sha256 = serializers.CharField(allow_null=True)
+    format_check = serializers.CharField()
+    deployed_to = serializers.ListField(child=serializers.CharField())
+    is_default = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    metrics = serializers.DictField(child=serializers.FloatField(), help_text="The seed's five and the named ones.")
+
+
+class MetricDifferenceSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    absolute = serializers.FloatField(allow_null=True, help_text="value - baseline's value")
+    relative = serializers.FloatField(allow_null=True, help_text="absolute / |baseline's value|; null when 0")
+    better = serializers.BooleanField(allow_null=True, help_text="null: equal, or a value is missing")
+
+
+class ComparedMetricSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    direction = serializers.ChoiceField(choices=["higher", "lower"], help_text="Which values are better.")
+    values = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    best = serializers.ListField(child=serializers.CharField(), help_text="The version(s) with the best value.")
+    differences = MetricDifferenceSerializer(many=True, help_text="From the baseline, for each other version.")
+
+
+class CompatibilitySerializer(serializers.Serializer):
+    version = serializers.CharField()
+    drop_in = serializers.BooleanField(help_text="Same format, input shape and output shape as the baseline.")
+    same_format = serializers.BooleanField()
+    same_input_shape = serializers.BooleanField()
+    same_output_shape = serializers.BooleanField()
+
+
+class ConfigDiffSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    added = serializers.DictField(help_text="Keys (dotted paths) only this version's training_config has.")
+    removed = serializers.DictField(help_text="Keys only the baseline's has.")
+    changed = serializers.DictField(help_text='Keys whose value differs: {"optimizer.lr": {"from": .., "to": ..}}.')
+
+
+class ComparisonSerializer(serializers.Serializer):
+    baseline = serializers.CharField()
+    versions = ComparedVersionSerializer(many=True)
+    metrics = ComparedMetricSerializer(many=True)
+    compatibility = CompatibilitySerializer(many=True)
+    training_config = ConfigDiffSerializer(many=True)

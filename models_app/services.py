@@ -63,7 +63,7 @@ EDITABLE_VERSION_FIELDS = frozenset(
 )
 # Besides its columns, a version's named metrics and tags (models_app.open_metadata), given as maps.
 EDITABLE_VERSION_MAPS = frozenset(open_metadata.METADATA_MAPS)
-EDITABLE_MODEL_FIELDS = frozenset({"description", "model_type", "is_active", "readme"})
+EDITABLE_MODEL_FIELDS = frozenset({"description", "model_type", "is_active", "readme", "metric_directions"})
 
 
 def _lock_model(model_id: int) -> RegisteredModel:
@@ -95,11 +95,24 @@ def _audit_version(action: str, version: ModelVersion, changes: dict[str, Any]) 
 
 # --- Models -----------------------------------------------------------------------------------------
 def create_model(
-    *, name: str, model_type: str, description: str = "", is_active: bool = True, readme: str = ""
+    *,
+    name: str,
+    model_type: str,
+    description: str = "",
+    is_active: bool = True,
+    readme: str = "",
+    metric_directions: dict[str, str] | None = None,
 ) -> RegisteredModel:
     values = clean_fields(
         RegisteredModel,
-        {"name": name, "model_type": model_type, "description": description, "is_active": is_active, "readme": readme},
+        {
+            "name": name,
+            "model_type": model_type,
+            "description": description,
+            "is_active": is_active,
+            "readme": readme,
+            "metric_directions": metric_directions or {},
+        },
     )
     try:
         with transaction.atomic():

@@ -17,11 +17,13 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from models_app import selectors, services
+from models_app import comparison, selectors, services
 from models_app.downloads import file_response
 from models_app.filters import ModelVersionFilter, RegisteredModelFilter, keyset_order
 from models_app.models import ModelVersion, RegisteredModel
 from models_app.serializers import (
+    CompareQuerySerializer,
+    ComparisonSerializer,
     FileUploadSerializer,
     ModelVersionSerializer,
     RegisteredModelChangeSerializer,
@@ -291,3 +293,41 @@ def _digest_header(request: Request) -> str | None:
                 )
             return digest.hex()
     return None
+
+
+COMPARE_HELP = """Versions side by side, the first the baseline: each one's facts (status, format, file size, sha256,
+format check, where it is deployed, every metric); per metric its values, which is best and each version's
+difference from the baseline (absolute, relative, better or not: higher is better, except metrics named
+like a loss, latency or error, or those the model's `metric_directions` turns round); whether each
+version is a drop-in replacement for the baseline (same format and shapes); and what its training_config
+changes. 400 naming `versions` for fewer than 2 or more than 20, or a name given twice; 404 naming what
+is missing."""
+
+
+class ComparisonViewSet(viewsets.GenericViewSet):
+    """GET /models/{name}/compare and GET /compare: reads of versions, so viewing versions is what they need."""
+
+    queryset = selectors.versions_with_files_and_targets()
+    serializer_class = ComparisonSerializer
+
+    def _versions(self, request: Request) -> list[str]:
+        query = CompareQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return query.validated_data["versions"]
+
+    @extend_schema(parameters=[CompareQuerySerializer], responses=ComparisonSerializer, description=COMPARE_HELP)
+    @action(detail=False, methods=["get"])
+    def in_model(self, request: Request, *args, **kwargs) -> Response:
+        entries = comparison.resolve(self.kwargs["name"], self._versions(request))
+        return Response(ComparisonSerializer(comparison.compare(entries)).data)
+
+    @extend_schema(
+        parameters=[CompareQuerySerializer],
+        responses=ComparisonSerializer,
+        description=COMPARE_HELP + " Across models: each version is `model:version`; a metric's direction is "
+        "the first version's model's.",
+    )
+    @action(detail=False, methods=["get"])
+    def across_models(self, request: Request, *args, **kwargs) -> Response:
+        entries = comparison.resolve_across_models(self._versions(request))
+        return Response(ComparisonSerializer(comparison.compare(entries)).data)

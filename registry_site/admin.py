@@ -18,6 +18,9 @@ from registry_site.authentication import issue_token, revoke_token
 from registry_site.models import ApiToken, AuditEvent
 from registry_site.throttling import give_back, take_attempt
 
+# The console's VIEW SITE link: the API's documentation (the registry has no other public page).
+admin.site.site_url = "/docs"
+
 
 class ThrottledLoginForm(AdminAuthenticationForm):
     """The admin's login, with a limit on failures: REGISTRY_LOGIN_FAILURES_PER_MINUTE per address and

@@ -19,7 +19,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected
-from django.contrib.admin.utils import quote
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections, models, router, transaction
 from django.db.models import Q, QuerySet
@@ -32,6 +33,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
 from registry_site.errors import RegistryError
+from registry_site.models import AuditEvent
 
 ACTION_FORM_TEMPLATE = "admin/registry_action_form.html"
 
@@ -246,12 +248,41 @@ def delete_selected_through_services(
         return None
 
 
+HISTORY_EVENTS_SHOWN = 100
+
+
 class RegistryAdmin(ScaledChangelistMixin, admin.ModelAdmin):
     """What the registry's ModelAdmins share: service errors as messages, no COUNT(*) of the whole table
     on every changelist, and intermediate form pages for actions that need an answer (target, reason)."""
 
     # A service error's `field` may name something the admin form calls differently.
     service_error_fields: dict[str, str] = {}
+
+    def audit_events(self, obj: Any) -> QuerySet[AuditEvent]:
+        """The audit events about `obj`, for its HISTORY page. Every change goes through the services,
+        which write these (from the API, the admin and the commands alike), while Django's own history
+        knows only what the admin did."""
+        raise NotImplementedError
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context=None) -> HttpResponse:
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_or_change_permission(request, obj):
+            raise PermissionDenied
+        events = list(self.audit_events(obj).order_by("-id")[: HISTORY_EVENTS_SHOWN + 1])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"History: {obj}",
+            "subtitle": None,
+            "object": obj,
+            "opts": self.opts,
+            "events": events[:HISTORY_EVENTS_SHOWN],
+            "more": len(events) > HISTORY_EVENTS_SHOWN,
+            "all_events_url": reverse("admin:registry_site_auditevent_changelist"),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/registry_history.html", context)
 
     def changeform_view(
         self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context=None

@@ -10,7 +10,7 @@ from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
 from deployments_app.views import DeploymentViewSet, ModelTargetViewSet, TargetViewSet
-from models_app.views import ModelVersionViewSet, RegisteredModelViewSet
+from models_app.views import ComparisonViewSet, ModelVersionViewSet, RegisteredModelViewSet
 from registry_site.audit_api import AuditEventViewSet
 from registry_site.health import health, metrics, ready
 
@@ -35,6 +35,7 @@ handler404 = "registry_site.exceptions.not_found"
 handler500 = "registry_site.exceptions.server_error"
 
 models = RegisteredModelViewSet.as_view
+compare = ComparisonViewSet.as_view
 versions = ModelVersionViewSet.as_view
 deployments = DeploymentViewSet.as_view
 targets = TargetViewSet.as_view
@@ -64,6 +65,8 @@ urlpatterns = [
     ),
     path(f"{VERSION}/<segment:version>/default", versions({"post": "set_default"}), name="version-set-default"),
     path(f"{VERSION}/<segment:version>/file", versions({"get": "file", "put": "file"}), name="version-file"),
+    path("models/<segment:name>/compare", compare({"get": "in_model"}), name="model-compare"),
+    path("compare", compare({"get": "across_models"}), name="compare"),
     path("models/<segment:name>/targets", model_targets({"get": "list"}), name="model-target-list"),
     path(f"{MODEL_TARGET}/file", model_targets({"get": "file"}), name="model-target-file"),
     path(f"{MODEL_TARGET}/rollback", model_targets({"post": "rollback"}), name="model-target-rollback"),

@@ -146,6 +146,23 @@ def validate_tags(value: Any) -> None:
     clean_tags(value)
 
 
+METRIC_DIRECTIONS = ("higher", "lower")
+
+
+def validate_metric_directions(value: Any) -> None:
+    """A model's say on which way its metrics are better ({"ece": "lower"}): metric names (the seed's five
+    too) to "higher" or "lower"."""
+    if not isinstance(value, dict):
+        raise ValidationError('Must be a JSON object such as {"ece": "lower"}.', code="not_object")
+    if len(value) > MAX_METRICS_PER_VERSION:
+        raise ValidationError(f"At most {MAX_METRICS_PER_VERSION} metrics ({len(value)} given).", code="too_many")
+    for name, direction in value.items():
+        if not is_metric_name(name):
+            raise ValidationError(f"{name[:80]!r} is not a valid name: use {METRIC_NAME_RULE}.", code="bad_name")
+        if direction not in METRIC_DIRECTIONS:
+            raise ValidationError(f"{name!r} must be 'higher' or 'lower' (which values are better).", code="bad_value")
+
+
 def validate_unit_interval(value: float) -> None:
     """A metric: a finite number in [0, 1] (1e400 parses to infinity; "nan" and "inf" to what they say)."""
     if not math.isfinite(value):

@@ -45,6 +45,11 @@ def test_every_route_in_the_schema_answers(schema, api, make_version):
     event = AuditEvent.objects.latest("id")
     values = {"name": version.model.name, "version": version.version, "id": str(deployment.pk)}
     calls = [(path, method) for path, operations in schema["paths"].items() for method in operations]
+    # The comparisons' one required parameter.
+    required_query = {
+        "/compare": {"versions": f"{version.model.name}:{version.version},{version.model.name}:default"},
+        "/models/{name}/compare": {"versions": f"{version.version},default"},
+    }
     # Deletes last and deepest first, so they do not take away what the other calls use.
     # Reads first: a write (a target's rollback) may take away what a read (that target's file) serves.
     calls.sort(key=lambda call: (call[1] == "delete", call[1] != "get", -call[0].count("/")))
@@ -54,7 +59,7 @@ def test_every_route_in_the_schema_answers(schema, api, make_version):
             ids = {**ids, "target": "staging", **({"name": "staging"} if path.startswith("/targets/") else {})}
         url = re.sub(r"\{(\w+)\}", lambda m, ids=ids: ids[m.group(1)], path)
         if method == "get":
-            response = api.get(url)
+            response = api.get(url, required_query.get(path, {}))
             assert response.status_code == 200, (url, response.status_code)
         else:
             # An empty body: the route exists and accepts it, or refuses it cleanly.
