@@ -165,3 +165,19 @@ def test_tokens_and_the_exit_codes_of_refusals(production, tmp_path):
     deployed = run_mvr("--token", deployer, "promote", "secure", "v1", "--to", "production", url=base)
     assert deployed.returncode == 0, deployed.stderr
     assert mvr_json("pull", "secure@production", "-o", str(tmp_path / "p.onnx"), url=base, token=editor)["size"] == 700
+
+
+def test_compare_versions(live):
+    base = live
+    mvr_json("versions", "update", "ranker", "v2", "--accuracy", "0.95", url=base)
+    mvr_json("promote", "ranker", "v3", "--to", "production", url=base)
+    result = mvr_json("compare", "ranker:v1", "ranker:v2", "ranker@production", url=base)
+    assert [v["asked"] for v in result["versions"]] == ["ranker:v1", "ranker:v2", "ranker:@production"]
+    assert result["versions"][2]["version"] == "v3"
+    accuracy = next(m for m in result["metrics"] if m["name"] == "accuracy")
+    assert accuracy["best"] == ["ranker:v2"] and accuracy["values"]["ranker:@production"] == 0.9
+    text = run_mvr("compare", "ranker:v1", "ranker:v2", url=base)
+    assert text.returncode == 0
+    assert text.stdout.splitlines()[1].split() == ["accuracy", "(higher)", "0.9", "0.95", "*", "(+5.6%)"]
+    one = run_mvr("compare", "ranker:v1", url=base)
+    assert one.returncode == 1 and "compare 2 to 20 versions" in one.stderr

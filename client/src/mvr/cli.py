@@ -369,6 +369,39 @@ def cmd_deployments(registry: Registry, args, out: Output) -> int:
     return EXIT_OK
 
 
+def cmd_compare(registry: Registry, args, out: Output) -> int:
+    result = registry.compare(args.refs)
+    out.emit(result, lambda: comparison_text(result))
+    return EXIT_OK
+
+
+def comparison_text(result: dict) -> str:
+    """Each metric a row, each version a column; * marks the best value, the differences are from the
+    first version (the baseline)."""
+    asked = [version["asked"] for version in result["versions"]]
+    rows = []
+    for metric in result["metrics"]:
+        row = {"metric": f"{metric['name']} ({metric['direction']})"}
+        differences = {d["version"]: d for d in metric["differences"]}
+        for ref in asked:
+            value = metric["values"][ref]
+            text = "-" if value is None else f"{value:.6g}"
+            if ref in metric["best"] and len(metric["best"]) < len(asked):
+                text += " *"
+            relative = differences.get(ref, {}).get("relative")
+            if relative is not None:
+                text += f" ({relative:+.1%})"
+            row[ref] = text
+        rows.append(row)
+    columns: list[tuple[str, Callable[[dict], Any]]] = [("METRIC", lambda r: r["metric"])]
+    columns += [(ref, lambda r, ref=ref: r[ref]) for ref in asked]
+    lines = [table(rows, columns)]
+    for compat in result["compatibility"]:
+        if not compat["drop_in"]:
+            lines.append(f"{compat['version']} is not a drop-in replacement for {result['baseline']}")
+    return "\n".join(lines)
+
+
 def cmd_audit(registry: Registry, args, out: Output) -> int:
     filters = {
         "model": args.model,
@@ -523,6 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(commands, "default", cmd_default, "make VERSION the default version of MODEL")
     sub.add_argument("model", metavar="MODEL")
     sub.add_argument("version", metavar="VERSION")
+
+    sub = command(commands, "compare", cmd_compare, "versions side by side, the first the baseline (* best)")
+    sub.add_argument("refs", nargs="+", metavar="MODEL[:VERSION|@TARGET]", help="2 to 20 versions")
 
     sub = command(commands, "deployments", cmd_deployments, "deployment history, newest first")
     for name in ("model", "version", "target", "status"):

@@ -261,6 +261,15 @@ class Registry:
             return deployment
         return None
 
+    def compare(self, refs: list[str]) -> dict:
+        """Versions side by side, the first the baseline (GET /compare): each ref MODEL:VERSION,
+        MODEL@TARGET or MODEL (its default)."""
+        names = []
+        for ref in refs:
+            model, version, target = parse_ref(ref)
+            names.append(f"{model}:{'@' + target if target else version or 'default'}")
+        return self._get("/compare", versions=",".join(names))
+
     def audit(self, **filters: Any) -> Iterator[dict]:
         """Filters: model, actor, action, since, until (needs the admin role)."""
         return self._pages("/audit", filters)
