@@ -18,7 +18,7 @@ from deployments_app.models import Deployment, DeploymentStatus, Target
 from models_app.models import ModelVersion, RegisteredModel, VersionStatus
 from registry_site import audit
 from registry_site.errors import Conflict, Forbidden, InvalidInput, NotFound
-from registry_site.permissions import Caller, may_deploy_to
+from registry_site.permissions import Caller, deploy_refusal
 from registry_site.validators import clean_fields
 
 # What PATCH /targets/{name}, the admin and `manage.py targets update` may change. The name is the key
@@ -59,7 +59,8 @@ def deploy_version(
     `target` is a known target's name in any case (`Production` deploys to `production`, and the
     deployment records the target's own name); an unknown one is a 400 on deployment_target that lists
     the known targets. `acting_user` is who asks (the API's or the admin's user, the shell's Operator for
-    a command): a protected target needs the deployer role's permission (permissions.may_deploy_to)."""
+    a command): a protected target needs the deployer role's permission, and a token's deploy scope
+    may be limited to named targets (permissions.deploy_refusal)."""
     named = selectors.get_target(target, field="deployment_target")
     _check_may_deploy(acting_user, named)
     given: dict[str, Any] = {"deployed_by": deployed_by}
@@ -120,10 +121,9 @@ def deploy_version(
 
 
 def _check_may_deploy(caller: Caller, target: Target) -> None:
-    if not may_deploy_to(caller, protected=target.protected):
-        raise Forbidden(
-            f"Target '{target.name}' is protected: deploying to it needs the deployer role.", field="deployment_target"
-        )
+    refusal = deploy_refusal(caller, target=target.name, protected=target.protected)
+    if refusal is not None:
+        raise Forbidden(refusal, field="deployment_target")
 
 
 @transaction.atomic
