@@ -328,14 +328,15 @@ class RegistryPermission(BasePermission):
         if caller is None or not caller.is_authenticated:
             return False
         perms = required_permissions(request, view)
-        scope = token_scope(caller)
-        if not allows(caller.user if scope is not None else caller, *perms):
+        if not isinstance(caller, TokenCaller):
+            return allows(caller, *perms)
+        # The user's roles first, then the token's scope: the message says which one refused.
+        if not allows(caller.user, *perms):
             return False
-        if scope is not None:
-            refusal = scope_refusal(scope, request, view, perms)
-            if refusal is not None:
-                self.message = refusal
-                return False
+        refusal = scope_refusal(caller.scope, request, view, perms)
+        if refusal is not None:
+            self.message = refusal
+            return False
         return True
 
     def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:

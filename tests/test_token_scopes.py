@@ -57,10 +57,10 @@ def client_for(user: User, *scopes: str, models: str = "", expires_at=None) -> A
     return client
 
 
-def refused(response, status: int, *words: str) -> None:
-    assert response.status_code == status, (response.status_code, response.content)
+def refused(response, status: int, *words: str, what: str = "") -> None:
+    assert response.status_code == status, (what, response.status_code, response.content)
     detail = response.json()["detail"]
-    assert all(word in detail for word in words), detail
+    assert all(word in detail for word in words), (what, detail)
 
 
 def put_file(client: APIClient, model: str = "vision-cls", version: str = "v3"):
@@ -91,7 +91,7 @@ def test_a_read_only_token_reads_but_cannot_write(models, storage_dir):
     }
 
     for what, response in writes.items():
-        refused(response, 403, "This token's scope is read", "needs the write scope")
+        refused(response, 403, "This token's scope is read", "needs the write scope", what=what)
     refused(deploy(reader, "vision-cls", "v2", "staging"), 403, "needs the deploy scope")
     refused(reader.get("/audit"), 403, "needs the admin scope")
     assert registry_state(storage_dir) == before
@@ -159,7 +159,7 @@ def test_a_token_for_a_model_pattern_cannot_touch_other_models(models, storage_d
         "a model that does not exist": vision.get("/models/ghost"),
     }
     for what, response in by_name.items():
-        refused(response, 403, "limited to models matching 'vision-*'")
+        refused(response, 403, "limited to models matching 'vision-*'", what=what)
     # Looked up by id, another model's deployment is not there for this token.
     refused(vision.get(f"/deployments/{nlp_staging.pk}"), 404, f"Deployment {nlp_staging.pk} not found")
     refused(vision.post(f"/deployments/{nlp_staging.pk}/rollback", {"reason": "x"}, format="json"), 404)
@@ -173,7 +173,9 @@ def test_a_token_for_a_model_pattern_cannot_touch_other_models(models, storage_d
     assert audited == {"vision-cls"}
     # Its own models it may do anything with (its user is an admin).
     assert vision.get("/models/vision-cls/versions/v1/file").status_code == 200
-    assert vision.post("/models", {"name": "vision-det", "model_type": "classification"}, format="json").status_code == 201
+    assert (
+        vision.post("/models", {"name": "vision-det", "model_type": "classification"}, format="json").status_code == 201
+    )
     assert deploy(vision, "vision-cls", "v2", "production").status_code == 201
 
 
