@@ -308,6 +308,14 @@ def scope_refusal(scope: TokenScope, request: Request, view: APIView, perms: lis
     return None
 
 
+def publicly_readable(request: Request, view: APIView) -> bool:
+    """A read that REGISTRY_PUBLIC_READ lets through without a token (and so with any token, whatever its
+    scope): never the `private_reads` views'."""
+    return (
+        request.method in SAFE_METHODS and settings.REGISTRY_PUBLIC_READ and not getattr(view, "private_reads", False)
+    )
+
+
 class RegistryPermission(BasePermission):
     """The API's gate: open in local mode, public reads when configured (never on `private_reads` views),
     otherwise the token's user must hold what `required_permissions` names, and the token's scope cover
@@ -316,13 +324,7 @@ class RegistryPermission(BasePermission):
     message = "Your token's user lacks the permission for this action."
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        if settings.LOCAL_MODE:
-            return True
-        if (
-            request.method in SAFE_METHODS
-            and settings.REGISTRY_PUBLIC_READ
-            and not getattr(view, "private_reads", False)
-        ):
+        if settings.LOCAL_MODE or publicly_readable(request, view):
             return True
         caller = request.user
         if caller is None or not caller.is_authenticated:
@@ -360,5 +362,7 @@ class ModelScopeFilter(BaseFilterBackend):
         scope = token_scope(request.user)
         field = getattr(view, "model_name_field", None)
         if settings.LOCAL_MODE or scope is None or not scope.model_pattern or field is None:
+            return queryset
+        if publicly_readable(request, view):
             return queryset
         return queryset.filter(**{f"{field}__regex": scope.model_regex()})

@@ -312,3 +312,12 @@ def test_the_admin_makes_scoped_tokens_and_shows_scope_expiry_and_last_use(admin
         "deploy:staging",
     ]
     assert ModelVersion.objects.exists()
+
+
+def test_public_reads_are_public_with_any_token(models, settings):
+    settings.REGISTRY_PUBLIC_READ = True
+    writer = client_for(user_with_role("wes", "admin"), "write", models="vision-*")
+    assert [m["name"] for m in writer.get("/models").json()["results"]] == ["nlp-x", "vision-cls"]
+    assert writer.get("/models/nlp-x/versions/v1/file").status_code == 200
+    refused(writer.patch("/models/nlp-x", {"description": "mine"}, format="json"), 403, "vision-*")
+    refused(writer.get("/audit"), 403, "needs the admin scope")  # never public
