@@ -3,7 +3,6 @@
 
 from datetime import timedelta
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
@@ -52,13 +51,8 @@ class Command(RegistryCommand):
         if options["expires_days"] is not None and options["expires_days"] <= 0:
             raise CommandError("--expires-days must be positive.")
         scope = TokenScope.parse(options["scopes"], models=options["models"])
-        User = get_user_model()
         with transaction.atomic():
-            user = User.objects.filter(username=options["user"]).first()
-            if user is None:
-                if not options["create_user"]:
-                    raise CommandError(f"No user '{options['user']}' (use --create-user to create one).")
-                user = User.objects.create_user(username=options["user"])  # no password: token-only
+            user = self.user_named(options["user"], create=options["create_user"])
             expires = timezone.now() + timedelta(days=options["expires_days"]) if options["expires_days"] else None
             row, token = issue_token(user=user, name=options["name"], scope=scope, expires_at=expires)
         roles = ", ".join(user.groups.order_by("name").values_list("name", flat=True)) or "no role"

@@ -1,7 +1,5 @@
 """manage.py grant_role USER ROLE [--revoke] [--create-user]"""
 
-from django.contrib.auth import get_user_model
-from django.core.management.base import CommandError
 from django.db import transaction
 
 from registry_site.commands import RegistryCommand
@@ -21,13 +19,8 @@ class Command(RegistryCommand):
         parser.add_argument("--create-user", action="store_true", help="create the user if it does not exist")
 
     def handle(self, *args, **options):
-        User = get_user_model()
         with transaction.atomic():
-            user = User.objects.filter(username=options["user"]).first()
-            if user is None:
-                if not options["create_user"] or options["revoke"]:
-                    raise CommandError(f"No user '{options['user']}' (use --create-user to create one).")
-                user = User.objects.create_user(username=options["user"])  # no password: token-only
+            user = self.user_named(options["user"], create=options["create_user"] and not options["revoke"])
             changed = grant_role(user=user, role=options["role"], revoke=options["revoke"])
         roles = ", ".join(user.groups.order_by("name").values_list("name", flat=True)) or "no role"
         if changed:
