@@ -87,6 +87,21 @@ class ApiTokenAdmin(ScaledChangelistMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
         return self.readonly_fields if obj is None else self.shown
 
+    def get_fieldsets(self, request: HttpRequest, obj: ApiToken | None = None):
+        if obj is not None:
+            return super().get_fieldsets(request, obj)
+        return [
+            (None, {"fields": self.fields[:3]}),
+            (
+                "Scope",
+                {
+                    "fields": self.fields[3:],
+                    "description": "The token may do what both its scope and its user's roles allow, never more "
+                    "than the roles: give roles on the user's page (or manage.py grant_role).",
+                },
+            ),
+        ]
+
     def save_model(self, request: HttpRequest, obj: ApiToken, form: ModelForm, change: bool) -> None:
         if change:
             return

@@ -25,6 +25,9 @@ from registry_site.models import ApiToken, AuditEvent
 from registry_site.permissions import TokenScope
 from registry_site.roles import grant_role
 from tests.conftest import deploy, deployed, production_mode, registry_state, upload, user_with_role
+from tests.test_admin_browser import assert_png, browser, csp_violations, engineer, log_in, screenshots, wait_for
+
+__all__ = ["browser", "engineer", "screenshots"]  # fixtures, used by name
 
 pytestmark = pytest.mark.django_db
 
@@ -321,3 +324,39 @@ def test_public_reads_are_public_with_any_token(models, settings):
     assert writer.get("/models/nlp-x/versions/v1/file").status_code == 200
     refused(writer.patch("/models/nlp-x", {"description": "mine"}, format="json"), 403, "vision-*")
     refused(writer.get("/audit"), 403, "needs the admin scope")  # never public
+
+
+@pytest.mark.browser
+@pytest.mark.xdist_group("browser")
+@pytest.mark.django_db(transaction=True)
+def test_an_operator_makes_a_scoped_token_in_the_admin_with_a_browser(browser, live_server, engineer, screenshots):
+    from selenium.webdriver.common.by import By
+
+    owner = user_with_role("ci-bot", "deployer")
+    log_in(browser, live_server, engineer)
+    browser.get(f"{live_server.url}/admin/registry_site/apitoken/add/")
+    wait_for(browser, "#id_scope_read")
+    # The user field is an autocomplete (select2): choose as its search would, by adding the option.
+    browser.execute_script(
+        "document.getElementById('id_user').add(new Option(arguments[0], arguments[1], true, true))",
+        owner.username,
+        str(owner.pk),
+    )
+    browser.find_element(By.ID, "id_name").send_keys("pipeline")
+    browser.find_element(By.ID, "id_scope_deploy").click()
+    browser.find_element(By.ID, "id_deploy_targets").send_keys("staging")
+    browser.find_element(By.ID, "id_model_pattern").send_keys("vision-*")
+    browser.save_screenshot(str(screenshots / "token-add.png"))
+    assert_png(screenshots / "token-add.png")
+    browser.find_element(By.CSS_SELECTOR, 'input[name="_save"]').click()
+
+    message = wait_for(browser, ".messagelist .warning")
+    assert "shown only once" in message.text
+    row = wait_for(browser, "#result_list tbody tr")
+    assert "read deploy:staging; models vision-*" in row.text and "active" in row.text
+    browser.save_screenshot(str(screenshots / "token-changelist.png"))
+    assert_png(screenshots / "token-changelist.png")
+    assert ApiToken.objects.get(name="pipeline").scope == TokenScope.parse(
+        ["read", "deploy:staging"], models="vision-*"
+    )
+    assert csp_violations(browser) == []
