@@ -6,6 +6,8 @@ and create_token never changes roles."""
 
 from __future__ import annotations
 
+import gzip
+import json
 from datetime import timedelta
 from io import StringIO
 
@@ -19,6 +21,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from deployments_app.models import Deployment
+from models_app.backup import destination, snapshots
 from models_app.models import ModelVersion, RegisteredModel
 from registry_site.authentication import issue_token, revoke_token
 from registry_site.models import ApiToken, AuditEvent
@@ -26,6 +29,7 @@ from registry_site.permissions import TokenScope
 from registry_site.roles import grant_role
 from tests.conftest import deploy, deployed, production_mode, registry_state, upload, user_with_role
 from tests.test_admin_browser import assert_png, browser, csp_violations, engineer, log_in, screenshots, wait_for
+from tests.test_command_backup import run, wipe
 
 __all__ = ["browser", "engineer", "screenshots"]  # fixtures, used by name
 
@@ -360,3 +364,23 @@ def test_an_operator_makes_a_scoped_token_in_the_admin_with_a_browser(browser, l
         ["read", "deploy:staging"], models="vision-*"
     )
     assert csp_violations(browser) == []
+
+
+def test_a_snapshot_from_before_scopes_restores_its_tokens_acting_as_their_users(api, storage_dir, tmp_path):
+    user = user_with_role("ci-bot", "editor")
+    scoped, _ = issue_token(user=user, name="scoped", scope=TokenScope(read=True))
+    old, _ = issue_token(user=user, name="old")
+    run("backup", str(tmp_path / "backup"))
+    [snapshot] = snapshots(destination(str(tmp_path / "backup")))
+    path = tmp_path / "backup" / "snapshots" / snapshot / "database.json.gz"
+    rows = json.loads(gzip.decompress(path.read_bytes()))
+    scope_fields = set(ApiToken.scope_fields(TokenScope()))
+    for row in rows:
+        if row["model"] == "registry_site.apitoken" and row["pk"] == old.pk:  # as 0005's table had it
+            row["fields"] = {k: v for k, v in row["fields"].items() if k not in scope_fields}
+    path.write_bytes(gzip.compress(json.dumps(rows).encode()))
+    wipe(storage_dir)
+
+    run("restore", str(tmp_path / "backup"))
+    assert ApiToken.objects.get(pk=old.pk).scope == TokenScope.everything()
+    assert ApiToken.objects.get(pk=scoped.pk).scope == TokenScope(read=True)
