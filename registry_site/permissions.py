@@ -169,6 +169,11 @@ class TokenScope:
         """Target names compare ignoring case, as the targets themselves do."""
         return not self.deploy_targets or name.lower() in {target.lower() for target in self.deploy_targets}
 
+    def target_refusal(self, name: str) -> str | None:
+        if self.covers_target(name):
+            return None
+        return f"This token's deploy scope covers only {', '.join(self.deploy_targets)}, not '{name}'."
+
     def model_regex(self) -> str:
         """The model pattern as a regular expression that means the same in Python and in PostgreSQL
         (anchored; only letters, digits and '_' unescaped)."""
@@ -226,6 +231,13 @@ class TokenCaller:
         return self.has_perms([perm], obj)
 
 
+def scopes_beyond(user: Any, scope: TokenScope) -> list[str]:
+    """The scopes of `scope` in which `user` holds no permission at all: until the user gets a role that
+    gives some, they let the token do nothing."""
+    held = {scope_needed(perm) for perm in user.get_all_permissions()}
+    return [name for name in SCOPES if getattr(scope, name) and name not in held]
+
+
 def token_scope(caller: Any) -> TokenScope | None:
     """The scope of the token the caller came with; None for anyone else (admin users, the operator)."""
     return caller.scope if isinstance(caller, TokenCaller) else None
@@ -250,8 +262,9 @@ def deploy_refusal(caller: Caller, *, target: str, protected: bool) -> str | Non
     client alike (they all deploy through deploy_version): a token's deploy scope may name the targets
     it covers, and a protected target needs the deployer role's permission."""
     scope = token_scope(caller)
-    if scope is not None and not scope.covers_target(target):
-        return f"This token's deploy scope covers only {', '.join(scope.deploy_targets)}, not '{target}'."
+    refusal = scope.target_refusal(target) if scope is not None else None
+    if refusal is not None:
+        return refusal
     if protected and not allows(caller, DEPLOY_TO_PROTECTED):
         return f"Target '{target}' is protected: deploying to it needs the deployer role."
     return None
@@ -303,9 +316,7 @@ def scope_refusal(scope: TokenScope, request: Request, view: APIView, perms: lis
     if model is not None and not scope.covers_model(model):
         return f"This token is limited to models matching '{scope.model_pattern}'; '{model}' is not one."
     target = view.kwargs.get(getattr(view, "target_kwarg", None) or "")
-    if target is not None and _needs_deploy(perms) and not scope.covers_target(target):
-        return f"This token's deploy scope covers only {', '.join(scope.deploy_targets)}, not '{target}'."
-    return None
+    return scope.target_refusal(target) if target is not None and _needs_deploy(perms) else None
 
 
 def publicly_readable(request: Request, view: APIView) -> bool:
@@ -348,8 +359,9 @@ class RegistryPermission(BasePermission):
         target = getattr(obj, "deployment_target_id", None)
         if settings.LOCAL_MODE or scope is None or target is None:
             return True
-        if _needs_deploy(required_permissions(request, view)) and not scope.covers_target(target):
-            self.message = f"This token's deploy scope covers only {', '.join(scope.deploy_targets)}, not '{target}'."
+        refusal = scope.target_refusal(target) if _needs_deploy(required_permissions(request, view)) else None
+        if refusal is not None:
+            self.message = refusal
             return False
         return True
 

@@ -44,6 +44,16 @@ def test_all_is_every_scope_without_limits():
 
 
 @pytest.mark.django_db
+def test_says_which_scopes_the_users_roles_leave_empty():
+    user_with_role("val", "viewer")
+    _, note = create("val", "--scope", "read", "--scope", "write", "--scope", "deploy:staging")
+    assert "val's roles give nothing in the write and deploy scope" in note and "grant_role" in note
+    user_with_role("eddie", "editor")
+    _, note = create("eddie", "--scope", "read", "--scope", "write")
+    assert "Note" not in note
+
+
+@pytest.mark.django_db
 def test_never_changes_the_users_roles():
     """--role used to add the user to the role's group: every token the user had got the role too."""
     user = user_with_role("alice", "viewer")

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from registry_site.authentication import issue_token
 from registry_site.commands import RegistryCommand
-from registry_site.permissions import TokenScope
+from registry_site.permissions import TokenScope, scopes_beyond
 
 ROLE_MOVED = (
     "create_token no longer changes roles (--role gave the role to every token the user had). Give the role "
@@ -61,4 +61,10 @@ class Command(RegistryCommand):
             + (f", expires {expires:%Y-%m-%d}" if expires else "")
             + ". It is shown only now:"
         )
+        beyond = scopes_beyond(user, row.scope)
+        if beyond:
+            self.stderr.write(
+                f"Note: {user.get_username()}'s roles give nothing in the {' and '.join(beyond)} scope, so the "
+                "token can do nothing there until they do (manage.py grant_role)."
+            )
         self.stdout.write(token)
