@@ -59,8 +59,7 @@ def deploy_version(
     `target` is a known target's name in any case (`Production` deploys to `production`, and the
     deployment records the target's own name); an unknown one is a 400 on deployment_target that lists
     the known targets. `acting_user` is who asks (the API's or the admin's user, the shell's Operator for
-    a command): a protected target needs the deployer role's permission, and a token's deploy scope
-    may be limited to named targets (permissions.deploy_refusal)."""
+    a command): a protected target needs the deployer role's permission (permissions.may_deploy_to)."""
     named = selectors.get_target(target, field="deployment_target")
     _check_may_deploy(acting_user, named)
     given: dict[str, Any] = {"deployed_by": deployed_by}
@@ -121,6 +120,7 @@ def deploy_version(
 
 
 def _check_may_deploy(caller: Caller, target: Target) -> None:
+    """A protected target needs the deployer role; a token's deploy scope may cover named targets only."""
     refusal = deploy_refusal(caller, target=target.name, protected=target.protected)
     if refusal is not None:
         raise Forbidden(refusal, field="deployment_target")

@@ -24,6 +24,7 @@ from deployments_app.models import Deployment
 from models_app.backup import destination, snapshots
 from models_app.models import ModelVersion, RegisteredModel
 from registry_site.authentication import issue_token, revoke_token
+from registry_site.errors import InvalidInput
 from registry_site.models import ApiToken, AuditEvent
 from registry_site.permissions import TokenScope
 from registry_site.roles import grant_role
@@ -384,3 +385,16 @@ def test_a_snapshot_from_before_scopes_restores_its_tokens_acting_as_their_users
     run("restore", str(tmp_path / "backup"))
     assert ApiToken.objects.get(pk=old.pk).scope == TokenScope.everything()
     assert ApiToken.objects.get(pk=scoped.pk).scope == TokenScope(read=True)
+
+
+def test_issuing_a_token_refuses_a_scope_the_table_would_refuse_naming_the_field():
+    user = user_with_role("ivy", "viewer")
+    for scope, words in (
+        (TokenScope(), "at least one scope"),
+        (TokenScope(read=True, deploy_targets=("staging",)), "give the token the deploy scope"),
+        (TokenScope(read=True, model_pattern="vision/*"), "A model pattern is"),
+    ):
+        with pytest.raises(InvalidInput, match=words) as refused_scope:
+            issue_token(user=user, name="bad", scope=scope)
+        assert set(refused_scope.value.errors or {}) <= {"scope", "model_pattern"}, refused_scope.value.errors
+    assert not ApiToken.objects.exists() and not AuditEvent.objects.filter(action="create_token").exists()
