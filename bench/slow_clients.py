@@ -233,7 +233,9 @@ def make_token(work: Path, env: dict[str, str]) -> str:
         "REGISTRY_STORAGE_DIR": str(work / "storage"),
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    command = [sys.executable, "manage.py", "create_token", "bench", "--create-user", "--role", "admin"]
+    grant = [sys.executable, "manage.py", "grant_role", "bench", "admin", "--create-user"]
+    subprocess.run(grant, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    command = [sys.executable, "manage.py", "create_token", "bench", "--scope", "all"]
     return subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 

@@ -18,7 +18,7 @@ from deployments_app.models import Deployment, DeploymentStatus, Target
 from models_app.models import ModelVersion, RegisteredModel, VersionStatus
 from registry_site import audit
 from registry_site.errors import Conflict, Forbidden, InvalidInput, NotFound
-from registry_site.permissions import Caller, may_deploy_to
+from registry_site.permissions import Caller, deploy_refusal
 from registry_site.validators import clean_fields
 
 # What PATCH /targets/{name}, the admin and `manage.py targets update` may change. The name is the key
@@ -120,10 +120,10 @@ def deploy_version(
 
 
 def _check_may_deploy(caller: Caller, target: Target) -> None:
-    if not may_deploy_to(caller, protected=target.protected):
-        raise Forbidden(
-            f"Target '{target.name}' is protected: deploying to it needs the deployer role.", field="deployment_target"
-        )
+    """A protected target needs the deployer role; a token's deploy scope may cover named targets only."""
+    refusal = deploy_refusal(caller, target=target.name, protected=target.protected)
+    if refusal is not None:
+        raise Forbidden(refusal, field="deployment_target")
 
 
 @transaction.atomic

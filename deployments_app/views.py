@@ -67,6 +67,10 @@ class DeploymentViewSet(
     filterset_class = DeploymentFilter
     ordering = ("-id",)
     action_verbs = {"rollback": "rollback"}  # deployments_app.rollback_deployment (deploy is POST: add)
+    # Where a token's model pattern finds the model's name (registry_site.permissions); a rollback's
+    # target is the deployment's own (RegistryPermission.has_object_permission).
+    model_body_fields = {"deploy": "model_name"}
+    model_name_field = "model__name"
 
     def get_object(self) -> Deployment:
         try:
@@ -154,6 +158,8 @@ class ModelTargetViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
     serializer_class = ModelTargetSerializer
     ordering = TARGET_ORDER
     action_verbs = {"rollback": "rollback"}
+    model_kwarg = "name"  # a token's model pattern and deploy targets apply to these (registry_site.permissions)
+    target_kwarg = "target"
 
     def _active(self, missing: type[NotFound] | type[Conflict] = NotFound) -> Deployment:
         """The model's active deployment on the URL's target; `missing` is raised when there is none."""

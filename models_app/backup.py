@@ -279,7 +279,7 @@ def restore(
             with transaction.atomic():
                 if occupied:
                     _empty_registry()
-                _prepare_targets(dump.name)
+                _upgrade_dump(dump.name)
                 call_command("loaddata", dump.name, verbosity=0)
     except BaseException:
         for key in stored:  # nothing half-restored: no file without its row
@@ -289,21 +289,46 @@ def restore(
     return report
 
 
-def _prepare_targets(path: str) -> None:
+def _upgrade_dump(path: str) -> None:
+    """A snapshot's rows made what this registry's migrations would have made of them, rewriting the
+    dump in place when a snapshot predates one of them."""
+    with gzip.open(path, "rt", encoding="utf-8") as stream:
+        rows = json.load(stream)
+    changed = _prepare_targets(rows)
+    changed = _scope_old_tokens(rows) or changed
+    if changed:
+        with gzip.open(path, "wt", encoding="utf-8") as stream:
+            json.dump(rows, stream)
+
+
+# What registry_site's migration 0006 gave the tokens made before tokens had scopes: every scope, no limit.
+OLD_TOKEN_SCOPE = {"scope_read": True, "scope_write": True, "scope_deploy": True, "scope_admin": True}
+
+
+def _scope_old_tokens(rows: list[dict]) -> bool:
+    """Tokens of a snapshot taken before tokens had scopes (registry_site's migration 0006) act as their
+    user, as that migration made them; without this they would load with a new token's defaults."""
+    old = [
+        row["fields"] for row in rows if row["model"] == "registry_site.apitoken" and "scope_read" not in row["fields"]
+    ]
+    for fields in old:
+        fields.update(OLD_TOKEN_SCOPE)
+    return bool(old)
+
+
+def _prepare_targets(rows: list[dict]) -> bool:
     """The registry has no deployments now (it was empty, or --replace emptied it). A snapshot that holds
     its targets brings them back as they were: the registry's own (the migration's) make way. A snapshot
     taken before targets were a table (deployments_app's migration 0005) names each deployment's target
     as free text: do what that migration did, a target per name folded to lower case (or the registry's
     own target of that name in any case), each row pointed at it, and one active deployment per model and
-    target (the newest). That rewrites the dump in place."""
-    with gzip.open(path, "rt", encoding="utf-8") as stream:
-        rows = json.load(stream)
+    target (the newest). True when it changed `rows`."""
     if any(row["model"] == "deployments_app.target" for row in rows):
         Target.objects.all().delete()
-        return
+        return False
     deployments = [row["fields"] for row in rows if row["model"] == "deployments_app.deployment"]
     if not deployments:
-        return
+        return False
     canonical: dict[str, str] = {}
     for spelling in sorted({fields["deployment_target"] for fields in deployments}):
         folded = spelling.lower()
@@ -323,8 +348,7 @@ def _prepare_targets(path: str) -> None:
         older, newer = sorted((other, fields), key=lambda f: f["deployed_at"])
         older["deployment_status"] = "superseded"
         newest[key] = newer
-    with gzip.open(path, "wt", encoding="utf-8") as stream:
-        json.dump(rows, stream)
+    return True
 
 
 def _restore_file(source: Storage, sha256: str, size: int) -> None:

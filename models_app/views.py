@@ -47,6 +47,10 @@ class RegisteredModelViewSet(IdempotentPostsMixin, viewsets.ModelViewSet):
     filterset_class = RegisteredModelFilter
     lookup_field = "name"
     ordering = ("name",)
+    # Where a token's model pattern finds the model's name (registry_site.permissions).
+    model_kwarg = "name"
+    model_body_fields = {"create": "name"}
+    model_name_field = "name"
 
     def get_object(self) -> RegisteredModel:
         try:
@@ -124,6 +128,7 @@ class ModelVersionViewSet(
     ordering = ("-id",)
     extra_query_params = ("filename", "sha256")  # PUT .../file
     action_verbs = {"set_default": "change"}  # making a version the default changes it
+    model_kwarg = "name"  # a token's model pattern applies to the URL's model (registry_site.permissions)
 
     @cached_property
     def registered_model(self) -> RegisteredModel:

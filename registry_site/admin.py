@@ -53,14 +53,30 @@ admin.site.login_form = ThrottledLoginForm
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(ScaledChangelistMixin, admin.ModelAdmin):
-    list_display = ["name", "prefix", "user", "created_at", "expires_at", "last_used_at", "state"]
+    list_display = ["name", "prefix", "user", "scope_text", "created_at", "expires_at", "last_used_at", "state"]
     list_filter = ["revoked_at"]
     list_select_related = ["user"]
     search_fields = ["name", "prefix", "user__username"]
-    fields = ["user", "name", "expires_at"]
+    fields = [
+        "user",
+        "name",
+        "expires_at",
+        "scope_read",
+        "scope_write",
+        "scope_deploy",
+        "deploy_targets",
+        "scope_admin",
+        "model_pattern",
+    ]
     readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
     autocomplete_fields = ["user"]
     actions = ["revoke"]
+    # An existing token shows what it is, not a form: its user, secret and scope never change.
+    shown = ["user", "name", "prefix", "scope_text", "created_at", "expires_at", "last_used_at", "revoked_at"]
+
+    @admin.display(description="scope")
+    def scope_text(self, token: ApiToken) -> str:
+        return str(token.scope)
 
     @admin.display(description="state")
     def state(self, token: ApiToken) -> str:
@@ -69,24 +85,30 @@ class ApiTokenAdmin(ScaledChangelistMixin, admin.ModelAdmin):
         return "active" if token.is_usable else "expired"
 
     def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
-        # A token's user and secret never change; an existing token shows what it is, not a form.
-        return (
-            self.fields
-            if obj is None
-            else ["user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
-        )
+        return self.fields if obj is None else self.shown
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
-        return (
-            self.readonly_fields
-            if obj is None
-            else ["user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
-        )
+        return self.readonly_fields if obj is None else self.shown
+
+    def get_fieldsets(self, request: HttpRequest, obj: ApiToken | None = None):
+        if obj is not None:
+            return super().get_fieldsets(request, obj)
+        return [
+            (None, {"fields": self.fields[:3]}),
+            (
+                "Scope",
+                {
+                    "fields": self.fields[3:],
+                    "description": "The token may do what both its scope and its user's roles allow, never more "
+                    "than the roles: give roles on the user's page (or manage.py grant_role).",
+                },
+            ),
+        ]
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form: ModelForm, change: bool) -> None:
         if change:
             return
-        row, token = issue_token(user=obj.user, name=obj.name, expires_at=obj.expires_at)
+        row, token = issue_token(user=obj.user, name=obj.name, scope=obj.scope, expires_at=obj.expires_at)
         obj.pk, obj.prefix, obj.digest, obj.created_at = row.pk, row.prefix, row.digest, row.created_at
         obj._state.adding = False
         self.message_user(

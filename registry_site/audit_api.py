@@ -48,3 +48,4 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     ordering = ("-id",)
     # The trail says who did what from where: never public, even where reads are.
     private_reads = True
+    model_name_field = "model_name"  # a token limited to a model pattern sees only those models' events

@@ -8,13 +8,18 @@ from datetime import timedelta
 from typing import NoReturn
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
 from registry_site import audit
+from registry_site.errors import InvalidInput
 from registry_site.models import ApiToken
+from registry_site.permissions import TokenCaller, TokenScope
 from registry_site.throttling import take_attempt
+from registry_site.validators import clean_fields
 
 TOKEN_PREFIX = "mvr_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # don't write a row on every request
@@ -25,17 +30,30 @@ def digest_of(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(*, user, name: str, expires_at=None) -> tuple[ApiToken, str]:
-    """Create a token for `user`; the plain token is returned once and never stored."""
+@transaction.atomic
+def issue_token(*, user, name: str, scope: TokenScope | None = None, expires_at=None) -> tuple[ApiToken, str]:
+    """Create a token for `user` with `scope` (None: TokenScope.everything(), whatever the user may, as
+    tokens were before they had scopes; `manage.py create_token` and the admin always name one). The
+    user's roles are never changed here: a token only narrows them. The plain token is returned once and
+    never stored; the audit trail records its scope."""
+    scope = TokenScope.everything() if scope is None else scope
+    fields = clean_fields(ApiToken, {"name": name, "expires_at": expires_at, **ApiToken.scope_fields(scope)})
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken.objects.create(
-        user=user, name=name, prefix=token[:12], digest=digest_of(token), expires_at=expires_at
-    )
+    row = ApiToken(user=user, prefix=token[:12], digest=digest_of(token), **fields)
+    try:
+        row.validate_constraints(exclude={"digest"})
+    except ValidationError as exc:
+        raise InvalidInput(" ".join(exc.messages), field="scope") from None
+    row.save()
     audit.record(
         "create_token",
         object_type="token",
         object_repr=f"{row.name} ({row.prefix}…)",
-        changes={"user": user.get_username(), "expires_at": expires_at.isoformat() if expires_at else None},
+        changes={
+            "user": user.get_username(),
+            "expires_at": expires_at.isoformat() if expires_at else None,
+            **row.scope.as_record(),
+        },
     )
     return row, token
 
@@ -86,7 +104,8 @@ class BearerTokenAuthentication(BaseAuthentication):
         if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
             ApiToken.objects.filter(pk=row.pk).update(last_used_at=now)
         audit.name_user(row.user.get_username())
-        return row.user, row
+        # The request acts with what both the user and the token's scope allow (permissions.TokenCaller).
+        return TokenCaller(row.user, row.scope), row
 
     def authenticate_header(self, request):
         return self.keyword

@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Callable
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from registry_site import audit
@@ -51,6 +52,17 @@ class RegistryCommand(BaseCommand):
         if version is None:
             raise CommandError("Give the version: as the argument after the model, or as --version VERSION.")
         return version
+
+    def user_named(self, username: str, *, create: bool = False):
+        """The user called `username`; with `create` (--create-user) one is made when missing, without a
+        password: it signs in only with its tokens."""
+        User = get_user_model()
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            if not create:
+                raise CommandError(f"No user '{username}' (use --create-user to create one).")
+            user = User.objects.create_user(username=username)
+        return user
 
     @property
     def operator(self) -> Operator:

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
+
+from registry_site.permissions import TokenScope
+from registry_site.validators import model_pattern_validator, validate_target_list
 
 
 class ApiToken(models.Model):
     """A bearer token for scripts and CI, tied to a Django user (whose groups are its roles). Only the
-    sha256 of the token is stored; the token itself is shown once, when it is created."""
+    sha256 of the token is stored; the token itself is shown once, when it is created.
+
+    Its scope narrows what its user may (registry_site.permissions.TokenScope): the request acts with
+    the permissions both hold. Tokens made before scopes existed have every scope and no limit, so they
+    act as their user, as they did."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100, help_text="What the token is for, e.g. 'ci-pipeline'.")
@@ -19,14 +27,76 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    scope_read = models.BooleanField(
+        "read", default=True, help_text="Read models, versions, files, deployments and targets."
+    )
+    scope_write = models.BooleanField(
+        "write", default=False, help_text="Create, change and delete models and versions; upload files."
+    )
+    scope_deploy = models.BooleanField(
+        "deploy", default=False, help_text="Deploy and roll back (only to the deploy targets below, if named)."
+    )
+    scope_admin = models.BooleanField(
+        "admin", default=False, help_text="Manage targets and read the audit trail (with the admin role)."
+    )
+    deploy_targets = models.CharField(
+        max_length=1000,
+        blank=True,
+        default="",
+        validators=[validate_target_list],
+        help_text="Targets the deploy scope is limited to, separated by commas (staging,qa); empty: every target.",
+    )
+    model_pattern = models.CharField(
+        max_length=128,
+        blank=True,
+        default="",
+        validators=[model_pattern_validator],
+        help_text="Only models whose name matches this pattern ('vision-*'; '*' any run, '?' one character); "
+        "empty: every model.",
+    )
 
     class Meta:
         db_table = "api_tokens"
         ordering = ["-id"]
         verbose_name = "API token"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(scope_read=True) | Q(scope_write=True) | Q(scope_deploy=True) | Q(scope_admin=True),
+                name="api_tokens_have_a_scope",
+                violation_error_message="Give the token at least one scope: read, write, deploy or admin.",
+            ),
+            models.CheckConstraint(
+                condition=Q(scope_deploy=True) | Q(deploy_targets=""),
+                name="api_tokens_deploy_targets_need_deploy",
+                violation_error_message="Deploy targets limit the deploy scope: give the token the deploy scope.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…, {self.user})"
+
+    @property
+    def scope(self) -> TokenScope:
+        return TokenScope(
+            read=self.scope_read,
+            write=self.scope_write,
+            deploy=self.scope_deploy,
+            admin=self.scope_admin,
+            deploy_targets=tuple(self.deploy_targets.split(",")) if self.deploy_targets else (),
+            model_pattern=self.model_pattern,
+        )
+
+    @staticmethod
+    def scope_fields(scope: TokenScope) -> dict[str, object]:
+        """The fields that store `scope`."""
+        return {
+            "scope_read": scope.read,
+            "scope_write": scope.write,
+            "scope_deploy": scope.deploy,
+            "scope_admin": scope.admin,
+            "deploy_targets": ",".join(scope.deploy_targets),
+            "model_pattern": scope.model_pattern,
+        }
 
     @property
     def is_usable(self) -> bool:

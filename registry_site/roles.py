@@ -1,7 +1,14 @@
 """The four roles, as Django groups with permissions. Made by registry_site's 0002 migration and made
-again by `create_token --role` if someone removed one."""
+again by `grant_role` if someone removed one. A user's roles are given and taken here (`manage.py
+grant_role`) or on the admin's user page; never by making a token, which only narrows them."""
 
 from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+
+from registry_site import audit
+from registry_site.errors import InvalidInput
 
 VIEW = [
     "models_app.view_registeredmodel",
@@ -52,3 +59,26 @@ def ensure_roles(Group, Permission) -> None:
                 if found is not None:
                     perms.append(found)
         group.permissions.set(perms)
+
+
+@transaction.atomic
+def grant_role(*, user, role: str, revoke: bool = False) -> bool:
+    """Put `user` in `role`'s group (or take them out of it, with `revoke`), remaking the groups if one
+    was removed. Every token of the user gains or loses what the role allows at once, within each
+    token's own scope. Returns False when the user had that role already (had it not, with `revoke`):
+    nothing changes then, and nothing is audited."""
+    if role not in ROLES:
+        raise InvalidInput(f"Unknown role '{role}'; the roles are: {', '.join(ROLES)}.", field="role")
+    if not Group.objects.filter(name=role).exists():
+        ensure_roles(Group, Permission)
+    group = Group.objects.get(name=role)
+    if user.groups.filter(pk=group.pk).exists() != revoke:
+        return False
+    (user.groups.remove if revoke else user.groups.add)(group)
+    audit.record(
+        "revoke_role" if revoke else "grant_role",
+        object_type="user",
+        object_repr=user.get_username(),
+        changes={"role": role},
+    )
+    return True

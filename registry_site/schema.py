@@ -39,7 +39,10 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API token from `manage.py create_token` or the admin (production mode).",
+            "description": "An API token from `manage.py create_token` or the admin (production mode). A "
+            "request may do what both the token's scope (read, write, deploy to all or named targets, admin; "
+            "optionally only models matching a pattern) and its user's roles allow; anything else is a 403 "
+            "saying which of the two refused.",
         }
 
 

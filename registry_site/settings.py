@@ -340,7 +340,10 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["registry_site.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["registry_site.permissions.RegistryPermission"],
     "DEFAULT_THROTTLE_CLASSES": ["registry_site.throttling.WriteRateThrottle"],
-    "DEFAULT_FILTER_BACKENDS": ["registry_site.filters.StrictFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "registry_site.filters.StrictFilterBackend",
+        "registry_site.permissions.ModelScopeFilter",
+    ],
     "DEFAULT_PAGINATION_CLASS": "registry_site.pagination.RegistryCursorPagination",
     "EXCEPTION_HANDLER": "registry_site.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "registry_site.schema.RegistryAutoSchema",

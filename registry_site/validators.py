@@ -208,3 +208,28 @@ def clean_fields(model: type[models.Model], values: Mapping[str, Any]) -> dict[s
     except ValidationError as exc:
         raise InvalidInput(f"Invalid input: {flatten(exc.message_dict)}", errors=exc.message_dict) from None
     return {name: getattr(candidate, name) for name in values}
+
+
+# A token's limits (registry_site.models.ApiToken). The model pattern is a glob over model names, with
+# fnmatch's `*` (any run of characters) and `?` (one character); no `[...]` classes, so the same pattern
+# means the same in Python (fnmatchcase) and in the database (a regular expression, for lists).
+MODEL_PATTERN_RULE = "1-128 ASCII letters, digits, '_', '-' or '.', with '*' for any run of characters and '?' for one"
+model_pattern_validator = RegexValidator(
+    r"^[A-Za-z0-9_.\-*?]{1,128}$(?!\n)", f"A model pattern is {MODEL_PATTERN_RULE}.", code="model_pattern"
+)
+# A target's name, as deployments_app.models.Target's rule says (the core cannot import it).
+TARGET_NAME_SHAPE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
+
+
+def validate_target_list(value: str) -> None:
+    """Target names separated by commas (`staging,qa`), each a valid target name, none twice."""
+    names = value.split(",")
+    bad = [name for name in names if not TARGET_NAME_SHAPE.fullmatch(name)]
+    if bad:
+        raise ValidationError(
+            "Target names separated by commas, each 1-64 ASCII letters, digits, '_', '-' or '.', not starting "
+            f"with a dot or a dash: {', '.join(repr(name) for name in bad)} is not.",
+            code="target_list",
+        )
+    if len({name.lower() for name in names}) != len(names):
+        raise ValidationError("A target is named twice (names are compared ignoring case).", code="target_list")

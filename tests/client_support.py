@@ -51,14 +51,11 @@ def production_registries(
 
     def make_tokens(env: dict[str, str]) -> None:
         for user, role in users.items():
-            made = subprocess.run(
-                [sys.executable, "manage.py", "create_token", user, "--create-user", "--role", role],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            assert made.returncode == 0, made.stderr
+            for command in (["grant_role", user, role, "--create-user"], ["create_token", user, "--scope", "all"]):
+                made = subprocess.run(
+                    [sys.executable, "manage.py", *command], cwd=ROOT, env=env, capture_output=True, text=True
+                )
+                assert made.returncode == 0, made.stderr
             tokens[role] = made.stdout.strip()
 
     env = {

@@ -377,7 +377,7 @@ def test_admin_token_create_and_revoke_are_recorded(admin_client, admin_user, wo
     since = last_id()
     admin_client.post(
         admin_url("registry_site_apitoken_add"),
-        {"user": owner.pk, "name": "pipe", "expires_at_0": "", "expires_at_1": ""},
+        {"user": owner.pk, "name": "pipe", "scope_read": "on", "expires_at_0": "", "expires_at_1": ""},
     )
     token = owner.api_tokens.get()
     admin_client.post(
@@ -438,9 +438,10 @@ def test_command_register_version_is_recorded(world, tmp_path):
 def test_command_create_token_is_recorded(world):
     User.objects.create_user("ci-bot")
     since = last_id()
-    run_command("create_token", "ci-bot", "--role", "viewer")
+    run_command("create_token", "ci-bot", "--scope", "read", "--scope", "deploy:staging", "--models", "res*")
     [event] = _command_events(since)
     assert (event.action, event.changes["user"]) == ("create_token", "ci-bot")
+    assert (event.changes["scopes"], event.changes["models"]) == (["read", "deploy:staging"], "res*")
 
 
 def test_services_called_outside_any_door_are_still_attributed(world):

@@ -271,7 +271,7 @@ def test_admin_creates_a_token_shown_once_in_a_message(admin_client, admin_user)
     owner = user_with_role("ci-bot")
     response = admin_client.post(
         reverse("admin:registry_site_apitoken_add"),
-        {"user": owner.pk, "name": "pipeline", "expires_at_0": "", "expires_at_1": ""},
+        {"user": owner.pk, "name": "pipeline", "scope_read": "on", "expires_at_0": "", "expires_at_1": ""},
     )
 
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response

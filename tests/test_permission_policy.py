@@ -78,7 +78,7 @@ def test_a_protected_target_needs_the_deployer_permission_and_an_unprotected_one
     settings.LOCAL_MODE = False
     for role, may in (("viewer", False), ("editor", False), ("deployer", True), ("admin", True)):
         user = persona(role).user
-        assert may_deploy_to(user, protected=True) is may, role
-        assert may_deploy_to(user, protected=False)
-    assert may_deploy_to(Operator(), protected=True)
-    assert not may_deploy_to(AnonymousUser(), protected=True)
+        assert may_deploy_to(user, target="production", protected=True) is may, role
+        assert may_deploy_to(user, target="staging", protected=False)
+    assert may_deploy_to(Operator(), target="production", protected=True)
+    assert not may_deploy_to(AnonymousUser(), target="production", protected=True)

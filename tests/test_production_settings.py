@@ -313,7 +313,9 @@ def test_behind_the_proxy_failed_attempts_are_counted_per_client(tmp_path):
     }
     with running_registry(tmp_path, extra_env=env, workers=1) as base:
         token_env = clean_env(**env, REGISTRY_DATA_DIR=str(tmp_path / "data"))
-        made = run([sys.executable, "manage.py", "create_token", "ci", "--create-user", "--role", "editor"], token_env)
+        granted = run([sys.executable, "manage.py", "grant_role", "ci", "editor", "--create-user"], token_env)
+        assert granted.returncode == 0, granted.stderr
+        made = run([sys.executable, "manage.py", "create_token", "ci", "--scope", "read"], token_env)
         assert made.returncode == 0, made.stderr
         token = made.stdout.strip()
         attacker = {
