@@ -37,6 +37,7 @@ from models_app.uploads import receive_raw_body, safe_file_name
 from registry_site.errors import InvalidInput, NotFound
 from registry_site.idempotency import IdempotentPostsMixin
 from registry_site.parsers import RegistryMultiPartParser
+from registry_site.permissions import check_models_in_scope
 from registry_site.validators import METRIC_NAME_IN_PATTERN, METRIC_NAME_RULE
 
 
@@ -314,6 +315,7 @@ class ComparisonViewSet(viewsets.GenericViewSet):
 
     queryset = selectors.versions_with_files_and_targets()
     serializer_class = ComparisonSerializer
+    model_kwarg = "name"  # a token's model pattern applies to the URL's model (registry_site.permissions)
 
     def _versions(self, request: Request) -> list[str]:
         query = CompareQuerySerializer(data=request.query_params)
@@ -334,5 +336,7 @@ class ComparisonViewSet(viewsets.GenericViewSet):
     )
     @action(detail=False, methods=["get"])
     def across_models(self, request: Request, *args, **kwargs) -> Response:
-        entries = comparison.resolve_across_models(self._versions(request))
+        refs = self._versions(request)
+        check_models_in_scope(request, self, (ref.partition(":")[0] for ref in refs))
+        entries = comparison.resolve_across_models(refs)
         return Response(ComparisonSerializer(comparison.compare(entries)).data)

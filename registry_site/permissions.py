@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from django.conf import settings
 from django.db import models
 from django.db.models import QuerySet
+from rest_framework import exceptions
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
@@ -164,6 +165,11 @@ class TokenScope:
 
     def covers_model(self, name: str) -> bool:
         return not self.model_pattern or fnmatchcase(name, self.model_pattern)
+
+    def model_refusal(self, name: str) -> str | None:
+        if self.covers_model(name):
+            return None
+        return f"This token is limited to models matching '{self.model_pattern}'; '{name}' is not one."
 
     def covers_target(self, name: str) -> bool:
         """Target names compare ignoring case, as the targets themselves do."""
@@ -314,7 +320,7 @@ def scope_refusal(scope: TokenScope, request: Request, view: APIView, perms: lis
         )
     model = _model_named(request, view)
     if model is not None and not scope.covers_model(model):
-        return f"This token is limited to models matching '{scope.model_pattern}'; '{model}' is not one."
+        return scope.model_refusal(model)
     target = view.kwargs.get(getattr(view, "target_kwarg", None) or "")
     return scope.target_refusal(target) if target is not None and _needs_deploy(perms) else None
 
@@ -325,6 +331,18 @@ def publicly_readable(request: Request, view: APIView) -> bool:
     return (
         request.method in SAFE_METHODS and settings.REGISTRY_PUBLIC_READ and not getattr(view, "private_reads", False)
     )
+
+
+def check_models_in_scope(request: Request, view: APIView, names: Iterable[str]) -> None:
+    """For a request naming several models (GET /compare): a token limited to a model pattern must
+    cover each of them; a 403 naming the first that is not."""
+    scope = token_scope(request.user)
+    if settings.LOCAL_MODE or scope is None or publicly_readable(request, view):
+        return
+    for name in names:
+        refusal = scope.model_refusal(name)
+        if refusal is not None:
+            raise exceptions.PermissionDenied(refusal)
 
 
 class RegistryPermission(BasePermission):

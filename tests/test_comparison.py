@@ -193,3 +193,26 @@ def test_config_diff_nests_and_tells_types_apart():
 )
 def test_directions_by_name(vision, name, direction):
     assert metric_direction(vision, name) == direction
+
+
+def test_a_token_limited_to_a_model_pattern_compares_only_those_models(api, vision, make_model, make_version, settings):
+    from rest_framework.test import APIClient
+
+    from registry_site.authentication import issue_token
+    from registry_site.permissions import TokenScope
+    from tests.conftest import production_mode, user_with_role
+
+    other = make_model("other")
+    make_version(other, "7", data=b"seven")
+    production_mode(settings)
+    _, token = issue_token(
+        user=user_with_role("viewer", "viewer"), name="t", scope=TokenScope.parse(["read"], models="vis*")
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.get("/models/vision/compare", {"versions": "1.0,2.0"}).status_code == 200
+    assert client.get("/compare", {"versions": "vision:1.0,vision:2.0"}).status_code == 200
+    refusal = client.get("/compare", {"versions": "vision:1.0,other:7"})
+    assert refusal.status_code == 403 and "'other' is not one" in refusal.json()["detail"]
+    assert client.get("/models/other/compare", {"versions": "7,default"}).status_code == 403
+    assert APIClient().get("/compare", {"versions": "vision:1.0,vision:2.0"}).status_code in (401, 403)
