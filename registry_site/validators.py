@@ -9,6 +9,8 @@ apply these, so every front door accepts the same values and refuses the others 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import re
@@ -191,3 +193,52 @@ def clean_fields(model: type[models.Model], values: Mapping[str, Any]) -> dict[s
     except ValidationError as exc:
         raise InvalidInput(f"Invalid input: {flatten(exc.message_dict)}", errors=exc.message_dict) from None
     return {name: getattr(candidate, name) for name in values}
+
+
+# --- Webhooks (registry_site.webhooks) ------------------------------------------------------------------
+# The event types a subscription may ask for ("*" is all of them). Later features add theirs here.
+WEBHOOK_EVENT_TYPES = (
+    "model.created",
+    "model.updated",
+    "model.deleted",
+    "version.created",
+    "version.updated",
+    "version.default_changed",
+    "version.deleted",
+    "deployment.created",
+    "deployment.rolled_back",
+    "target.created",
+    "target.updated",
+    "target.deleted",
+)
+WEBHOOK_SECRET_PATTERN = r"^whsec_[A-Za-z0-9+/]{32,88}={0,2}$(?!\n)"
+
+
+def validate_webhook_events(value: Any) -> None:
+    if not isinstance(value, list) or not value or not all(isinstance(item, str) for item in value):
+        raise ValidationError('Must be a non-empty list of event types, or ["*"].', code="webhook_events")
+    unknown = [item for item in value if item != "*" and item not in WEBHOOK_EVENT_TYPES]
+    if unknown:
+        raise ValidationError(
+            f"Unknown event type '{unknown[0]}'; use \"*\" or any of: {', '.join(WEBHOOK_EVENT_TYPES)}.",
+            code="webhook_events",
+        )
+
+
+def validate_webhook_secret(value: str) -> None:
+    """whsec_ and the base64 of 24 to 64 bytes, as the Standard Webhooks libraries read it."""
+    if not re.match(WEBHOOK_SECRET_PATTERN, value):
+        raise ValidationError("Must be 'whsec_' followed by the base64 of 24 to 64 bytes.", code="webhook_secret")
+    try:
+        size = len(base64.b64decode(value.removeprefix("whsec_"), validate=True))
+    except binascii.Error:
+        size = 0
+    if not 24 <= size <= 64:
+        raise ValidationError("Must be 'whsec_' followed by the base64 of 24 to 64 bytes.", code="webhook_secret")
+
+
+validate_model_glob = RegexValidator(
+    r"^[A-Za-z0-9_.\-*?\[\]!]*$(?!\n)",
+    "A model name or a glob over names (letters, digits, '_', '.', '-', and '*', '?', '[...]').",
+    code="model_glob",
+)
