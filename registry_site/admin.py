@@ -178,6 +178,7 @@ class WebhookSubscriptionForm(forms.ModelForm):
     """Events as checkboxes; the secret is never shown again: blank keeps it (or, for a new subscription,
     generates one, shown once after saving)."""
 
+    url = forms.URLField(max_length=2000, assume_scheme="https", help_text="Where the events are POSTed.")
     events = forms.MultipleChoiceField(
         choices=[(name, name) for name in ("*", *WEBHOOK_EVENT_TYPES)],
         widget=forms.CheckboxSelectMultiple,

@@ -148,6 +148,7 @@ def enqueue(event: AuditEvent) -> None:
         )
         for event_type in types
     }
+    now = timezone.now()
     ordering_key = f"model:{event.model_name}" if event.model_name else f"{event.object_type}:{event.object_repr}"
     WebhookDelivery.objects.bulk_create(
         WebhookDelivery(
@@ -156,8 +157,8 @@ def enqueue(event: AuditEvent) -> None:
             event_type=event_type,
             ordering_key=ordering_key[:160],
             body=bodies[event_type],
-            created_at=event.at,
-            next_attempt_at=event.at,
+            created_at=now,
+            next_attempt_at=now,
         )
         for subscription, event_type in wanted
     )
