@@ -524,7 +524,8 @@ def run_worker(
     goes away (a restart) is waited for, not fatal. Returns the number of attempts made."""
     total = 0
     while not should_stop():
-        close_old_connections()
+        if not once:  # a long-running loop: drop a connection the database closed or that got too old
+            close_old_connections()
         try:
             made = deliver_due()
         except DatabaseError:

@@ -143,9 +143,9 @@ def test_the_events_and_model_filter_choose_what_a_subscription_gets(api, hook, 
 
     got = {
         subscription["id"]: list(
-            WebhookDelivery.objects.filter(subscription_id=subscription["id"]).order_by("id").values_list(
-                "event_type", flat=True
-            )
+            WebhookDelivery.objects.filter(subscription_id=subscription["id"])
+            .order_by("id")
+            .values_list("event_type", flat=True)
         )
         for subscription in (deploys, fraud_only)
     }
@@ -401,10 +401,16 @@ def test_production_allows_public_addresses_and_what_the_operator_allows(persona
     public = admin.client.post("/webhooks", {"url": "http://93.184.215.14/x", "events": ["*"]}, format="json")
     assert public.status_code == 201, public.json()
     settings.REGISTRY_WEBHOOK_ALLOWED_NETWORKS = [__import__("ipaddress").ip_network("10.0.0.0/8")]
-    assert admin.client.post("/webhooks", {"url": "http://10.1.2.3/x", "events": ["*"]}, format="json").status_code == 201
-    assert admin.client.post("/webhooks", {"url": "http://127.0.0.1/x", "events": ["*"]}, format="json").status_code == 400
+    assert (
+        admin.client.post("/webhooks", {"url": "http://10.1.2.3/x", "events": ["*"]}, format="json").status_code == 201
+    )
+    assert (
+        admin.client.post("/webhooks", {"url": "http://127.0.0.1/x", "events": ["*"]}, format="json").status_code == 400
+    )
     settings.REGISTRY_WEBHOOK_ALLOW_PRIVATE = True
-    assert admin.client.post("/webhooks", {"url": "http://127.0.0.1/x", "events": ["*"]}, format="json").status_code == 201
+    assert (
+        admin.client.post("/webhooks", {"url": "http://127.0.0.1/x", "events": ["*"]}, format="json").status_code == 201
+    )
 
 
 def test_a_host_that_resolves_inside_at_delivery_time_is_not_contacted(api, hook, settings, monkeypatch):
