@@ -3,6 +3,8 @@ read-only audit trail."""
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -219,11 +221,15 @@ class DeliveryStatusFilter(FixedValuesFilter):
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(RegistryAdmin):
     form = WebhookSubscriptionForm
-    list_display = ["id", "url", "events", "model_filter", "enabled", "consecutive_failures", "disabled_reason"]
+    list_display = ["id", "url", "event_types", "model_filter", "enabled", "consecutive_failures", "disabled_reason"]
     list_filter = ["enabled"]
     search_fields = ["url"]
     ordering = ["id"]
     readonly_fields = ["consecutive_failures", "failing_since", "disabled_at", "disabled_reason", "deliveries_link"]
+
+    @admin.display(description="events")
+    def event_types(self, subscription: WebhookSubscription) -> str:
+        return ", ".join(subscription.events)
 
     @admin.display(description="deliveries")
     def deliveries_link(self, subscription: WebhookSubscription) -> str:
@@ -276,10 +282,20 @@ class WebhookDeliveryAdmin(ScaledChangelistMixin, admin.ModelAdmin):
         "next_attempt_at",
         "last_attempt_at",
         "delivered_at",
-        "body",
+        "payload",
         "attempt_log",
     ]
     readonly_fields = fields
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        # Nothing here is edited (the change permission is the redeliver action's): no save buttons.
+        extra = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False}
+        return super().change_view(request, object_id, form_url, extra)
+
+    @admin.display(description="payload")
+    def payload(self, delivery: WebhookDelivery) -> str:
+        shown = json.dumps(json.loads(delivery.body), indent=2, ensure_ascii=False)
+        return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', shown)
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
