@@ -24,6 +24,15 @@ from registry_site.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from registry_site.validators import WEBHOOK_EVENT_TYPES
 
 EVENT_CHOICES = ["*", *WEBHOOK_EVENT_TYPES]
+# What the worker and the clock keep, shown and never written through the API.
+SUBSCRIPTION_STATE = [
+    "consecutive_failures",
+    "failing_since",
+    "disabled_at",
+    "disabled_reason",
+    "created_at",
+    "updated_at",
+]
 
 
 class WebhookSubscriptionSerializer(RegistryModelSerializer):
@@ -39,30 +48,8 @@ class WebhookSubscriptionSerializer(RegistryModelSerializer):
 
     class Meta:
         model = WebhookSubscription
-        fields = [
-            "id",
-            "url",
-            "description",
-            "secret",
-            "events",
-            "model_filter",
-            "enabled",
-            "consecutive_failures",
-            "failing_since",
-            "disabled_at",
-            "disabled_reason",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = [
-            "id",
-            "consecutive_failures",
-            "failing_since",
-            "disabled_at",
-            "disabled_reason",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", "url", "description", "secret", "events", "model_filter", "enabled", *SUBSCRIPTION_STATE]
+        read_only_fields = ["id", *SUBSCRIPTION_STATE]
         extra_kwargs = {
             "secret": {"write_only": True, "required": False},
             "description": {"required": False},
