@@ -199,6 +199,10 @@ class UnsafeURL(InvalidInput):
     """A webhook URL the registry will not send to."""
 
 
+class Unresolvable(UnsafeURL):
+    """A webhook URL whose host does not resolve."""
+
+
 def _address_allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if settings.LOCAL_MODE or settings.REGISTRY_WEBHOOK_ALLOW_PRIVATE:
         return True
@@ -227,7 +231,7 @@ def resolve_allowed(url: str) -> str:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeURL(f"The URL's host '{host}' cannot be resolved ({exc}).", field="url") from None
+        raise Unresolvable(f"The URL's host '{host}' cannot be resolved ({exc}).", field="url") from None
     addresses = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
     refused = [str(a) for a in addresses if not _address_allowed(a)]
     if refused or not addresses:
@@ -238,6 +242,18 @@ def resolve_allowed(url: str) -> str:
             field="url",
         )
     return str(addresses[0])
+
+
+def check_url(url: str) -> None:
+    """A subscription's URL, when it is saved: refused if it reaches inside (production). A host that
+    does not resolve (yet) is let through: each attempt checks again, and fails while it does not."""
+    _url_parts(url)
+    if settings.LOCAL_MODE:
+        return
+    try:
+        resolve_allowed(url)
+    except Unresolvable:
+        pass
 
 
 # --- Subscriptions -----------------------------------------------------------------------------------
@@ -254,7 +270,7 @@ def _clean_subscription(values: dict[str, Any]) -> dict[str, Any]:
         values["events"] = list(dict.fromkeys(values["events"]))
     cleaned = clean_fields(WebhookSubscription, values)
     if "url" in cleaned:
-        resolve_allowed(cleaned["url"])
+        check_url(cleaned["url"])
     return cleaned
 
 

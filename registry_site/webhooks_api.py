@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import django_filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -18,10 +18,10 @@ from rest_framework.response import Response
 
 from registry_site import webhooks
 from registry_site.errors import NotFound
-from registry_site.fields import RegistryModelSerializer
+from registry_site.fields import JSONValueField, RegistryModelSerializer
 from registry_site.filters import choice_filter
 from registry_site.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSubscription
-from registry_site.validators import WEBHOOK_EVENT_TYPES
+from registry_site.validators import WEBHOOK_EVENT_TYPES, validate_webhook_events
 
 EVENT_CHOICES = ["*", *WEBHOOK_EVENT_TYPES]
 # What the worker and the clock keep, shown and never written through the API.
@@ -35,16 +35,18 @@ SUBSCRIPTION_STATE = [
 ]
 
 
+@extend_schema_field({"type": "array", "items": {"type": "string", "enum": EVENT_CHOICES}, "minItems": 1})
+class WebhookEventsField(JSONValueField):
+    """A list of event types, refused as a whole with one message (validate_webhook_events)."""
+
+    default_validators = [validate_webhook_events]
+
+
 class WebhookSubscriptionSerializer(RegistryModelSerializer):
     """A subscription. Its secret is write-only: the answer to POST shows it once (generated when not
     given); PATCH may replace it."""
 
-    events = serializers.ListField(
-        child=serializers.ChoiceField(choices=EVENT_CHOICES),
-        allow_empty=False,
-        max_length=len(EVENT_CHOICES),
-        help_text='The event types to send, or ["*"] for all of them.',
-    )
+    events = WebhookEventsField(help_text='The event types to send, or ["*"] for all of them.')
 
     class Meta:
         model = WebhookSubscription

@@ -413,6 +413,16 @@ def test_production_allows_public_addresses_and_what_the_operator_allows(persona
     )
 
 
+def test_a_host_that_does_not_resolve_yet_is_accepted_and_its_attempts_fail(persona, production):
+    admin = persona("admin")
+    created = admin.client.post("/webhooks", {"url": "https://hooks.invalid/x", "events": ["*"]}, format="json")
+    assert created.status_code == 201, created.json()
+    services.create_model(name="unheard", model_type="classification")
+    assert run_worker() == 1
+    attempt = WebhookAttempt.objects.get()
+    assert attempt.status_code is None and "cannot be resolved" in attempt.error
+
+
 def test_a_host_that_resolves_inside_at_delivery_time_is_not_contacted(api, hook, settings, monkeypatch):
     """DNS rebinding: the name resolved to a public address when the subscription was saved, and to
     loopback when the worker sends. The worker checks again and connects to what it checked."""
