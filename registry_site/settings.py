@@ -445,6 +445,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "VersionStatusEnum": "models_app.models.VersionStatus",
         "DeploymentStatusEnum": "deployments_app.models.DeploymentStatus",
+        "WebhookDeliveryStatusEnum": "registry_site.models.DeliveryStatus",
         "HealthStatusEnum": ["healthy", "unhealthy"],
         "ReadyStatusEnum": ["ready", "not ready"],
     },

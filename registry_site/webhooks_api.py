@@ -20,6 +20,7 @@ from registry_site import webhooks
 from registry_site.errors import NotFound
 from registry_site.fields import JSONValueField, RegistryModelSerializer
 from registry_site.filters import choice_filter
+from registry_site.idempotency import IdempotentPostsMixin
 from registry_site.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from registry_site.validators import WEBHOOK_EVENT_TYPES, validate_webhook_events
 
@@ -121,7 +122,7 @@ class WebhookDeliveryFilter(django_filters.FilterSet):
         fields = ["status", "event_type"]
 
 
-class WebhookSubscriptionViewSet(viewsets.ModelViewSet):
+class WebhookSubscriptionViewSet(IdempotentPostsMixin, viewsets.ModelViewSet):
     queryset = WebhookSubscription.objects.all()
     serializer_class = WebhookSubscriptionSerializer
     parser_classes = [JSONParser]
@@ -155,7 +156,9 @@ class WebhookSubscriptionViewSet(viewsets.ModelViewSet):
         webhooks.delete_subscription(subscription=instance)
 
 
-class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class WebhookDeliveryViewSet(
+    IdempotentPostsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """The delivery log of one subscription, newest first, and manual redelivery (change_webhookdelivery)."""
 
     queryset = WebhookDelivery.objects.all()
