@@ -45,7 +45,7 @@ import urllib3
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, close_old_connections, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Case, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from registry_site import audit
@@ -368,11 +368,17 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def claim_due(*, limit: int = CLAIM_BATCH, now: datetime | None = None) -> list[int]:
+def _attempt_lease() -> timedelta:
+    """How long one attempt may hold its delivery: the connect and the read timeouts, and a margin."""
+    return timedelta(seconds=settings.REGISTRY_WEBHOOK_TIMEOUT * 2 + LEASE_MARGIN_SECONDS)
+
+
+def claim_due(*, limit: int = CLAIM_BATCH, now: datetime | None = None) -> list[tuple[int, datetime]]:
     """Claim up to `limit` deliveries that are due: pending, their time come, not claimed by a live
     worker, their subscription enabled, and no earlier delivery for the same subscription and model
-    still pending (ordering per model). Claimed for the request timeout plus a margin: a worker that dies
-    mid-attempt loses them then, and another sends them again (at least once)."""
+    still pending (ordering per model). Returns each with its lease: the n-th is held for n attempts'
+    time (they are sent one after the other), so a worker that dies loses its claims once it could no
+    longer be sending them, and another sends them again (at least once)."""
     now = now or timezone.now()
     earlier_pending = WebhookDelivery.objects.filter(
         subscription=OuterRef("subscription"),
@@ -391,9 +397,15 @@ def claim_due(*, limit: int = CLAIM_BATCH, now: datetime | None = None) -> list[
             .select_for_update(skip_locked=True, of=("self",))
         )
         ids = list(due.values_list("id", flat=True)[:limit])
-        lease = now + timedelta(seconds=settings.REGISTRY_WEBHOOK_TIMEOUT * 2 + LEASE_MARGIN_SECONDS)
-        WebhookDelivery.objects.filter(id__in=ids).update(claimed_until=lease)
-    return ids
+        per_attempt = timedelta(seconds=settings.REGISTRY_WEBHOOK_TIMEOUT * 2)
+        leases = [
+            (pk, now + timedelta(seconds=LEASE_MARGIN_SECONDS) + per_attempt * (n + 1)) for n, pk in enumerate(ids)
+        ]
+        if leases:
+            WebhookDelivery.objects.filter(id__in=ids).update(
+                claimed_until=Case(*(When(pk=pk, then=Value(lease)) for pk, lease in leases))
+            )
+    return leases
 
 
 def post(url: str, *, headers: dict[str, str], body: bytes) -> Outcome:
@@ -450,9 +462,15 @@ def retry_delay(attempts: int) -> float | None:
     return schedule[attempts - 1] * random.uniform(0.9, 1.1)
 
 
-def deliver(delivery_id: int, *, send: Callable[..., Outcome] = post) -> Outcome | None:
-    """One attempt at a claimed delivery, then its result recorded (the log, the next attempt or the
-    end, the subscription's failure streak). None when there was nothing to send any more."""
+def deliver(delivery_id: int, *, lease: datetime, send: Callable[..., Outcome] = post) -> Outcome | None:
+    """One attempt at a delivery claimed until `lease`, then its result recorded (the log, the next
+    attempt or the end, the subscription's failure streak). None when there was nothing to send any more,
+    or when the claim was lost (another worker took the delivery over once the lease was over)."""
+    renewed = WebhookDelivery.objects.filter(pk=delivery_id, claimed_until=lease).update(
+        claimed_until=timezone.now() + _attempt_lease()
+    )
+    if not renewed:
+        return None
     delivery = WebhookDelivery.objects.select_related("subscription").filter(pk=delivery_id).first()
     if delivery is None or delivery.status != DeliveryStatus.PENDING or not delivery.subscription.enabled:
         return None
@@ -522,8 +540,8 @@ def _disable_if_failing(subscription: WebhookSubscription, now: datetime) -> Non
 def deliver_due(*, limit: int = CLAIM_BATCH, send: Callable[..., Outcome] = post) -> int:
     """Claim what is due and attempt each once; the number of attempts made."""
     made = 0
-    for delivery_id in claim_due(limit=limit):
-        if deliver(delivery_id, send=send) is not None:
+    for delivery_id, lease in claim_due(limit=limit):
+        if deliver(delivery_id, lease=lease, send=send) is not None:
             made += 1
     return made
 

@@ -251,6 +251,19 @@ def test_events_of_one_model_are_delivered_in_order(api, hook, clock, settings):
     ]
 
 
+def test_a_worker_whose_claim_ran_out_leaves_the_delivery_to_the_one_that_took_it(api, hook, clock):
+    subscribe(api, hook.url)
+    services.create_model(name="contended", model_type="classification")
+    [(delivery_id, first_lease)] = webhooks.claim_due()
+    assert webhooks.claim_due() == []  # claimed: nobody else gets it meanwhile
+    clock.advance((first_lease - clock.now).total_seconds() + 1)  # the first worker stalled past its lease
+    [(same_id, second_lease)] = webhooks.claim_due()
+    assert same_id == delivery_id and second_lease > first_lease
+    assert webhooks.deliver(delivery_id, lease=first_lease) is None  # its claim is gone: it sends nothing
+    assert webhooks.deliver(delivery_id, lease=second_lease).succeeded
+    assert len(hook.requests) == 1 and WebhookDelivery.objects.get().attempts == 1
+
+
 def test_a_delivery_whose_schedule_is_over_fails_and_the_next_one_goes(api, hook, clock, settings):
     settings.REGISTRY_WEBHOOK_RETRY_SCHEDULE = [1]
     settings.REGISTRY_WEBHOOK_DISABLE_AFTER_FAILURES = 100
