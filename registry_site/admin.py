@@ -272,19 +272,7 @@ class WebhookDeliveryAdmin(ScaledChangelistMixin, admin.ModelAdmin):
     list_select_related = ["subscription"]
     search_fields = ["message_id"]
     actions = ["redeliver"]
-    fields = [
-        "subscription",
-        "message_id",
-        "event_type",
-        "status",
-        "attempts",
-        "created_at",
-        "next_attempt_at",
-        "last_attempt_at",
-        "delivered_at",
-        "payload",
-        "attempt_log",
-    ]
+    fields = ["subscription", *WebhookDelivery.SHOWN_FIELDS, "payload", "attempt_log"]
     readonly_fields = fields
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):

@@ -197,6 +197,18 @@ class WebhookDelivery(models.Model):
             models.Index(fields=["subscription", "ordering_key", "status"], name="webhook_delivery_order"),
         ]
 
+    # What the API's delivery log and the admin's page show of a delivery (the lease is the worker's).
+    SHOWN_FIELDS = (
+        "message_id",
+        "event_type",
+        "status",
+        "attempts",
+        "created_at",
+        "next_attempt_at",
+        "last_attempt_at",
+        "delivered_at",
+    )
+
     def __str__(self) -> str:
         return f"{self.message_id} {self.event_type} ({self.status})"
 

@@ -90,17 +90,7 @@ class WebhookDeliverySerializer(RegistryModelSerializer):
 
     class Meta:
         model = WebhookDelivery
-        fields = [
-            "id",
-            "message_id",
-            "event_type",
-            "status",
-            "attempts",
-            "created_at",
-            "next_attempt_at",
-            "last_attempt_at",
-            "delivered_at",
-        ]
+        fields = ["id", *WebhookDelivery.SHOWN_FIELDS]
         read_only_fields = fields
 
 
