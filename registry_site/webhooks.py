@@ -476,7 +476,11 @@ def deliver(delivery_id: int, *, lease: datetime, send: Callable[..., Outcome] =
         return None
     subscription = delivery.subscription
     headers = signed_headers(subscription.secret, message_id=delivery.message_id, body=delivery.body)
-    outcome = send(subscription.url, headers=headers, body=delivery.body.encode())
+    try:
+        outcome = send(subscription.url, headers=headers, body=delivery.body.encode())
+    except Exception as exc:  # a failed attempt, logged like any other: one bad message never stops the worker
+        logger.exception("webhook delivery %s: unexpected error", delivery.message_id)
+        outcome = Outcome(None, 0, "", f"{type(exc).__name__}: {exc}"[:500])
     _record(delivery_id, outcome)
     return outcome
 

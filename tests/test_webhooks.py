@@ -229,6 +229,19 @@ def test_a_connection_refused_is_a_failed_attempt(api, clock):
     assert WebhookDelivery.objects.get().status == "pending"
 
 
+def test_an_unexpected_error_in_an_attempt_is_a_failed_attempt(api, hook):
+    subscribe(api, hook.url)
+    services.create_model(name="odd", model_type="classification")
+
+    def broken(url, **kwargs):
+        raise RuntimeError("the network stack fell over")
+
+    assert webhooks.deliver_due(send=broken) == 1
+    attempt = WebhookAttempt.objects.get()
+    assert attempt.status_code is None and attempt.error == "RuntimeError: the network stack fell over"
+    assert WebhookDelivery.objects.get().status == "pending"
+
+
 def test_events_of_one_model_are_delivered_in_order(api, hook, clock, settings):
     settings.REGISTRY_WEBHOOK_RETRY_SCHEDULE = [10]
     subscription = subscribe(api, hook.url)
