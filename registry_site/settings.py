@@ -391,6 +391,8 @@ REGISTRY_WEBHOOK_ALLOW_PRIVATE = envbool("REGISTRY_WEBHOOK_ALLOW_PRIVATE", False
 REGISTRY_WEBHOOK_ALLOWED_NETWORKS = (
     _networks("REGISTRY_WEBHOOK_ALLOWED_NETWORKS", "") if os.environ.get("REGISTRY_WEBHOOK_ALLOWED_NETWORKS") else []
 )
+# Delivered and failed deliveries (and their attempt log) are deleted by the worker after this many days.
+REGISTRY_WEBHOOK_KEEP_DAYS = envint("REGISTRY_WEBHOOK_KEEP_DAYS", 30, minimum=1)
 # How long the worker sleeps when nothing is due.
 REGISTRY_WEBHOOK_POLL_SECONDS = envint("REGISTRY_WEBHOOK_POLL_SECONDS", 2, minimum=1)
 

@@ -83,6 +83,7 @@ ALL_EVENTS = "*"
 RESPONSE_EXCERPT_BYTES = 1024
 CLAIM_BATCH = 20
 LEASE_MARGIN_SECONDS = 5
+PURGE_EVERY_SECONDS = 3600
 
 Describer = Callable[[AuditEvent], dict[str, Any] | None]
 _describers: dict[str, Describer] = {}
@@ -561,7 +562,15 @@ def run_worker(
     nothing more is due right now (what waits for a later retry is left for later). A database that
     goes away (a restart) is waited for, not fatal. Returns the number of attempts made."""
     total = 0
+    purged_at = -PURGE_EVERY_SECONDS
     while not should_stop():
+        if time.monotonic() - purged_at >= PURGE_EVERY_SECONDS:
+            purged_at = time.monotonic()
+            removed = purge_finished(older_than=timezone.now() - timedelta(days=settings.REGISTRY_WEBHOOK_KEEP_DAYS))
+            if removed:
+                log(
+                    f"{removed} finished webhook deliveries older than {settings.REGISTRY_WEBHOOK_KEEP_DAYS} days removed"
+                )
         if not once:  # a long-running loop: drop a connection the database closed or that got too old
             close_old_connections()
         try:
@@ -579,6 +588,15 @@ def run_worker(
             break
         _sleep(poll_seconds, should_stop)
     return total
+
+
+def purge_finished(*, older_than: datetime) -> int:
+    """Delete the delivered and failed deliveries (with their log) made before `older_than`: the log is
+    for looking into recent trouble, and the audit trail keeps the changes themselves. Pending ones stay."""
+    _, deleted = WebhookDelivery.objects.filter(
+        status__in=[DeliveryStatus.DELIVERED, DeliveryStatus.FAILED], created_at__lt=older_than
+    ).delete()
+    return deleted.get(WebhookDelivery._meta.label, 0)
 
 
 def _sleep(seconds: float, should_stop: Callable[[], bool]) -> None:

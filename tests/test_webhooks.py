@@ -318,6 +318,21 @@ def test_a_subscription_failing_long_enough_is_disabled_and_audited(api, hook, c
     assert WebhookDelivery.objects.get().status == "delivered"
 
 
+def test_the_worker_forgets_finished_deliveries_after_the_keep_days(api, hook, clock, settings):
+    settings.REGISTRY_WEBHOOK_KEEP_DAYS = 30
+    settings.REGISTRY_WEBHOOK_RETRY_SCHEDULE = [3600]
+    subscribe(api, hook.url)
+    hook.statuses = [200, 500]
+    services.create_model(name="old-news", model_type="classification")
+    services.create_model(name="still-failing", model_type="classification")
+    run_worker()
+    assert sorted(WebhookDelivery.objects.values_list("status", flat=True)) == ["delivered", "pending"]
+    clock.advance(31 * 86400)
+    run_worker()  # the pending one is sent (and delivered) now; the old delivered one goes
+    assert list(WebhookDelivery.objects.values_list("ordering_key", "status")) == [("model:still-failing", "delivered")]
+    assert WebhookAttempt.objects.filter(delivery__ordering_key="model:old-news").count() == 0
+
+
 # --- Redelivery --------------------------------------------------------------------------------------------
 def test_redeliver_sends_the_same_message_again(api, hook):
     subscription = subscribe(api, hook.url)
