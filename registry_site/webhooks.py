@@ -562,7 +562,7 @@ def run_worker(
     nothing more is due right now (what waits for a later retry is left for later). A database that
     goes away (a restart) is waited for, not fatal. Returns the number of attempts made."""
     total = 0
-    purged_at = -PURGE_EVERY_SECONDS
+    purged_at = -float(PURGE_EVERY_SECONDS)
     while not should_stop():
         if time.monotonic() - purged_at >= PURGE_EVERY_SECONDS:
             purged_at = time.monotonic()
