@@ -30,10 +30,18 @@ $(STAMP): $(RUN_STAMP) requirements-dev.txt client/pyproject.toml
 	$(PIP) -r requirements-dev.txt
 	touch $@
 
+# The server and, beside it, the webhook worker (manage.py deliver_webhooks). Both run in the background of
+# one shell that waits for either: Ctrl-C or a TERM to the shell stops both, and if one of them ends the
+# other is stopped too, so nothing is left running.
 run: $(RUN_STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	REGISTRY_BIND=$(REGISTRY_BIND) $(VENV)/bin/gunicorn --config registry_site/gunicorn.conf.py registry_site.wsgi:application
+	@REGISTRY_BIND=$(REGISTRY_BIND) $(VENV)/bin/gunicorn --config registry_site/gunicorn.conf.py registry_site.wsgi:application & server=$$!; \
+	$(PY) manage.py deliver_webhooks & worker=$$!; \
+	stop() { kill -TERM $$server $$worker 2>/dev/null; wait $$server; wait $$worker; }; \
+	trap 'stop; exit 130' INT; trap 'stop; exit 143' TERM; \
+	while kill -0 $$server 2>/dev/null && kill -0 $$worker 2>/dev/null; do sleep 1 & wait $$!; done; \
+	echo "make run: the server or the webhook worker ended; stopping the other" >&2; stop; exit 1
 
 # The README's quick start against a running `make run` (same PORT): a sample model file, a model, a version.
 demo:

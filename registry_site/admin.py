@@ -3,6 +3,9 @@ read-only audit trail."""
 
 from __future__ import annotations
 
+import json
+
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -10,13 +13,25 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
-from registry_site.admin_base import InputFilter, ReadOnlyAdminMixin, ScaledChangelistMixin, prefix_match, search_any
+from registry_site import webhooks
+from registry_site.admin_base import (
+    InputFilter,
+    ReadOnlyAdminMixin,
+    RegistryAdmin,
+    ScaledChangelistMixin,
+    adopt,
+    prefix_match,
+    search_any,
+)
 from registry_site.audit import client_address
 from registry_site.authentication import issue_token, revoke_token
-from registry_site.models import ApiToken, AuditEvent
+from registry_site.errors import RegistryError
+from registry_site.models import ApiToken, AuditEvent, DeliveryStatus, WebhookDelivery, WebhookSubscription
 from registry_site.throttling import give_back, take_attempt
+from registry_site.validators import WEBHOOK_EVENT_TYPES
 
 # The console's VIEW SITE link: the API's documentation (the registry has no other public page).
 admin.site.site_url = "/docs"
@@ -152,7 +167,7 @@ class ViaFilter(FixedValuesFilter):
 class ObjectTypeFilter(FixedValuesFilter):
     title = "object type"
     parameter_name = "object_type"
-    values = ("model", "version", "deployment", "token")
+    values = ("model", "version", "deployment", "target", "token", "webhook")
 
 
 class ActionFilter(InputFilter):
@@ -183,3 +198,151 @@ class AuditEventAdmin(ReadOnlyAdminMixin, ScaledChangelistMixin, admin.ModelAdmi
             (Q(action=term), "-id"),
             prefix_match("model_name", term, using=queryset.db),
         ), False
+
+
+# --- Webhooks (registry_site.webhooks) --------------------------------------------------------------------
+class WebhookSubscriptionForm(forms.ModelForm):
+    """Events as checkboxes; the secret is never shown again: blank keeps it (or, for a new subscription,
+    generates one, shown once after saving)."""
+
+    url = forms.URLField(max_length=2000, assume_scheme="https", help_text="Where the events are POSTed.")
+    events = forms.MultipleChoiceField(
+        choices=[(name, name) for name in ("*", *WEBHOOK_EVENT_TYPES)],
+        widget=forms.CheckboxSelectMultiple,
+        help_text='"*" is every event type, present and future.',
+    )
+    secret = forms.CharField(
+        required=False,
+        strip=True,
+        help_text="Leave blank to generate one (new subscription) or keep the current one. "
+        "Format: whsec_ and the base64 of 24 to 64 bytes.",
+    )
+
+    class Meta:
+        model = WebhookSubscription
+        fields = ["url", "description", "events", "model_filter", "enabled", "secret"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["secret"] = ""
+
+    def _post_clean(self) -> None:
+        # The model's own rules run in the service (a blank secret here means "keep" or "generate").
+        if not self.cleaned_data.get("secret"):
+            self.cleaned_data.pop("secret", None)
+            self.instance.secret = (
+                WebhookSubscription.objects.filter(pk=self.instance.pk).values_list("secret", flat=True).first()
+                or webhooks.new_secret()
+            )
+        super()._post_clean()
+
+
+class DeliveryStatusFilter(FixedValuesFilter):
+    title = "status"
+    parameter_name = "status"
+    values = tuple(DeliveryStatus.values)
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(RegistryAdmin):
+    form = WebhookSubscriptionForm
+    list_display = ["id", "url", "event_types", "model_filter", "enabled", "consecutive_failures", "disabled_reason"]
+    list_filter = ["enabled"]
+    search_fields = ["url"]
+    ordering = ["id"]
+    readonly_fields = ["consecutive_failures", "failing_since", "disabled_at", "disabled_reason", "deliveries_link"]
+
+    @admin.display(description="events")
+    def event_types(self, subscription: WebhookSubscription) -> str:
+        return ", ".join(subscription.events)
+
+    @admin.display(description="deliveries")
+    def deliveries_link(self, subscription: WebhookSubscription) -> str:
+        if subscription.pk is None:
+            return "-"
+        url = reverse("admin:registry_site_webhookdelivery_changelist") + f"?subscription__id__exact={subscription.pk}"
+        return format_html('<a href="{}">The delivery log</a>', url)
+
+    def save_model(self, request: HttpRequest, obj: WebhookSubscription, form: ModelForm, change: bool) -> None:
+        data = form.cleaned_data
+        given = {f: data[f] for f in webhooks.EDITABLE_SUBSCRIPTION_FIELDS if f in data and data[f] is not None}
+        if change:
+            changes = {f: v for f, v in given.items() if f in form.changed_data}
+            saved = webhooks.update_subscription(subscription=obj, changes=changes) if changes else obj
+        else:
+            saved = webhooks.create_subscription(**given)
+            if not data.get("secret"):
+                self.message_user(
+                    request,
+                    format_html("Signing secret: <code>{}</code> — copy it now, it is not shown again.", saved.secret),
+                    messages.WARNING,
+                )
+        adopt(obj, saved)
+
+    def delete_model(self, request: HttpRequest, obj: WebhookSubscription) -> None:
+        webhooks.delete_subscription(subscription=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[WebhookSubscription]) -> None:
+        for subscription in queryset:
+            webhooks.delete_subscription(subscription=subscription)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ScaledChangelistMixin, admin.ModelAdmin):
+    """The outbox and its log, read-only (every field is) but for the redeliver action, which needs
+    change_webhookdelivery."""
+
+    list_display = ["message_id", "subscription", "event_type", "status", "attempts", "created_at", "next_attempt_at"]
+    list_filter = [DeliveryStatusFilter]
+    list_select_related = ["subscription"]
+    search_fields = ["message_id"]
+    actions = ["redeliver"]
+    fields = ["subscription", *WebhookDelivery.SHOWN_FIELDS, "payload", "attempt_log"]
+    readonly_fields = fields
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        # Nothing here is edited (the change permission is the redeliver action's): no save buttons.
+        extra = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False}
+        return super().change_view(request, object_id, form_url, extra)
+
+    @admin.display(description="payload")
+    def payload(self, delivery: WebhookDelivery) -> str:
+        shown = json.dumps(json.loads(delivery.body), indent=2, ensure_ascii=False)
+        return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', shown)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        return (queryset.filter(message_id=term), False) if term else (queryset, False)
+
+    @admin.display(description="attempts log")
+    def attempt_log(self, delivery: WebhookDelivery) -> str:
+        rows = delivery.attempt_log.order_by("-id")[:50]
+        return (
+            format_html_join(
+                "\n",
+                "<div>#{} {} — {} in {} ms {} <code>{}</code></div>",
+                (
+                    (a.number, a.at, a.status_code or "no answer", a.latency_ms, a.error, a.response_excerpt[:200])
+                    for a in rows
+                ),
+            )
+            or "-"
+        )
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Redeliver selected deliveries", permissions=["change"])
+    def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        done = 0
+        for delivery in queryset:
+            try:
+                webhooks.redeliver(delivery=delivery)
+                done += 1
+            except RegistryError as exc:
+                self.message_user(request, f"{delivery.message_id}: {exc.message}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{done} deliveries will be sent again shortly.", messages.SUCCESS)

@@ -2,6 +2,8 @@
 address, to what, and what changed. Services call `record` inside their own transaction, so an event
 exists exactly when its write committed.
 
+The same call queues the webhook deliveries of the change (registry_site.webhooks.enqueue).
+
 Who is acting is carried in a context variable: the request middleware sets it for the API and the
 admin (the API's token authentication then names the user), and management commands set it to the
 operating-system user who ran them.
@@ -18,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 
+from registry_site import webhooks
 from registry_site.models import AuditEvent
 
 
@@ -60,8 +63,10 @@ def acting_from_command():
 def record(
     action: str, *, object_type: str, object_repr: str, model_name: str = "", changes: dict[str, Any] | None = None
 ) -> AuditEvent:
+    """Append the event, and queue the webhook deliveries it is published as (registry_site.webhooks):
+    both in the caller's transaction, so they exist exactly when the change committed."""
     actor = current_actor()
-    return AuditEvent.objects.create(
+    event = AuditEvent.objects.create(
         actor=actor.name[:150],
         via=actor.via,
         client_address=actor.address,
@@ -72,6 +77,8 @@ def record(
         model_name=model_name,
         changes=changes or {},
     )
+    webhooks.enqueue(event)
+    return event
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list]:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from registry_site.permissions import TokenScope
-from registry_site.validators import model_pattern_validator, validate_target_list
+from registry_site.validators import (
+    model_pattern_validator,
+    validate_target_list,
+    validate_webhook_events,
+    validate_webhook_secret,
+)
 
 
 class ApiToken(models.Model):
@@ -180,3 +186,120 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} {self.key} ({self.owner})"
+
+
+class WebhookSubscription(models.Model):
+    """Where other systems want to hear about changes: a URL, the events it wants (or "*"), optionally
+    only for models whose name matches a glob. Deliveries are signed with `secret` following the
+    Standard Webhooks specification (registry_site.webhooks). A subscription that keeps failing is
+    disabled by the delivery worker; enabling it again resumes what is still pending."""
+
+    url = models.URLField(
+        max_length=2000,
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="Where the events are POSTed (http or https).",
+    )
+    description = models.CharField(max_length=200, blank=True, default="")
+    secret = models.CharField(
+        max_length=200,
+        validators=[validate_webhook_secret],
+        help_text="whsec_ followed by the base64 of 24 to 64 random bytes (Standard Webhooks).",
+    )
+    events = models.JSONField(
+        validators=[validate_webhook_events],
+        help_text='Event types (e.g. ["version.created", "deployment.created"]) or ["*"].',
+    )
+    model_filter = models.CharField(
+        max_length=128,
+        blank=True,
+        default="",
+        validators=[model_pattern_validator],
+        help_text="Only models whose name matches this glob (e.g. 'fraud-*').",
+    )
+    enabled = models.BooleanField(default=True)
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    disabled_reason = models.CharField(max_length=255, blank=True, default="", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "registry_webhook_subscriptions"
+        ordering = ["id"]
+        verbose_name = "webhook subscription"
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.url}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"  # waiting for its (next) attempt
+    DELIVERED = "delivered"  # a 2xx answered it
+    FAILED = "failed"  # every attempt of the retry schedule failed
+
+
+class WebhookDelivery(models.Model):
+    """The outbox: one message for one subscription, written in the transaction of the change it
+    reports (so it exists exactly when the change committed), then sent by `manage.py deliver_webhooks`
+    until a 2xx answers it or the retry schedule is over. `message_id` is the webhook-id header, the
+    same on every attempt, so receivers can drop duplicates; `body` is the exact JSON sent and signed."""
+
+    subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
+    message_id = models.CharField(max_length=40, unique=True)
+    event_type = models.CharField(max_length=64)
+    ordering_key = models.CharField(
+        max_length=160, help_text="Deliveries with the same key (a model) go out one at a time, oldest first."
+    )
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # A worker that claimed the delivery owns it until then; one that died mid-attempt loses it then.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "registry_webhook_deliveries"
+        ordering = ["-id"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due"),
+            models.Index(fields=["subscription", "ordering_key", "status"], name="webhook_delivery_order"),
+        ]
+
+    # What the API's delivery log and the admin's page show of a delivery (the lease is the worker's).
+    SHOWN_FIELDS = (
+        "message_id",
+        "event_type",
+        "status",
+        "attempts",
+        "created_at",
+        "next_attempt_at",
+        "last_attempt_at",
+        "delivered_at",
+    )
+
+    def __str__(self) -> str:
+        return f"{self.message_id} {self.event_type} ({self.status})"
+
+
+class WebhookAttempt(models.Model):
+    """The delivery log: one row per attempt to send a delivery."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    response_excerpt = models.TextField(blank=True, default="")
+    error = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        db_table = "registry_webhook_attempts"
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}: {self.status_code or self.error}"

@@ -368,6 +368,37 @@ def _networks(name: str, default: str) -> list:
 # same variable tells gunicorn whose X-Forwarded-Proto to believe.
 REGISTRY_TRUSTED_PROXIES = _networks("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
+
+# --- Webhooks (registry_site.webhooks, `manage.py deliver_webhooks`) ----------------------------------------
+def _schedule(name: str, default: str) -> list[int]:
+    items = envlist(name, default.split(","))
+    try:
+        schedule = [int(item) for item in items]
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be comma-separated seconds, got {os.environ[name]!r}") from None
+    if not schedule or min(schedule) < 0:
+        raise ImproperlyConfigured(f"{name} must list at least one delay, none negative")
+    return schedule
+
+
+# Seconds to connect, and to wait for the answer, per attempt.
+REGISTRY_WEBHOOK_TIMEOUT = envint("REGISTRY_WEBHOOK_TIMEOUT", 10, minimum=1)
+# The delays between a failed attempt and the next: 8 attempts over about 27.6 hours (each ±10%).
+REGISTRY_WEBHOOK_RETRY_SCHEDULE = _schedule("REGISTRY_WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
+# A subscription is disabled once it has failed this many times in a row AND for this long.
+REGISTRY_WEBHOOK_DISABLE_AFTER_FAILURES = envint("REGISTRY_WEBHOOK_DISABLE_AFTER_FAILURES", 5, minimum=1)
+REGISTRY_WEBHOOK_DISABLE_AFTER_SECONDS = envint("REGISTRY_WEBHOOK_DISABLE_AFTER_SECONDS", 24 * 3600)
+# Production only (local mode sends anywhere): webhook URLs may reach loopback, private, link-local...
+# addresses when set, or those in the listed networks (CIDRs) only.
+REGISTRY_WEBHOOK_ALLOW_PRIVATE = envbool("REGISTRY_WEBHOOK_ALLOW_PRIVATE", False)
+REGISTRY_WEBHOOK_ALLOWED_NETWORKS = (
+    _networks("REGISTRY_WEBHOOK_ALLOWED_NETWORKS", "") if os.environ.get("REGISTRY_WEBHOOK_ALLOWED_NETWORKS") else []
+)
+# Delivered and failed deliveries (and their attempt log) are deleted by the worker after this many days.
+REGISTRY_WEBHOOK_KEEP_DAYS = envint("REGISTRY_WEBHOOK_KEEP_DAYS", 30, minimum=1)
+# How long the worker sleeps when nothing is due.
+REGISTRY_WEBHOOK_POLL_SECONDS = envint("REGISTRY_WEBHOOK_POLL_SECONDS", 2, minimum=1)
+
 # Production only (local mode is open): reads without a token when set; writes always need one.
 REGISTRY_PUBLIC_READ = envbool("REGISTRY_PUBLIC_READ", False)
 REGISTRY_THROTTLE_WRITES = envstr("REGISTRY_THROTTLE_WRITES", "600/min")
@@ -419,6 +450,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "VersionStatusEnum": "models_app.models.VersionStatus",
         "DeploymentStatusEnum": "deployments_app.models.DeploymentStatus",
+        "WebhookDeliveryStatusEnum": "registry_site.models.DeliveryStatus",
         "HealthStatusEnum": ["healthy", "unhealthy"],
         "ReadyStatusEnum": ["ready", "not ready"],
     },

@@ -13,6 +13,7 @@ from deployments_app.views import DeploymentViewSet, ModelTargetViewSet, TargetV
 from models_app.views import ComparisonViewSet, ModelVersionViewSet, RegisteredModelViewSet
 from registry_site.audit_api import AuditEventViewSet
 from registry_site.health import health, metrics, ready
+from registry_site.webhooks_api import WebhookDeliveryViewSet, WebhookSubscriptionViewSet
 
 
 class SegmentConverter:
@@ -40,6 +41,8 @@ versions = ModelVersionViewSet.as_view
 deployments = DeploymentViewSet.as_view
 targets = TargetViewSet.as_view
 model_targets = ModelTargetViewSet.as_view
+webhook_subscriptions = WebhookSubscriptionViewSet.as_view
+webhook_deliveries = WebhookDeliveryViewSet.as_view
 VERSION = "models/<segment:name>/versions"
 MODEL_TARGET = "models/<segment:name>/targets/<segment:target>"
 
@@ -82,6 +85,23 @@ urlpatterns = [
     path("deployments/<int:pk>/rollback", deployments({"post": "rollback"}), name="deployment-rollback"),
     path("audit", AuditEventViewSet.as_view({"get": "list"}), name="audit-list"),
     path("audit/<int:pk>", AuditEventViewSet.as_view({"get": "retrieve"}), name="audit-detail"),
+    path("webhooks", webhook_subscriptions({"get": "list", "post": "create"}), name="webhook-list"),
+    path(
+        "webhooks/<int:pk>",
+        webhook_subscriptions({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
+        name="webhook-detail",
+    ),
+    path("webhooks/<int:pk>/deliveries", webhook_deliveries({"get": "list"}), name="webhook-delivery-list"),
+    path(
+        "webhooks/<int:pk>/deliveries/<int:delivery>",
+        webhook_deliveries({"get": "retrieve"}),
+        name="webhook-delivery-detail",
+    ),
+    path(
+        "webhooks/<int:pk>/deliveries/<int:delivery>/redeliver",
+        webhook_deliveries({"post": "redeliver"}),
+        name="webhook-redeliver",
+    ),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
     # Its start-up script as a file (/docs?script), not inline: the Content-Security-Policy allows no inline script.
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="openapi-schema"), name="docs"),

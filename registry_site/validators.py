@@ -233,3 +233,41 @@ def validate_target_list(value: str) -> None:
         )
     if len({name.lower() for name in names}) != len(names):
         raise ValidationError("A target is named twice (names are compared ignoring case).", code="target_list")
+
+
+# --- Webhooks (registry_site.webhooks) ------------------------------------------------------------------
+# The event types a subscription may ask for ("*" is all of them). Later features add theirs here.
+WEBHOOK_EVENT_TYPES = (
+    "model.created",
+    "model.updated",
+    "model.deleted",
+    "version.created",
+    "version.updated",
+    "version.default_changed",
+    "version.deleted",
+    "deployment.created",
+    "deployment.rolled_back",
+    "target.created",
+    "target.updated",
+    "target.deleted",
+)
+# whsec_ and standard base64 (padded) of 24 to 65 bytes: 8 to 21 groups of four, and a padded end.
+WEBHOOK_SECRET_PATTERN = r"^whsec_(?:[A-Za-z0-9+/]{4}){8,21}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$(?!\n)"
+
+
+def validate_webhook_events(value: Any) -> None:
+    if not isinstance(value, list) or not value or not all(isinstance(item, str) for item in value):
+        raise ValidationError('Must be a non-empty list of event types, or ["*"].', code="webhook_events")
+    unknown = [item for item in value if item != "*" and item not in WEBHOOK_EVENT_TYPES]
+    if unknown:
+        raise ValidationError(
+            f"Unknown event type '{unknown[0]}'; use \"*\" or any of: {', '.join(WEBHOOK_EVENT_TYPES)}.",
+            code="webhook_events",
+        )
+
+
+validate_webhook_secret = RegexValidator(
+    WEBHOOK_SECRET_PATTERN,
+    "Must be 'whsec_' followed by the base64 of 24 to 64 random bytes.",
+    code="webhook_secret",
+)

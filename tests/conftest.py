@@ -18,7 +18,7 @@ from deployments_app.models import Deployment, Target
 from models_app import services
 from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionMetric, VersionTag
 from registry_site.authentication import issue_token
-from registry_site.models import ApiToken, AuditEvent
+from registry_site.models import ApiToken, AuditEvent, WebhookDelivery, WebhookSubscription
 from registry_site.roles import ensure_roles
 from tests.s3 import s3_bucket, s3_endpoint, s3_storage_settings  # noqa: F401  (fixtures)
 
@@ -198,6 +198,8 @@ def registry_state(storage_dir) -> dict:
         "deployments": list(Deployment.objects.order_by("pk").values()),
         "targets": list(Target.objects.order_by("pk").values()),
         "audit": list(AuditEvent.objects.order_by("pk").values()),
+        "webhooks": list(WebhookSubscription.objects.order_by("pk").values()),
+        "deliveries": list(WebhookDelivery.objects.order_by("pk").values()),
         "tokens": list(ApiToken.objects.order_by("pk").values("pk", "digest", "revoked_at", "expires_at")),
         "files": sorted(str(p) for p in storage_dir.rglob("*") if p.is_file()),
     }

@@ -232,3 +232,33 @@ def test_a_missing_browser_skips_here_and_fails_in_ci(monkeypatch):
     monkeypatch.setenv("REQUIRE_BROWSER", "1")
     with pytest.raises(pytest.fail.Exception, match="REQUIRE_BROWSER=1"):
         _unavailable("Chromium is not installed")
+
+
+def test_webhook_pages_render_and_add_a_subscription(browser, live_server, engineer, screenshots):
+    """The subscription form (events as checkboxes), the secret shown once after saving, and a delivery's
+    log, in a real browser under the Content-Security-Policy."""
+    from selenium.webdriver.common.by import By
+
+    from models_app import services
+    from registry_site.models import WebhookDelivery, WebhookSubscription
+
+    log_in(browser, live_server, engineer)
+    browser.get(f"{live_server.url}/admin/registry_site/webhooksubscription/add/")
+    wait_for(browser, "#id_url")
+    browser.find_element(By.ID, "id_url").send_keys("http://127.0.0.1:9/hooks")
+    browser.find_element(By.CSS_SELECTOR, 'input[name="events"][value="deployment.created"]').click()
+    browser.find_element(By.CSS_SELECTOR, 'input[name="events"][value="model.created"]').click()
+    browser.save_screenshot(str(screenshots / "webhook-add.png"))
+    browser.find_element(By.CSS_SELECTOR, 'input[name="_save"]').click()
+    message = wait_for(browser, ".messagelist .warning").text
+    subscription = WebhookSubscription.objects.get()
+    assert subscription.secret in message and subscription.events == ["model.created", "deployment.created"]
+    browser.save_screenshot(str(screenshots / "webhook-saved.png"))
+
+    services.create_model(name="announced", model_type="classification")
+    delivery = WebhookDelivery.objects.get()
+    browser.get(f"{live_server.url}/admin/registry_site/webhookdelivery/{delivery.pk}/change/")
+    wait_for(browser, "#content")
+    assert delivery.message_id in browser.page_source
+    browser.save_screenshot(str(screenshots / "webhook-delivery.png"))
+    assert csp_violations(browser) == []

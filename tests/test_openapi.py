@@ -7,7 +7,9 @@ import pytest
 from openapi_spec_validator import validate
 
 from deployments_app.services import deploy_version
-from registry_site.models import AuditEvent
+from models_app import services
+from registry_site import webhooks
+from registry_site.models import AuditEvent, WebhookDelivery
 from registry_site.permissions import Operator
 
 
@@ -42,6 +44,9 @@ def test_schema_lists_the_seed_routes(schema):
 def test_every_route_in_the_schema_answers(schema, api, make_version):
     version = make_version(version="v1.0.0")
     deployment = deploy_version(version=version, target="staging", acting_user=Operator()).deployment
+    subscription = webhooks.create_subscription(url="http://127.0.0.1:9/x", events=["*"])
+    services.create_model(name="announced", model_type="classification")  # a delivery to look at
+    delivery = WebhookDelivery.objects.latest("id")
     event = AuditEvent.objects.latest("id")
     values = {"name": version.model.name, "version": version.version, "id": str(deployment.pk)}
     calls = [(path, method) for path, operations in schema["paths"].items() for method in operations]
@@ -55,6 +60,8 @@ def test_every_route_in_the_schema_answers(schema, api, make_version):
     calls.sort(key=lambda call: (call[1] == "delete", call[1] != "get", -call[0].count("/")))
     for path, method in calls:
         ids = {**values, "id": str(event.pk)} if path.startswith("/audit/") else values
+        if path.startswith("/webhooks/"):
+            ids = {**ids, "id": str(subscription.pk), "delivery": str(delivery.pk)}
         if path.startswith("/targets/") or "{target}" in path:
             ids = {**ids, "target": "staging", **({"name": "staging"} if path.startswith("/targets/") else {})}
         url = re.sub(r"\{(\w+)\}", lambda m, ids=ids: ids[m.group(1)], path)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from django.core import signals
+from django.core.exceptions import ValidationError
 from django.core.handlers.wsgi import WSGIHandler
+from django.core.validators import URLValidator
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.config._checks import POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES
@@ -78,6 +80,18 @@ def filter_body(context, body) -> bool:
     return not has_unstorable_text(body) and not _misnamed_metadata(body)
 
 
+def _invalid_webhook_url(body) -> bool:
+    """A webhook subscription's URL that Django's URL rule refuses (a host name over 253 characters, say):
+    the schema's `format: uri` cannot say what a valid http(s) URL is."""
+    if not isinstance(body, dict) or "events" not in body or not isinstance(body.get("url"), str):
+        return False
+    try:
+        URLValidator(schemes=["http", "https"])(body["url"])
+    except ValidationError:
+        return True
+    return False
+
+
 def _misnamed_metadata(body) -> bool:
     if not isinstance(body, dict):
         return False
@@ -107,4 +121,8 @@ def test_the_api_behaves_as_its_schema_says(case):
         # "null", and an empty field means "not given" (README). Whether a form's data is valid cannot be
         # judged from the schema; the same operations' JSON bodies are held to both checks.
         excluded += [negative_data_rejection, positive_data_acceptance]
+    elif _invalid_webhook_url(case.body):
+        # Refused with a documented 400 naming `url`, which the schema's `format: uri` cannot foresee
+        # (the coverage phase's explicit examples bypass filter_body).
+        excluded += [positive_data_acceptance]
     case.call_and_validate(excluded_checks=excluded)

@@ -73,3 +73,12 @@ def test_image_migrates_once_before_serving():
     assert entrypoint.index("manage.py migrate") < entrypoint.index('exec "$@"')
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "collectstatic" in dockerfile and "gunicorn" in dockerfile
+
+
+def test_compose_runs_the_webhook_worker_from_the_registry_image():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    registry, worker = compose["services"]["model-registry"], compose["services"]["webhook-worker"]
+    assert worker["image"] == registry["image"] and worker["command"][-2:] == ["manage.py", "deliver_webhooks"]
+    assert worker["environment"] == registry["environment"]  # the same database and settings
+    assert worker["depends_on"]["model-registry"]["condition"] == "service_healthy"  # migrated first
+    assert "ports" not in worker and worker["restart"] == "unless-stopped"

@@ -11,7 +11,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from registry_site.models import AuditEvent
+from registry_site.models import AuditEvent, WebhookDelivery, WebhookSubscription
 from tests.conftest import World, registry_state, token_client, user_with_role
 
 pytestmark = pytest.mark.django_db
@@ -61,6 +61,16 @@ def api_routes() -> list[Route]:
 def world(world, production) -> World:
     """The shared world; then production mode, with reads open: that must not open any write."""
     production.REGISTRY_PUBLIC_READ = True
+    subscription = WebhookSubscription.objects.create(
+        url="http://127.0.0.1:9/x", secret="whsec_" + "A" * 32, events=["*"]
+    )
+    WebhookDelivery.objects.create(
+        subscription=subscription,
+        message_id="msg_walk",
+        event_type="model.created",
+        ordering_key="model:resnet",
+        body="{}",
+    )
     return world
 
 
@@ -75,6 +85,11 @@ def url_for(route: str, world) -> str:
             return "staging"
         if parameter == "version":
             return "v3"  # has no file yet: an upload would succeed
+        if route.startswith("webhooks/"):
+            if parameter == "pk":
+                return str(WebhookSubscription.objects.latest("id").pk)
+            if parameter == "delivery":
+                return str(WebhookDelivery.objects.latest("id").pk)
         if parameter == "pk":
             # The newest audit event (refused writes record none) or the world's deployment.
             return str(AuditEvent.objects.latest("id").pk if route.startswith("audit") else world.staging.pk)
@@ -94,6 +109,10 @@ def body_for(route: str, method: str) -> tuple[object, str]:
         )
     if route == "models":
         return '{"name": "intruder", "model_type": "audio"}', "application/json"
+    if route == "webhooks":
+        return '{"url": "http://127.0.0.1:9/y", "events": ["*"]}', "application/json"
+    if route.startswith("webhooks/"):
+        return ('{"description": "changed by the walk"}' if route.count("/") == 1 else "{}"), "application/json"
     if route == "targets":
         return '{"name": "intruder"}', "application/json"
     if route.startswith("targets/"):
@@ -191,5 +210,6 @@ def test_the_bodies_used_would_succeed_with_a_role(world, storage_dir, settings)
         "POST /targets",
         "PATCH /targets/staging",
         "POST /models/resnet/targets/staging/rollback",
+        "POST /webhooks",
     ):
         assert expected in succeeded, succeeded

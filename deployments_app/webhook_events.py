@@ -1,0 +1,26 @@
+"""What a deployment's or a target's webhook event says about its object: its fields as the API shows
+them (GET /deployments/{id}, GET /targets/{name}), read inside the change's transaction
+(registry_site.webhooks.enqueue)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployments_app.models import Deployment, Target
+from deployments_app.serializers import DeploymentSerializer, TargetSerializer
+from registry_site.models import AuditEvent
+from registry_site.webhooks import describes
+
+
+@describes("deployment")
+def describe_deployment(event: AuditEvent) -> dict[str, Any] | None:
+    deployment = (
+        Deployment.objects.select_related("model", "model_version").filter(pk=event.changes.get("deployment")).first()
+    )
+    return dict(DeploymentSerializer(deployment).data) if deployment is not None else None
+
+
+@describes("target")
+def describe_target(event: AuditEvent) -> dict[str, Any] | None:
+    target = Target.objects.filter(name=event.object_repr).first()
+    return dict(TargetSerializer(target).data) if target is not None else None
