@@ -92,19 +92,48 @@ def test_an_illegal_transition_is_a_409_naming_the_state(api, world, start_with,
 @pytest.mark.parametrize(
     ("overrides", "field", "words", "code"),
     [
-        ({"variants": [{"version": "v1", "weight": 9000, "is_control": True}, {"version": "v2", "weight": 900}]},
-         "weights", "sum to 9900", 400),
+        (
+            {"variants": [{"version": "v1", "weight": 9000, "is_control": True}, {"version": "v2", "weight": 900}]},
+            "weights",
+            "sum to 9900",
+            400,
+        ),
         ({"variants": [{"version": "v1", "weight": 10000, "is_control": True}]}, "variants", "at least 2", 400),
-        ({"variants": [{"version": "v1", "weight": 5000}, {"version": "v2", "weight": 5000}]},
-         "variants", "one variant is the control", 400),
-        ({"variants": [{"version": "v1", "weight": 9000, "is_control": True}, {"version": "v9", "weight": 1000}]},
-         "variants", "no version 'v9'", 400),
-        ({"variants": [{"version": "v1", "weight": 9000, "is_control": True}, {"version": "v3", "weight": 1000}]},
-         "variants", "has no file", 409),
-        ({"variants": [{"version": "v1", "weight": 9000, "is_control": True}, {"version": "v2", "weight": -1}]},
-         "variants", "greater than or equal to 0", 400),
-        ({"variants": [{"version": "v1", "weight": 5000, "is_control": True, "name": "a"},
-                       {"version": "v2", "weight": 5000, "name": "a"}]}, "variants", "same name", 400),
+        (
+            {"variants": [{"version": "v1", "weight": 5000}, {"version": "v2", "weight": 5000}]},
+            "variants",
+            "one variant is the control",
+            400,
+        ),
+        (
+            {"variants": [{"version": "v1", "weight": 9000, "is_control": True}, {"version": "v9", "weight": 1000}]},
+            "variants",
+            "no version 'v9'",
+            400,
+        ),
+        (
+            {"variants": [{"version": "v1", "weight": 9000, "is_control": True}, {"version": "v3", "weight": 1000}]},
+            "variants",
+            "has no file",
+            409,
+        ),
+        (
+            {"variants": [{"version": "v1", "weight": 9000, "is_control": True}, {"version": "v2", "weight": -1}]},
+            "variants",
+            "greater than or equal to 0",
+            400,
+        ),
+        (
+            {
+                "variants": [
+                    {"version": "v1", "weight": 5000, "is_control": True, "name": "a"},
+                    {"version": "v2", "weight": 5000, "name": "a"},
+                ]
+            },
+            "variants",
+            "same name",
+            400,
+        ),
         ({"metric_kind": "median"}, "metric_kind", "not a valid choice", 400),
         ({"colour": "red"}, "colour", "", 400),
     ],
@@ -213,9 +242,14 @@ def test_who_may_run_experiments(world, production, persona):
     assert experiment["created_by"] == "deployer-user"
     assert act(editor.client, experiment, "start").status_code == 403
     assert act(deployer.client, experiment, "start").status_code == 200
-    assert editor.client.post(
-        f"/experiments/{experiment['id']}/results", {"batches": [{"variant": "control", "exposures": 1, "conversions": 0}]}, format="json"
-    ).status_code == 403
+    assert (
+        editor.client.post(
+            f"/experiments/{experiment['id']}/results",
+            {"batches": [{"variant": "control", "exposures": 1, "conversions": 0}]},
+            format="json",
+        ).status_code
+        == 403
+    )
     assert act(viewer.client, experiment, "conclude", {"winner": "candidate"}).status_code == 403
 
 
@@ -250,8 +284,12 @@ def test_concluding_deploys_the_winner_and_records_the_decision(api, world):
     act(api, experiment, "start")
     api.post(
         f"/experiments/{experiment['id']}/results",
-        {"batches": [{"variant": "control", "exposures": 900, "conversions": 90},
-                     {"variant": "candidate", "exposures": 100, "conversions": 12}]},
+        {
+            "batches": [
+                {"variant": "control", "exposures": 900, "conversions": 90},
+                {"variant": "candidate", "exposures": 100, "conversions": 12},
+            ]
+        },
         format="json",
     )
     response = act(api, experiment, "conclude", {"winner": "candidate", "make_default": True})
@@ -260,7 +298,9 @@ def test_concluding_deploys_the_winner_and_records_the_decision(api, world):
     assert response.json()["state"] == "concluded"
     assert (decision["winner"], decision["version"], decision["made_default"]) == ("candidate", "v2", True)
     assert decision["results"]["variants"][1]["units"] == 100
-    active = Deployment.objects.get(model=world.model, deployment_target="staging", deployment_status=DeploymentStatus.ACTIVE)
+    active = Deployment.objects.get(
+        model=world.model, deployment_target="staging", deployment_status=DeploymentStatus.ACTIVE
+    )
     assert active.model_version == world.v2 and active.pk == decision["deployment"]
     world.v2.refresh_from_db()
     assert world.v2.is_default
