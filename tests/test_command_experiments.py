@@ -21,7 +21,9 @@ def run(*args: str) -> str:
 
 
 def test_an_experiment_from_creation_to_conclusion(world):
-    line = run("create", "resnet", "staging", "--name", "try v2", "--variant", "v1=9000,control", "--variant", "v2=1000")
+    line = run(
+        "create", "resnet", "staging", "--name", "try v2", "--variant", "v1=9000,control", "--variant", "v2=1000"
+    )
     pk = int(line.split("\t")[0])
     assert line.split("\t")[1:] == ["resnet", "staging", "draft", "try v2", "v1=v1:9000*, v2=v2:1000\n"]
     assert run("start", str(pk)).split("\t")[3] == "running"
@@ -32,10 +34,14 @@ def test_an_experiment_from_creation_to_conclusion(world):
     results = json.loads(run("results", str(pk)))
     assert results["verdict"].startswith("Not enough data")
     assert run("conclude", str(pk), "--winner", "v2", "--make-default").split("\t")[3] == "concluded"
-    active = Deployment.objects.get(model=world.model, deployment_target="staging", deployment_status=DeploymentStatus.ACTIVE)
+    active = Deployment.objects.get(
+        model=world.model, deployment_target="staging", deployment_status=DeploymentStatus.ACTIVE
+    )
     assert active.model_version == world.v2
     assert {e.via for e in AuditEvent.objects.filter(object_type="experiment")} == {"command"}
-    assert run("create", "resnet", "canary", "--name", "b", "--variant", "v1=5000,control", "--variant", "v2=5000", "--mean")
+    assert run(
+        "create", "resnet", "canary", "--name", "b", "--variant", "v1=5000,control", "--variant", "v2=5000", "--mean"
+    )
 
 
 def test_refusals_are_command_errors_that_change_nothing(world):
@@ -47,7 +53,9 @@ def test_refusals_are_command_errors_that_change_nothing(world):
         run("start")
     with pytest.raises(CommandError, match="Experiment 999 not found"):
         run("stop", "999")
-    pk = run("create", "resnet", "staging", "--name", "x", "--variant", "v1=5000,control", "--variant", "v2=5000").split("\t")[0]
+    pk = run(
+        "create", "resnet", "staging", "--name", "x", "--variant", "v1=5000,control", "--variant", "v2=5000"
+    ).split("\t")[0]
     with pytest.raises(CommandError, match="can stop only when running or paused"):
         run("stop", pk)
     with pytest.raises(CommandError, match="Give the winner"):
