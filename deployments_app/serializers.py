@@ -123,7 +123,7 @@ class ModelTargetSerializer(serializers.Serializer):
 class VariantRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     version = StrictCharField(max_length=64, validators=[version_validator])
     weight = StrictIntegerField(min_value=0, max_value=BUCKETS, help_text="Basis points: 10000 is all traffic.")
-    name = StrictCharField(max_length=64, required=False, default="", help_text="Defaults to the version.")
+    name = StrictCharField(max_length=64, required=False, help_text="Defaults to the version.")
     is_control = StrictBooleanField(required=False, default=False)
 
 

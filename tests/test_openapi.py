@@ -6,6 +6,7 @@ import re
 import pytest
 from openapi_spec_validator import validate
 
+from deployments_app import experiments
 from deployments_app.services import deploy_version
 from registry_site.models import AuditEvent
 from registry_site.permissions import Operator
@@ -42,8 +43,26 @@ def test_schema_lists_the_seed_routes(schema):
 def test_every_route_in_the_schema_answers(schema, api, make_version):
     version = make_version(version="v1.0.0")
     deployment = deploy_version(version=version, target="staging", acting_user=Operator()).deployment
+    second = make_version(version.model, version="v2.0.0")
+    experiment = experiments.create_experiment(
+        model=version.model,
+        target="staging",
+        name="schema",
+        variants=[
+            experiments.VariantSpec("v1.0.0", 5000, is_control=True),
+            experiments.VariantSpec(second.version, 5000),
+        ],
+        acting_user=Operator(),
+    )
     event = AuditEvent.objects.latest("id")
-    values = {"name": version.model.name, "version": version.version, "id": str(deployment.pk)}
+    values = {
+        "name": version.model.name,
+        "version": version.version,
+        "id": str(deployment.pk),
+        "pk": str(experiment.pk),
+    }
+    # Routes whose GET needs a query parameter.
+    queries = {"/models/{name}/targets/{target}/assignment": {"key": "unit-1"}}
     calls = [(path, method) for path, operations in schema["paths"].items() for method in operations]
     # Deletes last and deepest first, so they do not take away what the other calls use.
     # Reads first: a write (a target's rollback) may take away what a read (that target's file) serves.
@@ -54,7 +73,7 @@ def test_every_route_in_the_schema_answers(schema, api, make_version):
             ids = {**ids, "target": "staging", **({"name": "staging"} if path.startswith("/targets/") else {})}
         url = re.sub(r"\{(\w+)\}", lambda m, ids=ids: ids[m.group(1)], path)
         if method == "get":
-            response = api.get(url)
+            response = api.get(url, queries.get(path))
             assert response.status_code == 200, (url, response.status_code)
         else:
             # An empty body: the route exists and accepts it, or refuses it cleanly.
