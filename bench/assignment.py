@@ -132,9 +132,10 @@ def main() -> int:
     args = parser.parse_args()
     print("before:", uptime(), f"({os.cpu_count()} cores)")
     results = {}
-    with tempfile.TemporaryDirectory(prefix="bench-ab-") as work, running_registry(
-        Path(work), workers=args.workers
-    ) as base:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-ab-") as work,
+        running_registry(Path(work), workers=args.workers) as base,
+    ):
         setup(base)
         assignment = [f"/models/{MODEL}/targets/staging/assignment?key=user-{i}" for i in range(10_000)]
         peer = [f"/models/{MODEL}/versions/v1"]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Max, Min, QuerySet, Sum
+from django.db.models import Count, Max, Min, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
@@ -729,15 +729,31 @@ def conclude_experiment(
     return experiment
 
 
-def active_split(model_id: int, target: Target) -> list[dict[str, Any]] | None:
-    """The running or paused experiment's split on the target, for the target listing; None when none."""
-    variants = list(
+def live_splits(model_id: int, target_names: list[str]) -> dict[str, dict[str, Any]]:
+    """The running or paused experiment's split on each of `target_names` that has one, for the model's
+    target listing: one query for the page."""
+    variants = (
         Variant.objects.filter(
-            experiment__model_id=model_id, experiment__target=target, experiment__state__in=LIVE_STATES
+            experiment__model_id=model_id,
+            experiment__target__name__in=target_names,
+            experiment__state__in=LIVE_STATES,
         )
-        .annotate(version_name=F("version__version"))
+        .select_related("experiment__target", "version")
         .order_by("id")
     )
-    if not variants:
-        return None
-    return [{"variant": v.name, "version": v.version_name, "weight": v.weight} for v in variants]
+    splits: dict[str, dict[str, Any]] = {}
+    for variant in variants:
+        experiment = variant.experiment
+        entry = splits.setdefault(
+            experiment.target.name,
+            {"id": experiment.pk, "name": experiment.name, "state": experiment.state, "split": []},
+        )
+        entry["split"].append(
+            {
+                "variant": variant.name,
+                "version": variant.version.version,
+                "weight": variant.weight,
+                "is_control": variant.is_control,
+            }
+        )
+    return splits

@@ -106,6 +106,20 @@ class TargetChangeSerializer(TargetSerializer):
         extra_kwargs = {name: {"required": False} for name in fields}
 
 
+class SplitEntrySerializer(serializers.Serializer):
+    variant = serializers.CharField()
+    version = serializers.CharField()
+    weight = serializers.IntegerField(help_text="Basis points.")
+    is_control = serializers.BooleanField()
+
+
+class LiveSplitSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    state = serializers.CharField()
+    split = SplitEntrySerializer(many=True)
+
+
 class ModelTargetSerializer(serializers.Serializer):
     """One target as one model sees it: what is active there, and the latest of its history there."""
 
@@ -117,6 +131,9 @@ class ModelTargetSerializer(serializers.Serializer):
         many=True, help_text="The model's latest deployments on this target, newest first (at most 10)."
     )
     history_url = serializers.CharField(help_text="The whole history: GET /deployments?model=…&target=….")
+    experiment = LiveSplitSerializer(
+        allow_null=True, help_text="The running or paused experiment's split of the target's traffic; null when none."
+    )
 
 
 # --- A/B tests (issue #11) ------------------------------------------------------------------------

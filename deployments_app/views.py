@@ -198,7 +198,8 @@ class ModelTargetViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
         parameters=[MODEL_NAME],
         responses=ModelTargetSerializer(many=True),
         description="Every known target as this model sees it, in display order: the active deployment "
-        f"(null when none) and the latest {HISTORY_SHOWN} deployments there, newest first.",
+        f"(null when none), the latest {HISTORY_SHOWN} deployments there, newest first, and the running or "
+        "paused experiment's split (null when none).",
     )
     def list(self, request: Request, *args, **kwargs) -> Response:
         model = model_selectors.get_model(self.kwargs["name"])
@@ -213,6 +214,7 @@ class ModelTargetViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
             )
         }
         history = self._history(model.pk, names)
+        splits = experiments.live_splits(model.pk, names)
         rows = [
             {
                 "name": target.name,
@@ -220,6 +222,7 @@ class ModelTargetViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
                 "protected": target.protected,
                 "active": active.get(target.name),
                 "history": history[target.name],
+                "experiment": splits.get(target.name),
                 "history_url": "/deployments?" + urlencode({"model": model.name, "target": target.name}),
             }
             for target in page

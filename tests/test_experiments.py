@@ -322,3 +322,22 @@ def test_a_draft_cannot_be_concluded(api, world):
     response = act(api, experiment, "conclude", {"winner": "candidate"})
     assert response.status_code == 409
     assert not deploy(api, world.model, "v1", "staging").status_code == 201  # v1 was active already: 200
+
+
+def test_the_targets_listing_shows_the_running_split(api, world):
+    experiment = created(api)
+    rows = {row["target"]: row for row in api.get("/models/resnet/targets").json()["results"]}
+    assert rows["staging"]["experiment"] is None  # a draft splits nothing
+    act(api, experiment, "start")
+    rows = {row["target"]: row for row in api.get("/models/resnet/targets").json()["results"]}
+    assert rows["staging"]["experiment"] == {
+        "id": experiment["id"],
+        "name": "candidate v2",
+        "state": "running",
+        "split": [
+            {"variant": "control", "version": "v1", "weight": 9000, "is_control": True},
+            {"variant": "candidate", "version": "v2", "weight": 1000, "is_control": False},
+        ],
+    }
+    assert rows["production"]["experiment"] is None
+    assert rows["staging"]["active"]["version"] == "v1"  # the deployment itself is unchanged meanwhile
