@@ -391,14 +391,29 @@ def _lock(experiment: Experiment) -> Experiment:
     return get_experiment(experiment.pk)
 
 
-def _transition(experiment: Experiment, act: str) -> str:
-    allowed, to = TRANSITIONS[act]
+def _require_state(experiment: Experiment, allowed: tuple[str, ...], what: str) -> None:
+    """A 409 naming `state` unless the experiment is in one of `allowed`; `what` completes "it can …"."""
     if experiment.state not in allowed:
         raise Conflict(
-            f"Experiment {experiment.pk} is {experiment.state}; it can {act} only when {' or '.join(allowed)}.",
+            f"Experiment {experiment.pk} is {experiment.state}; it can {what} only when {' or '.join(allowed)}.",
             field="state",
         )
+
+
+def _transition(experiment: Experiment, act: str) -> str:
+    allowed, to = TRANSITIONS[act]
+    _require_state(experiment, allowed, act)
     return to
+
+
+def _audit(action: str, experiment: Experiment, **changes: Any) -> None:
+    audit.record(
+        action,
+        object_type="experiment",
+        object_repr=_describe(experiment),
+        model_name=experiment.model.name,
+        changes={"experiment": experiment.pk, **changes},
+    )
 
 
 def _describe(experiment: Experiment) -> str:
@@ -463,13 +478,7 @@ def create_experiment(
         row.experiment = experiment
     Variant.objects.bulk_create(rows)
     experiment = get_experiment(experiment.pk)
-    audit.record(
-        "create_experiment",
-        object_type="experiment",
-        object_repr=_describe(experiment),
-        model_name=model.name,
-        changes={"experiment": experiment.pk, "weights": _weights(experiment), "metric": metric},
-    )
+    _audit("create_experiment", experiment, weights=_weights(experiment), metric=metric)
     return experiment
 
 
@@ -503,13 +512,7 @@ def start_experiment(*, experiment: Experiment, acting_user: Caller) -> Experime
             "meanwhile.",
             field="state",
         ) from None
-    audit.record(
-        "start_experiment",
-        object_type="experiment",
-        object_repr=_describe(experiment),
-        model_name=experiment.model.name,
-        changes={"experiment": experiment.pk, "weights": _weights(experiment)},
-    )
+    _audit("start_experiment", experiment, weights=_weights(experiment))
     return experiment
 
 
@@ -523,13 +526,7 @@ def _move(experiment: Experiment, act: str) -> Experiment:
         experiment.stopped_at = timezone.now()
         fields.append("stopped_at")
     experiment.save(update_fields=fields)
-    audit.record(
-        f"{act}_experiment",
-        object_type="experiment",
-        object_repr=_describe(experiment),
-        model_name=experiment.model.name,
-        changes={"experiment": experiment.pk, "state": [before, to]},
-    )
+    _audit(f"{act}_experiment", experiment, state=[before, to])
     return experiment
 
 
@@ -556,12 +553,7 @@ def set_weights(*, experiment: Experiment, weights: dict[str, int]) -> Experimen
     """Change the variants' weights (ramp up or down), by variant name; variants not named keep theirs.
     The whole set must be valid afterwards (_check_weights)."""
     experiment = _lock(experiment)
-    if experiment.state not in WEIGHTS_CHANGEABLE:
-        raise Conflict(
-            f"Experiment {experiment.pk} is {experiment.state}; weights change only when "
-            f"{' or '.join(WEIGHTS_CHANGEABLE)}.",
-            field="state",
-        )
+    _require_state(experiment, WEIGHTS_CHANGEABLE, "change weights")
     variants = sorted(experiment.variants.all(), key=lambda v: v.pk)
     by_name = {v.name: v for v in variants}
     unknown = sorted(set(weights) - set(by_name))
@@ -577,13 +569,7 @@ def set_weights(*, experiment: Experiment, weights: dict[str, int]) -> Experimen
     Variant.objects.bulk_update(changed, ["weight"])
     after = {v.name: v.weight for v in variants}
     if changed:
-        audit.record(
-            "set_experiment_weights",
-            object_type="experiment",
-            object_repr=_describe(experiment),
-            model_name=experiment.model.name,
-            changes={"experiment": experiment.pk, "weights": audit.diff(before, after)},
-        )
+        _audit("set_experiment_weights", experiment, weights=audit.diff(before, after))
     return get_experiment(experiment.pk)
 
 
@@ -612,12 +598,7 @@ def report_results(*, experiment: Experiment, batches: list[dict[str, Any]]) -> 
     a rate metric, {"variant", "count", "sum", "sum_sq"} for a mean metric, and an optional
     "observed_at". All or nothing: one bad batch refuses the whole report, naming it."""
     experiment = _lock(experiment)
-    if experiment.state not in RESULTS_ACCEPTED:
-        raise Conflict(
-            f"Experiment {experiment.pk} is {experiment.state}; results are accepted only when "
-            f"{', '.join(RESULTS_ACCEPTED)}.",
-            field="state",
-        )
+    _require_state(experiment, RESULTS_ACCEPTED, "take results")
     if not 1 <= len(batches) <= MAX_BATCHES:
         raise InvalidInput(f"Give 1 to {MAX_BATCHES} batches ({len(batches)} given).", field="batches")
     by_name = {v.name: v for v in experiment.variants.all()}
@@ -663,13 +644,7 @@ def report_results(*, experiment: Experiment, batches: list[dict[str, Any]]) -> 
                 raise InvalidInput(f"{where}: a count of 0 has a sum and sum_sq of 0.", field="batches")
         rows.append(row)
     created = ResultBatch.objects.bulk_create(rows)
-    audit.record(
-        "report_experiment_results",
-        object_type="experiment",
-        object_repr=_describe(experiment),
-        model_name=experiment.model.name,
-        changes={"experiment": experiment.pk, "batches": len(rows), "units": sum(r.exposures for r in rows)},
-    )
+    _audit("report_experiment_results", experiment, batches=len(rows), units=sum(r.exposures for r in rows))
     return created
 
 
@@ -713,18 +688,13 @@ def conclude_experiment(
         "results": snapshot,
     }
     experiment.save(update_fields=["state", "stopped_at", "decision"])
-    audit.record(
+    _audit(
         "conclude_experiment",
-        object_type="experiment",
-        object_repr=_describe(experiment),
-        model_name=experiment.model.name,
-        changes={
-            "experiment": experiment.pk,
-            "winner": chosen.name,
-            "version": chosen.version.version,
-            "deployment": deployed.deployment.pk,
-            "made_default": make_default,
-        },
+        experiment,
+        winner=chosen.name,
+        version=chosen.version.version,
+        deployment=deployed.deployment.pk,
+        made_default=make_default,
     )
     return experiment
 
