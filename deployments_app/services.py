@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from deployments_app import selectors
-from deployments_app.models import Deployment, DeploymentStatus, Target
+from deployments_app.models import Deployment, DeploymentStatus, Experiment, Target
 from models_app.models import ModelVersion, RegisteredModel, VersionStatus
 from registry_site import audit
 from registry_site.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -222,8 +222,8 @@ def update_target(*, target: Target, changes: dict[str, Any]) -> Target:
 
 @transaction.atomic
 def delete_target(*, target: Target) -> None:
-    """Delete a target that was never deployed to. One with deployments (active or history) is a 409:
-    its history names it (the database refuses it as well)."""
+    """Delete a target that was never deployed to nor experimented on. One with deployments (active or
+    history) or experiments is a 409: their records name it (the database refuses it as well)."""
     locked = Target.objects.select_for_update().filter(pk=target.pk).first()
     if locked is None:
         raise selectors.target_not_found(target.name)
@@ -234,6 +234,9 @@ def delete_target(*, target: Target) -> None:
             f"Target '{locked.name}' has deployments{' (some active)' if active else ''}; a target with "
             "deployment history cannot be deleted.",
         )
+    tested = Experiment.objects.filter(target=locked).values_list("pk", flat=True).first()
+    if tested is not None:
+        raise Conflict(f"Target '{locked.name}' has experiments (experiment {tested}); it cannot be deleted.")
     values = _target_values(locked)
     locked.delete()
     audit.record("delete_target", object_type="target", object_repr=target.name, changes=values)

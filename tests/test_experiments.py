@@ -341,3 +341,22 @@ def test_the_targets_listing_shows_the_running_split(api, world):
     }
     assert rows["production"]["experiment"] is None
     assert rows["staging"]["active"]["version"] == "v1"  # the deployment itself is unchanged meanwhile
+
+
+def test_a_tested_version_and_a_target_with_experiments_are_kept(api, world, storage_dir):
+    response = api.post(
+        "/models/resnet/targets/canary/experiments",
+        body(variants=[{"version": "v2", "weight": 5000, "is_control": True}, {"version": "v1", "weight": 5000}]),
+        format="json",
+    )
+    assert response.status_code == 201
+    before = state(storage_dir)
+    refused = api.delete("/models/resnet/versions/v2")
+    assert refused.status_code == 409 and "variant of experiment" in refused.json()["detail"]
+    refused = api.delete("/targets/canary")
+    assert refused.status_code == 409 and "has experiments" in refused.json()["detail"]
+    assert state(storage_dir) == before
+    # Deleting the whole model takes its experiments along (once nothing is active: v1 is on staging).
+    api.post("/models/resnet/targets/staging/rollback", {}, format="json")
+    assert api.delete("/models/resnet").status_code == 204
+    assert not Experiment.objects.exists() and not Variant.objects.exists()
