@@ -137,6 +137,42 @@ class ModelTargetSerializer(serializers.Serializer):
 
 
 # --- A/B tests (issue #11) ------------------------------------------------------------------------
+def _flat_messages(where: str, detail: Any) -> list[str]:
+    """A nested error (a list of objects' errors) as sentences naming where: "batches[1].exposures: …"."""
+    if isinstance(detail, dict):
+        return [
+            message
+            for key, value in detail.items()
+            for message in _flat_messages(where if key == "non_field_errors" else f"{where}{_step(key)}", value)
+        ]
+    if isinstance(detail, list) and not all(isinstance(item, str) for item in detail):
+        return [message for index, item in enumerate(detail) for message in _flat_messages(f"{where}[{index}]", item)]
+    return [f"{where}: {item}" for item in (detail if isinstance(detail, list) else [detail])]
+
+
+def _step(key: Any) -> str:
+    return f"[{key}]" if isinstance(key, int) or str(key).isdigit() else f".{key}"
+
+
+class FlatErrorsMixin(StrictFieldsMixin):
+    """Errors of a list of objects (or of an object's values) flattened to the API's shape, {field: [text]},
+    each text naming its place ("variants[1].weight: …")."""
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not isinstance(exc.detail, dict):
+                raise
+            flat = {
+                field: detail
+                if isinstance(detail, list) and all(isinstance(item, str) for item in detail)
+                else _flat_messages(field, detail)
+                for field, detail in exc.detail.items()
+            }
+            raise serializers.ValidationError(flat) from None
+
+
 class VariantRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     version = StrictCharField(max_length=64, validators=[version_validator])
     weight = StrictIntegerField(min_value=0, max_value=BUCKETS, help_text="Basis points: 10000 is all traffic.")
@@ -144,12 +180,12 @@ class VariantRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     is_control = StrictBooleanField(required=False, default=False)
 
 
-class ExperimentRequestSerializer(StrictFieldsMixin, serializers.Serializer):
+class ExperimentRequestSerializer(FlatErrorsMixin, serializers.Serializer):
     """POST /models/{m}/targets/{t}/experiments: a draft experiment."""
 
     name = StrictCharField(max_length=128)
-    variants = VariantRequestSerializer(
-        many=True,
+    variants = serializers.ListField(
+        child=VariantRequestSerializer(),
         min_length=MIN_VARIANTS,
         max_length=MAX_VARIANTS,
         help_text="2 to 10 variants, exactly one the control; weights sum to 10000.",
@@ -219,7 +255,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
         return experiments.configuration(obj)
 
 
-class WeightsRequestSerializer(StrictFieldsMixin, serializers.Serializer):
+class WeightsRequestSerializer(FlatErrorsMixin, serializers.Serializer):
     weights = serializers.DictField(
         child=StrictIntegerField(min_value=0, max_value=BUCKETS),
         help_text='Basis points by variant name, e.g. {"control": 8000, "candidate": 2000}; others keep theirs.',
@@ -238,8 +274,8 @@ class ResultBatchSerializer(StrictFieldsMixin, serializers.Serializer):
     sum_sq = StrictFloatField(min_value=0, required=False)
 
 
-class ResultsRequestSerializer(StrictFieldsMixin, serializers.Serializer):
-    batches = ResultBatchSerializer(many=True, min_length=1, max_length=1000)
+class ResultsRequestSerializer(FlatErrorsMixin, serializers.Serializer):
+    batches = serializers.ListField(child=ResultBatchSerializer(), min_length=1, max_length=1000)
 
 
 class ResultsAcceptedSerializer(serializers.Serializer):

@@ -344,13 +344,16 @@ class ExperimentViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
         "the target), exactly one the control, weights in basis points summing to 10000.",
     )
     def create(self, request: Request, *args, **kwargs) -> Response:
+        # What the path names first: an unknown model or target is a 404 whatever the body says.
+        model = model_selectors.get_model(self.kwargs["name"])
+        selectors.get_target_or_404(self.kwargs["target"])
         body = ExperimentRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
         specs = [experiments.VariantSpec(**variant) for variant in data.pop("variants")]
         user = request.user
         experiment = experiments.create_experiment(
-            model=model_selectors.get_model(self.kwargs["name"]),
+            model=model,
             target=self.kwargs["target"],
             variants=specs,
             acting_user=user,
@@ -389,11 +392,10 @@ class ExperimentViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
     @extend_schema(parameters=[EXPERIMENT_ID], request=WeightsRequestSerializer, responses=ExperimentSerializer)
     def weights(self, request: Request, *args, **kwargs) -> Response:
         """Ramp: change variants' weights (the whole must still sum to 10000)."""
+        experiment = self.get_object()
         body = WeightsRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return self._answer(
-            experiments.set_weights(experiment=self.get_object(), weights=body.validated_data["weights"])
-        )
+        return self._answer(experiments.set_weights(experiment=experiment, weights=body.validated_data["weights"]))
 
     @extend_schema(parameters=[EXPERIMENT_ID], responses=ExperimentResultsSerializer)
     def results(self, request: Request, *args, **kwargs) -> Response:
@@ -407,10 +409,11 @@ class ExperimentViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
     )
     def report(self, request: Request, *args, **kwargs) -> Response:
         """Report observed results in batches, all or nothing."""
+        experiment = self.get_object()
         body = ResultsRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         recorded = experiments.report_results(
-            experiment=self.get_object(), batches=[dict(batch) for batch in body.validated_data["batches"]]
+            experiment=experiment, batches=[dict(batch) for batch in body.validated_data["batches"]]
         )
         return Response({"recorded": len(recorded)}, status=status.HTTP_201_CREATED)
 
@@ -418,11 +421,12 @@ class ExperimentViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
     def conclude(self, request: Request, *args, **kwargs) -> Response:
         """Deploy the winner to the target as its only active version (the deploy rules apply), make it the
         model's default if asked, and conclude the experiment with the results snapshot and the decision."""
+        experiment = self.get_object()
         body = ConcludeRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         user = request.user
         experiment = experiments.conclude_experiment(
-            experiment=self.get_object(),
+            experiment=experiment,
             winner=body.validated_data["winner"],
             make_default=body.validated_data["make_default"],
             acting_user=user,

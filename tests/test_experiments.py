@@ -360,3 +360,11 @@ def test_a_tested_version_and_a_target_with_experiments_are_kept(api, world, sto
     api.post("/models/resnet/targets/staging/rollback", {}, format="json")
     assert api.delete("/models/resnet").status_code == 204
     assert not Experiment.objects.exists() and not Variant.objects.exists()
+
+
+def test_a_nested_error_is_a_sentence_naming_its_place(api, world):
+    response = api.post(
+        URL, body(variants=[{"version": "v1", "weight": 9000, "is_control": True}, {"version": "v2"}]), format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"variants": ["variants[1].weight: This field is required."]}
