@@ -294,7 +294,7 @@ class ModelTargetViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
         return _rollback_response(result)
 
 
-EXPERIMENT_ID = OpenApiParameter("pk", int, OpenApiParameter.PATH, description="The experiment's id.")
+EXPERIMENT_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The experiment's id.")
 
 
 class ExperimentViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):

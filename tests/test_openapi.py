@@ -59,7 +59,6 @@ def test_every_route_in_the_schema_answers(schema, api, make_version):
         "name": version.model.name,
         "version": version.version,
         "id": str(deployment.pk),
-        "pk": str(experiment.pk),
     }
     # Routes whose GET needs a query parameter.
     queries = {"/models/{name}/targets/{target}/assignment": {"key": "unit-1"}}
@@ -69,6 +68,8 @@ def test_every_route_in_the_schema_answers(schema, api, make_version):
     calls.sort(key=lambda call: (call[1] == "delete", call[1] != "get", -call[0].count("/")))
     for path, method in calls:
         ids = {**values, "id": str(event.pk)} if path.startswith("/audit/") else values
+        if path.startswith("/experiments/"):
+            ids = {**ids, "id": str(experiment.pk)}
         if path.startswith("/targets/") or "{target}" in path:
             ids = {**ids, "target": "staging", **({"name": "staging"} if path.startswith("/targets/") else {})}
         url = re.sub(r"\{(\w+)\}", lambda m, ids=ids: ids[m.group(1)], path)
