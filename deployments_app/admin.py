@@ -2,7 +2,8 @@
 (the versions' "Deploy to target…" action, POST /deploy) and by rolling back, which the "Roll back" action
 here does through the same service as POST /deployments/{id}/rollback.
 
-And the targets: made, changed and deleted through the same services as /targets."""
+And the targets: made, changed and deleted through the same services as /targets; and the A/B tests,
+moved through their life by actions that call deployments_app.experiments."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from collections import Counter
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html, format_html_join
 
-from deployments_app import services
-from deployments_app.forms import RollbackForm
-from deployments_app.models import Deployment, Target
+from deployments_app import experiments, services
+from deployments_app.forms import ConcludeForm, RollbackForm
+from deployments_app.models import Deployment, Experiment, Target
 from models_app.models import RegisteredModel
 from registry_site.admin_base import (
     InputFilter,
@@ -195,3 +197,188 @@ class TargetAdmin(RegistryAdmin):
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
         perms_needed.discard(Deployment._meta.verbose_name)  # read-only here; PROTECT keeps them anyway
         return deleted, model_count, perms_needed, []
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
+    """A/B tests (issue #11): read here, moved through their life by the actions, which call the same
+    services as the API. Made through the API or `manage.py experiments create`."""
+
+    list_display = ("id", "name", "model_link", "target", "state", "metric", "started_at", "stopped_at")
+    list_display_links = ("id", "name")
+    list_filter = ("state",)
+    list_select_related = ("model", "target")
+    search_fields = ("name", "model__name")
+    ordering = ("-id",)
+    actions = ["start", "pause", "resume", "stop", "conclude"]
+    fields = (
+        "name",
+        "model_link",
+        "target",
+        "state",
+        "metric",
+        "metric_kind",
+        "higher_is_better",
+        "min_samples",
+        "salt",
+        "created_at",
+        "created_by",
+        "started_at",
+        "stopped_at",
+        "weights",
+        "results_table",
+        "decision_summary",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="model", ordering="model__name")
+    def model_link(self, experiment: Experiment) -> str:
+        return admin_link(experiment.model, experiment.model.name)
+
+    @admin.display(description="weights (bucket ranges)")
+    def weights(self, experiment: Experiment) -> str:
+        configuration = experiments.configuration(experiment)
+        ranges = {entry["variant"]: entry["ranges"] for entry in configuration["ranges"]}
+        return format_html(
+            "<table><tr><th>variant</th><th>version</th><th>weight</th><th>buckets</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}{}</td><td>{}</td><td>{}%</td><td>{}</td></tr>",
+                (
+                    (
+                        v.name,
+                        " (control)" if v.is_control else "",
+                        v.version.version,
+                        f"{v.weight / 100:g}",
+                        ", ".join(f"[{a}, {b})" for a, b in ranges[v.name]),
+                    )
+                    for v in experiment.variants.all()
+                ),
+            ),
+        )
+
+    @admin.display(description="results")
+    def results_table(self, experiment: Experiment) -> str:
+        return results_html(experiments.results(experiment))
+
+    @admin.display(description="decision")
+    def decision_summary(self, experiment: Experiment) -> str:
+        decision = experiment.decision
+        if not decision:
+            return "—"
+        default = ", made the default" if decision.get("made_default") else ""
+        return (
+            f"Winner {decision['winner']} (version {decision['version']}, deployment #{decision['deployment']}"
+            f"{default}), concluded {decision['concluded_at']}. Verdict then: {decision['verdict']}"
+        )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Experiment]:
+        return super().get_queryset(request).prefetch_related("variants__version")
+
+    def has_lifecycle_permission(self, request: HttpRequest) -> bool:
+        return allows(request.user, permission_for(Experiment, "change"))
+
+    def has_conclude_permission(self, request: HttpRequest) -> bool:
+        return allows(request.user, permission_for(Experiment, "conclude"))
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Experiment], move) -> None:
+        for experiment in queryset:
+            try:
+                moved = move(experiment)
+            except RegistryError as exc:
+                self.message_user(request, f"Experiment {experiment.pk}: {exc.message}", messages.ERROR)
+                continue
+            self.message_user(request, f"Experiment {experiment.pk} is {moved.state}.", messages.SUCCESS)
+
+    @admin.action(description="Start", permissions=["lifecycle"])
+    def start(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
+        user = request.user
+        self._each(request, queryset, lambda e: experiments.start_experiment(experiment=e, acting_user=user))
+
+    @admin.action(description="Pause", permissions=["lifecycle"])
+    def pause(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
+        self._each(request, queryset, lambda e: experiments.pause_experiment(experiment=e))
+
+    @admin.action(description="Resume", permissions=["lifecycle"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
+        self._each(request, queryset, lambda e: experiments.resume_experiment(experiment=e))
+
+    @admin.action(description="Stop", permissions=["lifecycle"])
+    def stop(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
+        self._each(request, queryset, lambda e: experiments.stop_experiment(experiment=e))
+
+    @admin.action(description="Conclude…", permissions=["conclude"])
+    def conclude(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> HttpResponse | None:
+        chosen = list(queryset)
+        if len(chosen) != 1:
+            self.message_user(request, "Select one experiment to conclude.", messages.ERROR)
+            return None
+        experiment = chosen[0]
+        summary = experiments.results(experiment)
+        form = ConcludeForm(
+            request.POST if "apply" in request.POST else None,
+            variants=[v.name for v in experiment.variants.all()],
+            suggested=summary["suggested_winner"],
+        )
+        if not form.is_bound or not form.is_valid():
+            # The verdict first: the operator decides with the evidence in front of them.
+            return self.render_action_form(
+                request,
+                action="conclude",
+                objects=[experiment],
+                form=form,
+                title=f"Conclude experiment {experiment.pk}",
+                intro=f"Verdict: {summary['verdict']} The winner is deployed to target "
+                f"'{experiment.target.name}' as its only active version, and the experiment ends.",
+                submit="Conclude",
+            )
+        try:
+            concluded = experiments.conclude_experiment(
+                experiment=experiment,
+                winner=form.cleaned_data["winner"],
+                make_default=form.cleaned_data["make_default"],
+                acting_user=request.user,
+                deployed_by=request.user.get_username(),
+            )
+        except RegistryError as exc:
+            self.message_user(request, f"Experiment {experiment.pk}: {exc.message}", messages.ERROR)
+            return None
+        self.message_user(
+            request,
+            f"Experiment {experiment.pk} concluded: {concluded.decision['winner']} is deployed to "
+            f"{experiment.target.name}.",
+            messages.SUCCESS,
+        )
+        return None
+
+
+def _figure(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}g}"
+
+
+def results_html(summary: dict) -> str:
+    """The results as a table, the verdict above it."""
+    rows = []
+    for row in summary["variants"]:
+        estimate, comparison = row["estimate"], row["comparison"]
+        rows.append(
+            (
+                row["variant"] + (" (control)" if row["is_control"] else ""),
+                row["units"],
+                _figure(estimate["value"]) if estimate else "—",
+                f"[{_figure(estimate['ci_low'])}, {_figure(estimate['ci_high'])}]" if estimate else "—",
+                _figure(comparison["difference"]) if comparison else "—",
+                f"[{_figure(comparison['ci_low'])}, {_figure(comparison['ci_high'])}]" if comparison else "—",
+                _figure(comparison["p_value"], 3) if comparison else "—",
+            )
+        )
+    ratio = summary["sample_ratio"]
+    return format_html(
+        "<p><strong>{}</strong></p><table><tr><th>variant</th><th>units</th><th>estimate</th><th>95% CI</th>"
+        "<th>difference</th><th>95% CI</th><th>p-value</th></tr>{}</table><p>Sample ratio: chi-square {}, p {}{}.</p>",
+        summary["verdict"],
+        format_html_join("", "<tr>" + "<td>{}</td>" * 7 + "</tr>", rows),
+        _figure(ratio["chi_square"]),
+        _figure(ratio["p_value"], 3),
+        " — mismatch" if ratio["mismatch"] else "",
+    )

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from django.core.validators import MaxLengthValidator, RegexValidator
+import secrets
+
+from django.core.validators import MaxLengthValidator, MaxValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from models_app.models import ModelVersion, RegisteredModel
 from registry_site.model_fields import RuledJSONField
-from registry_site.validators import validate_json_object
+from registry_site.validators import validate_json_object, validate_one_line
 
 target_validator = RegexValidator(
     r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$(?!\n)",
@@ -113,3 +115,132 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version} -> {self.deployment_target_id} ({self.deployment_status})"
+
+
+# --- A/B tests (issue #11) ------------------------------------------------------------------------
+# Assignment hashes a unit into one of BUCKETS buckets; weights are in basis points of them.
+BUCKETS = 10_000
+MIN_VARIANTS = 2
+MAX_VARIANTS = 10
+
+
+class ExperimentState(models.TextChoices):
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    CONCLUDED = "concluded"
+
+
+# Running and paused experiments hold their target: a paused one answers its control to everyone and may
+# resume, so a second experiment cannot start meanwhile.
+LIVE_STATES = (ExperimentState.RUNNING, ExperimentState.PAUSED)
+
+
+class MetricKind(models.TextChoices):
+    RATE = "rate"  # exposures and conversions (a click-through rate)
+    MEAN = "mean"  # count, sum and sum of squares (latency, revenue, a score)
+
+
+def new_salt() -> str:
+    return secrets.token_hex(8)
+
+
+class Experiment(models.Model):
+    """An A/B test of a model's versions on one target: its variants split the target's traffic by
+    weight, each unit (a user, a request key) hashed with the salt into a fixed bucket
+    (deployments_app.experiments.bucket_of)."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="experiments")
+    # PROTECT: a target an experiment ran on keeps its name in the experiment's record.
+    target = models.ForeignKey(Target, on_delete=models.PROTECT, related_name="experiments")
+    name = models.CharField(max_length=128, validators=[validate_one_line])
+    state = models.CharField(max_length=16, choices=ExperimentState.choices, default=ExperimentState.DRAFT)
+    salt = models.CharField(max_length=64, default=new_salt, validators=[validate_one_line])
+    metric = models.CharField(max_length=64, default="conversion", validators=[validate_one_line])
+    metric_kind = models.CharField(max_length=8, choices=MetricKind.choices, default=MetricKind.RATE)
+    # Whether a higher metric is the better one (a conversion rate) or a lower (latency): the verdict's word.
+    higher_is_better = models.BooleanField(default=True)
+    # Fewer units than this in any variant: the verdict is "not enough data", whatever the p-value.
+    min_samples = models.PositiveIntegerField(default=100)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=150, blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    # When concluded: the winner, whether it became the default, and the results as they were then.
+    decision = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "experiments"
+        ordering = ["-id"]
+        permissions = [
+            ("conclude_experiment", "Can conclude an experiment (deploys its winner)"),
+            ("report_experiment", "Can report an experiment's results (a serving system)"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "target"],
+                condition=Q(state__in=LIVE_STATES),
+                name="experiments_one_live_per_model_target",
+                violation_error_message="This model already has a running or paused experiment on this target.",
+            ),
+            models.CheckConstraint(condition=Q(state__in=ExperimentState.values), name="experiments_state_valid"),
+            models.CheckConstraint(
+                condition=Q(metric_kind__in=MetricKind.values), name="experiments_metric_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.state})"
+
+
+class Variant(models.Model):
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
+    # RESTRICT, as a deployment's: a version an experiment tested cannot be deleted on its own.
+    version = models.ForeignKey(ModelVersion, on_delete=models.RESTRICT, related_name="variants")
+    name = models.CharField(max_length=64, validators=[validate_one_line])
+    weight = models.PositiveIntegerField(validators=[MaxValueValidator(BUCKETS)])
+    is_control = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "experiment_variants"
+        ordering = ["id"]  # the assignment's bucket ranges follow this order: never change it
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "name"], name="experiment_variants_name_unique"),
+            models.UniqueConstraint(fields=["experiment", "version"], name="experiment_variants_version_unique"),
+            models.UniqueConstraint(
+                fields=["experiment"], condition=Q(is_control=True), name="experiment_variants_one_control"
+            ),
+            models.CheckConstraint(
+                condition=Q(weight__gte=0, weight__lte=BUCKETS), name="experiment_variants_weight_in_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.weight / 100:g}%)"
+
+
+class ResultBatch(models.Model):
+    """What a serving system observed for one variant over some period. A rate metric reports exposures
+    and conversions; a mean metric a count (stored as exposures), a sum and a sum of squares."""
+
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="results")
+    observed_at = models.DateTimeField(default=timezone.now)
+    exposures = models.PositiveBigIntegerField()
+    conversions = models.PositiveBigIntegerField(null=True, blank=True)
+    total = models.FloatField(null=True, blank=True)
+    total_sq = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        db_table = "experiment_results"
+        ordering = ["observed_at", "id"]
+        indexes = [models.Index(fields=["variant", "observed_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(conversions__isnull=True) | Q(conversions__lte=F("exposures")),
+                name="experiment_results_conversions_at_most_exposures",
+            ),
+            models.CheckConstraint(
+                condition=Q(total_sq__isnull=True) | Q(total_sq__gte=0), name="experiment_results_sum_sq_non_negative"
+            ),
+        ]

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from deployments_app.models import Deployment, Target, target_validator
+from deployments_app import experiments
+from deployments_app.models import (
+    BUCKETS,
+    MAX_VARIANTS,
+    MIN_VARIANTS,
+    Deployment,
+    Experiment,
+    MetricKind,
+    Target,
+    Variant,
+    target_validator,
+)
 from models_app.models import name_validator, version_validator
 from registry_site.fields import (
     JSONObjectField,
     RegistryModelSerializer,
+    StrictBooleanField,
     StrictCharField,
     StrictFieldsMixin,
+    StrictFloatField,
     StrictIntegerField,
     StrictTextField,
 )
@@ -90,6 +106,20 @@ class TargetChangeSerializer(TargetSerializer):
         extra_kwargs = {name: {"required": False} for name in fields}
 
 
+class SplitEntrySerializer(serializers.Serializer):
+    variant = serializers.CharField()
+    version = serializers.CharField()
+    weight = serializers.IntegerField(help_text="Basis points.")
+    is_control = serializers.BooleanField()
+
+
+class LiveSplitSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    state = serializers.CharField()
+    split = SplitEntrySerializer(many=True)
+
+
 class ModelTargetSerializer(serializers.Serializer):
     """One target as one model sees it: what is active there, and the latest of its history there."""
 
@@ -101,3 +131,218 @@ class ModelTargetSerializer(serializers.Serializer):
         many=True, help_text="The model's latest deployments on this target, newest first (at most 10)."
     )
     history_url = serializers.CharField(help_text="The whole history: GET /deployments?model=…&target=….")
+    experiment = LiveSplitSerializer(
+        allow_null=True, help_text="The running or paused experiment's split of the target's traffic; null when none."
+    )
+
+
+# --- A/B tests (issue #11) ------------------------------------------------------------------------
+def _flat_messages(where: str, detail: Any) -> list[str]:
+    """A nested error (a list of objects' errors) as sentences naming where: "batches[1].exposures: …"."""
+    if isinstance(detail, dict):
+        return [
+            message
+            for key, value in detail.items()
+            for message in _flat_messages(where if key == "non_field_errors" else f"{where}{_step(key)}", value)
+        ]
+    if isinstance(detail, list) and not all(isinstance(item, str) for item in detail):
+        return [message for index, item in enumerate(detail) for message in _flat_messages(f"{where}[{index}]", item)]
+    return [f"{where}: {item}" for item in (detail if isinstance(detail, list) else [detail])]
+
+
+def _step(key: Any) -> str:
+    return f"[{key}]" if isinstance(key, int) or str(key).isdigit() else f".{key}"
+
+
+class FlatErrorsMixin(StrictFieldsMixin):
+    """Errors of a list of objects (or of an object's values) flattened to the API's shape, {field: [text]},
+    each text naming its place ("variants[1].weight: …")."""
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not isinstance(exc.detail, dict):
+                raise
+            flat = {
+                field: detail
+                if isinstance(detail, list) and all(isinstance(item, str) for item in detail)
+                else _flat_messages(field, detail)
+                for field, detail in exc.detail.items()
+            }
+            raise serializers.ValidationError(flat) from None
+
+
+class VariantRequestSerializer(StrictFieldsMixin, serializers.Serializer):
+    version = StrictCharField(max_length=64, validators=[version_validator])
+    weight = StrictIntegerField(min_value=0, max_value=BUCKETS, help_text="Basis points: 10000 is all traffic.")
+    name = StrictCharField(max_length=64, required=False, help_text="Defaults to the version.")
+    is_control = StrictBooleanField(required=False, default=False)
+
+
+class ExperimentRequestSerializer(FlatErrorsMixin, serializers.Serializer):
+    """POST /models/{m}/targets/{t}/experiments: a draft experiment."""
+
+    name = StrictCharField(max_length=128)
+    variants = serializers.ListField(
+        child=VariantRequestSerializer(),
+        min_length=MIN_VARIANTS,
+        max_length=MAX_VARIANTS,
+        help_text="2 to 10 variants, exactly one the control; weights sum to 10000.",
+    )
+    metric = StrictCharField(max_length=64, required=False, default="conversion")
+    metric_kind = serializers.ChoiceField(choices=MetricKind.choices, required=False, default=MetricKind.RATE)
+    higher_is_better = StrictBooleanField(required=False, default=True)
+    min_samples = StrictIntegerField(min_value=1, max_value=2**31 - 1, required=False, default=100)
+    salt = StrictCharField(max_length=64, required=False, help_text="Defaults to 16 random hexadecimal digits.")
+
+
+class VariantSerializer(serializers.ModelSerializer):
+    version = serializers.CharField(source="version.version", read_only=True)
+
+    class Meta:
+        model = Variant
+        fields = ["id", "name", "version", "weight", "is_control"]
+        read_only_fields = fields
+
+
+class BucketRangesSerializer(serializers.Serializer):
+    variant = serializers.CharField()
+    version = serializers.CharField()
+    ranges = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
+        help_text="[start, end) bucket ranges.",
+    )
+
+
+class ExperimentConfigurationSerializer(serializers.Serializer):
+    salt = serializers.CharField()
+    buckets = serializers.IntegerField()
+    hash = serializers.CharField(help_text="The bucket of a unit `key`, as Python.")
+    ranges = BucketRangesSerializer(many=True, help_text="Each variant's buckets, in variant id order.")
+
+
+class ExperimentSerializer(serializers.ModelSerializer):
+    model_name = serializers.CharField(source="model.name", read_only=True)
+    target = serializers.CharField(source="target.name", read_only=True)
+    variants = VariantSerializer(many=True, read_only=True)
+    configuration = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Experiment
+        fields = [
+            "id",
+            "model_name",
+            "target",
+            "name",
+            "state",
+            "metric",
+            "metric_kind",
+            "higher_is_better",
+            "min_samples",
+            "created_at",
+            "created_by",
+            "started_at",
+            "stopped_at",
+            "variants",
+            "configuration",
+            "decision",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(ExperimentConfigurationSerializer)
+    def get_configuration(self, obj: Experiment) -> dict[str, Any]:
+        return experiments.configuration(obj)
+
+
+class WeightsRequestSerializer(FlatErrorsMixin, serializers.Serializer):
+    weights = serializers.DictField(
+        child=StrictIntegerField(min_value=0, max_value=BUCKETS),
+        help_text='Basis points by variant name, e.g. {"control": 8000, "candidate": 2000}; others keep theirs.',
+    )
+
+
+class ResultBatchSerializer(StrictFieldsMixin, serializers.Serializer):
+    """One batch: exposures and conversions (rate metric) or count, sum and sum_sq (mean metric)."""
+
+    variant = StrictCharField(max_length=64)
+    observed_at = serializers.DateTimeField(required=False)
+    exposures = StrictIntegerField(min_value=0, required=False)
+    conversions = StrictIntegerField(min_value=0, required=False)
+    count = StrictIntegerField(min_value=0, required=False)
+    sum = StrictFloatField(required=False)
+    sum_sq = StrictFloatField(min_value=0, required=False)
+
+
+class ResultsRequestSerializer(FlatErrorsMixin, serializers.Serializer):
+    batches = serializers.ListField(child=ResultBatchSerializer(), min_length=1, max_length=1000)
+
+
+class ResultsAcceptedSerializer(serializers.Serializer):
+    recorded = serializers.IntegerField()
+
+
+class ConcludeRequestSerializer(StrictFieldsMixin, serializers.Serializer):
+    winner = StrictCharField(max_length=64, help_text="The winning variant's name.")
+    make_default = StrictBooleanField(required=False, default=False)
+
+
+class EstimateSerializer(serializers.Serializer):
+    value = serializers.FloatField()
+    ci_low = serializers.FloatField()
+    ci_high = serializers.FloatField()
+
+
+class ComparisonSerializer(serializers.Serializer):
+    difference = serializers.FloatField(help_text="Treatment minus control.")
+    ci_low = serializers.FloatField()
+    ci_high = serializers.FloatField()
+    relative_lift = serializers.FloatField(allow_null=True, help_text="difference / control; null if control is 0.")
+    p_value = serializers.FloatField()
+    statistic = serializers.FloatField(help_text="z (rate) or Welch's t (mean).")
+    significant = serializers.BooleanField()
+
+
+class VariantResultSerializer(serializers.Serializer):
+    variant = serializers.CharField()
+    version = serializers.CharField()
+    is_control = serializers.BooleanField()
+    weight = serializers.IntegerField()
+    units = serializers.IntegerField(help_text="Exposures (rate) or count (mean).")
+    batches = serializers.IntegerField()
+    conversions = serializers.IntegerField(required=False)
+    sum = serializers.FloatField(required=False)
+    sum_sq = serializers.FloatField(required=False)
+    estimate = EstimateSerializer(allow_null=True)
+    comparison = ComparisonSerializer(allow_null=True, help_text="Against the control; null for the control.")
+
+
+class SampleRatioSerializer(serializers.Serializer):
+    chi_square = serializers.FloatField()
+    p_value = serializers.FloatField()
+    mismatch = serializers.BooleanField()
+
+
+class ExperimentResultsSerializer(serializers.Serializer):
+    experiment = serializers.IntegerField()
+    state = serializers.CharField()
+    metric = serializers.CharField()
+    metric_kind = serializers.CharField()
+    higher_is_better = serializers.BooleanField()
+    confidence = serializers.FloatField()
+    alpha = serializers.FloatField(help_text="0.05 divided by the number of treatments (Bonferroni).")
+    min_samples = serializers.IntegerField()
+    variants = VariantResultSerializer(many=True)
+    sample_ratio = SampleRatioSerializer()
+    verdict = serializers.CharField()
+    suggested_winner = serializers.CharField(allow_null=True)
+
+
+class AssignmentSerializer(serializers.Serializer):
+    experiment = serializers.IntegerField(allow_null=True, help_text="Null: no experiment, the active version.")
+    state = serializers.CharField(allow_null=True)
+    variant = serializers.CharField(allow_null=True)
+    bucket = serializers.IntegerField(allow_null=True)
+    version = serializers.CharField()
+    file_url = serializers.CharField()
+    sha256 = serializers.CharField()

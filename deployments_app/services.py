@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from deployments_app import selectors
-from deployments_app.models import Deployment, DeploymentStatus, Target
+from deployments_app.models import Deployment, DeploymentStatus, Experiment, Target
 from models_app.models import ModelVersion, RegisteredModel, VersionStatus
 from registry_site import audit
 from registry_site.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -61,7 +61,7 @@ def deploy_version(
     the known targets. `acting_user` is who asks (the API's or the admin's user, the shell's Operator for
     a command): a protected target needs the deployer role's permission (permissions.may_deploy_to)."""
     named = selectors.get_target(target, field="deployment_target")
-    _check_may_deploy(acting_user, named)
+    check_may_deploy(acting_user, named)
     given: dict[str, Any] = {"deployed_by": deployed_by}
     if deployment_config is not None:
         given["deployment_config"] = deployment_config
@@ -78,7 +78,7 @@ def deploy_version(
             f"Target '{named.name}' was deleted meanwhile; the known targets are: {selectors.known_targets_text()}.",
             field="deployment_target",
         )
-    _check_may_deploy(acting_user, locked)
+    check_may_deploy(acting_user, locked)
     found = ModelVersion.objects.select_related("model").filter(pk=version.pk).first()
     if found is None:
         raise NotFound(f"Version '{version.version}' no longer exists: it was deleted meanwhile.")
@@ -119,11 +119,13 @@ def deploy_version(
     return DeployResult(deployment, created=True)
 
 
-def _check_may_deploy(caller: Caller, target: Target) -> None:
-    """A protected target needs the deployer role; a token's deploy scope may cover named targets only."""
+def check_may_deploy(caller: Caller, target: Target, *, field: str = "deployment_target") -> None:
+    """A protected target needs the deployer role; a token's deploy scope may cover named targets only.
+    deploy_version asks it, and so does whatever else puts a version in front of a target's traffic (an
+    A/B test's variants: deployments_app.experiments)."""
     refusal = deploy_refusal(caller, target=target.name, protected=target.protected)
     if refusal is not None:
-        raise Forbidden(refusal, field="deployment_target")
+        raise Forbidden(refusal, field=field)
 
 
 @transaction.atomic
@@ -222,8 +224,8 @@ def update_target(*, target: Target, changes: dict[str, Any]) -> Target:
 
 @transaction.atomic
 def delete_target(*, target: Target) -> None:
-    """Delete a target that was never deployed to. One with deployments (active or history) is a 409:
-    its history names it (the database refuses it as well)."""
+    """Delete a target that was never deployed to nor experimented on. One with deployments (active or
+    history) or experiments is a 409: their records name it (the database refuses it as well)."""
     locked = Target.objects.select_for_update().filter(pk=target.pk).first()
     if locked is None:
         raise selectors.target_not_found(target.name)
@@ -234,6 +236,9 @@ def delete_target(*, target: Target) -> None:
             f"Target '{locked.name}' has deployments{' (some active)' if active else ''}; a target with "
             "deployment history cannot be deleted.",
         )
+    tested = Experiment.objects.filter(target=locked).values_list("pk", flat=True).first()
+    if tested is not None:
+        raise Conflict(f"Target '{locked.name}' has experiments (experiment {tested}); it cannot be deleted.")
     values = _target_values(locked)
     locked.delete()
     audit.record("delete_target", object_type="target", object_repr=target.name, changes=values)

@@ -17,26 +17,35 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from deployments_app import selectors, services
+from deployments_app import experiments, selectors, services
 from deployments_app.filters import DeploymentFilter
-from deployments_app.models import Deployment, DeploymentStatus, Target
+from deployments_app.models import Deployment, DeploymentStatus, Experiment, Target
 from deployments_app.serializers import (
+    AssignmentSerializer,
+    ConcludeRequestSerializer,
     DeploymentSerializer,
     DeployRequestSerializer,
+    ExperimentRequestSerializer,
+    ExperimentResultsSerializer,
+    ExperimentSerializer,
     ModelTargetSerializer,
+    ResultsAcceptedSerializer,
+    ResultsRequestSerializer,
     RollbackRequestSerializer,
     RollbackResponseSerializer,
     TargetChangeSerializer,
     TargetSerializer,
+    WeightsRequestSerializer,
 )
 from models_app import selectors as model_selectors
 from models_app.downloads import file_response
-from registry_site.errors import Conflict, NotFound
+from registry_site.errors import Conflict, InvalidInput, NotFound
 from registry_site.idempotency import IdempotentPostsMixin
 
 # GET /models/{m}/targets shows this many of the latest deployments per target (history_url has them all).
 HISTORY_SHOWN = 10
 TARGET_ORDER = ("display_order", "name")
+ASSIGNMENT_KEY_MAX = 256
 MODEL_NAME = OpenApiParameter("name", str, OpenApiParameter.PATH, description="The model's name.")
 TARGET_NAME = OpenApiParameter("target", str, OpenApiParameter.PATH, description="A target's name, in any case.")
 
@@ -195,7 +204,8 @@ class ModelTargetViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
         parameters=[MODEL_NAME],
         responses=ModelTargetSerializer(many=True),
         description="Every known target as this model sees it, in display order: the active deployment "
-        f"(null when none) and the latest {HISTORY_SHOWN} deployments there, newest first.",
+        f"(null when none), the latest {HISTORY_SHOWN} deployments there, newest first, and the running or "
+        "paused experiment's split (null when none).",
     )
     def list(self, request: Request, *args, **kwargs) -> Response:
         model = model_selectors.get_model(self.kwargs["name"])
@@ -210,6 +220,7 @@ class ModelTargetViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
             )
         }
         history = self._history(model.pk, names)
+        splits = experiments.live_splits(model.pk, names)
         rows = [
             {
                 "name": target.name,
@@ -217,6 +228,7 @@ class ModelTargetViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
                 "protected": target.protected,
                 "active": active.get(target.name),
                 "history": history[target.name],
+                "experiment": splits.get(target.name),
                 "history_url": "/deployments?" + urlencode({"model": model.name, "target": target.name}),
             }
             for target in page
@@ -235,6 +247,45 @@ class ModelTargetViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
         return file_response(request, active.model_version)
 
     @extend_schema(
+        parameters=[
+            MODEL_NAME,
+            TARGET_NAME,
+            OpenApiParameter(
+                "key", str, OpenApiParameter.QUERY, required=True, description="The unit: a user or request id."
+            ),
+        ],
+        responses=AssignmentSerializer,
+        description="Which version serves this unit: while an experiment runs on the target, its variant "
+        "(deterministic: the bucket of sha256(salt:key), GET /experiments/{id} publishes the formula and the "
+        "ranges); while it is paused, its control; otherwise the target's active version (404 when none).",
+    )
+    @action(detail=False, methods=["get"])
+    def assignment(self, request: Request, *args, **kwargs) -> Response:
+        params = request.query_params
+        unknown = sorted(set(params) - {"key"})
+        if unknown:
+            raise InvalidInput(
+                f"Unknown query parameter {', '.join(unknown)}; known: key.",
+                errors={name: ["Unknown query parameter; known: key."] for name in unknown},
+            )
+        keys = params.getlist("key")
+        if len(keys) != 1 or not 1 <= len(keys[0]) <= ASSIGNMENT_KEY_MAX:
+            raise InvalidInput(f"key: give it once, 1 to {ASSIGNMENT_KEY_MAX} characters.", field="key")
+        found = experiments.assign(model_name=self.kwargs["name"], target_name=self.kwargs["target"], key=keys[0])
+        version = found.version
+        return Response(
+            {
+                "experiment": found.experiment.pk if found.experiment else None,
+                "state": found.experiment.state if found.experiment else None,
+                "variant": found.variant.name if found.variant else None,
+                "bucket": found.bucket,
+                "version": version.version,
+                "file_url": experiments.file_url(self.kwargs["name"], version),
+                "sha256": version.artifact_id,
+            }
+        )
+
+    @extend_schema(
         parameters=[MODEL_NAME, TARGET_NAME], request=RollbackRequestSerializer, responses=RollbackResponseSerializer
     )
     @action(detail=False, methods=["post"])
@@ -247,3 +298,144 @@ class ModelTargetViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
         active = self._active(missing=Conflict)
         result = services.rollback_deployment(deployment=active, reason=body.validated_data["reason"])
         return _rollback_response(result)
+
+
+EXPERIMENT_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The experiment's id.")
+
+
+class ExperimentViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
+    """A/B tests (issue #11): a model's experiments on a target, and each experiment's life, results and
+    conclusion. Reads need view_experiment; create add_experiment; start, pause, resume, stop and weights
+    change_experiment; reporting results report_experiment; concluding conclude_experiment (and deploying
+    the winner to a protected target the deployer role, as any deploy)."""
+
+    queryset = Experiment.objects.all()
+    serializer_class = ExperimentSerializer
+    parser_classes = [JSONParser]
+    ordering = ("-id",)
+    action_verbs = {
+        "start": "change",
+        "pause": "change",
+        "resume": "change",
+        "stop": "change",
+        "weights": "change",
+        "report": "report",
+        "conclude": "conclude",
+    }
+
+    def get_object(self) -> Experiment:
+        return experiments.get_experiment(int(self.kwargs["pk"]))
+
+    def _answer(self, experiment: Experiment, code: int = status.HTTP_200_OK) -> Response:
+        return Response(ExperimentSerializer(experiments.get_experiment(experiment.pk)).data, status=code)
+
+    @extend_schema(
+        parameters=[MODEL_NAME, TARGET_NAME],
+        responses=ExperimentSerializer(many=True),
+        description="The model's experiments on the target, newest first.",
+    )
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        model = model_selectors.get_model(self.kwargs["name"])
+        target = selectors.get_target_or_404(self.kwargs["target"])
+        found = self.filter_queryset(experiments.experiments().filter(model=model, target=target))
+        page = self.paginate_queryset(found)
+        assert page is not None  # every list is paginated (settings.REST_FRAMEWORK)
+        return self.get_paginated_response(ExperimentSerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=[MODEL_NAME, TARGET_NAME],
+        request=ExperimentRequestSerializer,
+        responses={201: ExperimentSerializer},
+        description="A draft experiment: 2 to 10 variants (versions of the model with a file, deployable to "
+        "the target), exactly one the control, weights in basis points summing to 10000.",
+    )
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        # What the path names first: an unknown model or target is a 404 whatever the body says.
+        model = model_selectors.get_model(self.kwargs["name"])
+        selectors.get_target_or_404(self.kwargs["target"])
+        body = ExperimentRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        specs = [experiments.VariantSpec(**variant) for variant in data.pop("variants")]
+        user = request.user
+        experiment = experiments.create_experiment(
+            model=model,
+            target=self.kwargs["target"],
+            variants=specs,
+            acting_user=user,
+            created_by=user.get_username() if user.is_authenticated else "",
+            **data,
+        )
+        response = self._answer(experiment, status.HTTP_201_CREATED)
+        response["Location"] = request.build_absolute_uri(f"/experiments/{experiment.pk}")
+        return response
+
+    @extend_schema(parameters=[EXPERIMENT_ID], responses=ExperimentSerializer)
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        """The experiment, with its published configuration: the salt, the hash and each variant's bucket
+        ranges, so a serving system can assign units itself."""
+        return Response(ExperimentSerializer(self.get_object()).data)
+
+    @extend_schema(parameters=[EXPERIMENT_ID], request=None, responses=ExperimentSerializer)
+    def start(self, request: Request, *args, **kwargs) -> Response:
+        """Start a draft (409 if another experiment of the model runs or is paused on the target)."""
+        return self._answer(experiments.start_experiment(experiment=self.get_object(), acting_user=request.user))
+
+    @extend_schema(parameters=[EXPERIMENT_ID], request=None, responses=ExperimentSerializer)
+    def pause(self, request: Request, *args, **kwargs) -> Response:
+        """Pause a running experiment: every unit is assigned the control until it resumes."""
+        return self._answer(experiments.pause_experiment(experiment=self.get_object()))
+
+    @extend_schema(parameters=[EXPERIMENT_ID], request=None, responses=ExperimentSerializer)
+    def resume(self, request: Request, *args, **kwargs) -> Response:
+        return self._answer(experiments.resume_experiment(experiment=self.get_object()))
+
+    @extend_schema(parameters=[EXPERIMENT_ID], request=None, responses=ExperimentSerializer)
+    def stop(self, request: Request, *args, **kwargs) -> Response:
+        """Stop without a winner: the target serves its active version again."""
+        return self._answer(experiments.stop_experiment(experiment=self.get_object()))
+
+    @extend_schema(parameters=[EXPERIMENT_ID], request=WeightsRequestSerializer, responses=ExperimentSerializer)
+    def weights(self, request: Request, *args, **kwargs) -> Response:
+        """Ramp: change variants' weights (the whole must still sum to 10000)."""
+        experiment = self.get_object()
+        body = WeightsRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return self._answer(experiments.set_weights(experiment=experiment, weights=body.validated_data["weights"]))
+
+    @extend_schema(parameters=[EXPERIMENT_ID], responses=ExperimentResultsSerializer)
+    def results(self, request: Request, *args, **kwargs) -> Response:
+        """Per variant the estimate with its 95% interval; against the control the difference, relative lift
+        and p-value (two-proportion z-test for rates, Welch's t-test for means); the sample-ratio check of
+        exposures against weights; and a verdict."""
+        return Response(experiments.results(self.get_object()))
+
+    @extend_schema(
+        parameters=[EXPERIMENT_ID], request=ResultsRequestSerializer, responses={201: ResultsAcceptedSerializer}
+    )
+    def report(self, request: Request, *args, **kwargs) -> Response:
+        """Report observed results in batches, all or nothing."""
+        experiment = self.get_object()
+        body = ResultsRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        recorded = experiments.report_results(
+            experiment=experiment, batches=[dict(batch) for batch in body.validated_data["batches"]]
+        )
+        return Response({"recorded": len(recorded)}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[EXPERIMENT_ID], request=ConcludeRequestSerializer, responses=ExperimentSerializer)
+    def conclude(self, request: Request, *args, **kwargs) -> Response:
+        """Deploy the winner to the target as its only active version (the deploy rules apply), make it the
+        model's default if asked, and conclude the experiment with the results snapshot and the decision."""
+        experiment = self.get_object()
+        body = ConcludeRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = request.user
+        experiment = experiments.conclude_experiment(
+            experiment=experiment,
+            winner=body.validated_data["winner"],
+            make_default=body.validated_data["make_default"],
+            acting_user=user,
+            deployed_by=user.get_username() if user.is_authenticated else "",
+        )
+        return self._answer(experiment)

@@ -1,13 +1,14 @@
-"""What a deployment's or a target's webhook event says about its object: its fields as the API shows
-them (GET /deployments/{id}, GET /targets/{name}), read inside the change's transaction
+"""What a deployment's, a target's or an experiment's webhook event says about its object: its fields as
+the API shows them (GET /deployments/{id}, GET /targets/{name}, GET /experiments/{id}), read inside the change's transaction
 (registry_site.webhooks.enqueue)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from deployments_app import experiments
 from deployments_app.models import Deployment, Target
-from deployments_app.serializers import DeploymentSerializer, TargetSerializer
+from deployments_app.serializers import DeploymentSerializer, ExperimentSerializer, TargetSerializer
 from registry_site.models import AuditEvent
 from registry_site.webhooks import describes
 
@@ -24,3 +25,9 @@ def describe_deployment(event: AuditEvent) -> dict[str, Any] | None:
 def describe_target(event: AuditEvent) -> dict[str, Any] | None:
     target = Target.objects.filter(name=event.object_repr).first()
     return dict(TargetSerializer(target).data) if target is not None else None
+
+
+@describes("experiment")
+def describe_experiment(event: AuditEvent) -> dict[str, Any] | None:
+    experiment = experiments.experiments().filter(pk=event.changes.get("experiment")).first()
+    return dict(ExperimentSerializer(experiment).data) if experiment is not None else None

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from deployments_app.models import Deployment, DeploymentStatus
+from deployments_app.models import Deployment, DeploymentStatus, Variant
 from models_app import artifacts, maintenance, open_metadata
 from models_app.format_checks import FormatCheck, check_format
 from models_app.models import (
@@ -517,6 +517,12 @@ def delete_version(*, version: ModelVersion) -> None:
     if Deployment.objects.filter(model_version=version).exists():
         raise Conflict(
             f"Version '{version.version}' has deployment history, which the registry keeps; archive it instead."
+        )
+    tested = Variant.objects.filter(version=version).values_list("experiment_id", flat=True).first()
+    if tested is not None:
+        raise Conflict(
+            f"Version '{version.version}' is a variant of experiment {tested}, whose record the registry keeps; "
+            "archive it instead."
         )
     facts = _file_facts(version)
     version.delete()

@@ -16,6 +16,7 @@ VIEW = [
     "models_app.view_artifact",
     "deployments_app.view_deployment",
     "deployments_app.view_target",
+    "deployments_app.view_experiment",
 ]
 EDIT = [
     f"models_app.{verb}_{model}"
@@ -28,12 +29,21 @@ ROLES: dict[str, list[str] | None] = {
     "editor": VIEW + EDIT + ["deployments_app.add_deployment"],
     # Deployers decide what runs: deploy anywhere, protected targets (production) included, and roll back.
     "deployer": VIEW
-    + ["deployments_app.add_deployment", "deployments_app.rollback_deployment", "deployments_app.deploy_to_production"],
+    + ["deployments_app.add_deployment", "deployments_app.rollback_deployment", "deployments_app.deploy_to_production"]
+    # ... and run A/B tests there (issue #11): a serving system's token reports results with this role too.
+    + [f"deployments_app.{verb}_experiment" for verb in ("add", "change", "conclude", "report")],
     "admin": None,  # every permission of the registry's apps, and seeing users (to give them tokens)
 }
 ADMIN_EXTRA = ["auth.view_user"]
-# Permissions of models made after the roles were (deployments_app's 0005 grants them itself).
-LATER_PERMISSIONS = {"view_target"}
+# Permissions of models made after the roles were (deployments_app's 0005 and 0007 grant them themselves).
+LATER_PERMISSIONS = {
+    "view_target",
+    "view_experiment",
+    "add_experiment",
+    "change_experiment",
+    "conclude_experiment",
+    "report_experiment",
+}
 APPS = ("models_app", "deployments_app", "registry_site")
 
 

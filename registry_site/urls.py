@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
-from deployments_app.views import DeploymentViewSet, ModelTargetViewSet, TargetViewSet
+from deployments_app.views import DeploymentViewSet, ExperimentViewSet, ModelTargetViewSet, TargetViewSet
 from models_app.views import ComparisonViewSet, ModelVersionViewSet, RegisteredModelViewSet
 from registry_site.audit_api import AuditEventViewSet
 from registry_site.health import health, metrics, ready
@@ -43,6 +43,8 @@ targets = TargetViewSet.as_view
 model_targets = ModelTargetViewSet.as_view
 webhook_subscriptions = WebhookSubscriptionViewSet.as_view
 webhook_deliveries = WebhookDeliveryViewSet.as_view
+experiments = ExperimentViewSet.as_view
+EXPERIMENT = "experiments/<int:pk>"
 VERSION = "models/<segment:name>/versions"
 MODEL_TARGET = "models/<segment:name>/targets/<segment:target>"
 
@@ -73,6 +75,18 @@ urlpatterns = [
     path("models/<segment:name>/targets", model_targets({"get": "list"}), name="model-target-list"),
     path(f"{MODEL_TARGET}/file", model_targets({"get": "file"}), name="model-target-file"),
     path(f"{MODEL_TARGET}/rollback", model_targets({"post": "rollback"}), name="model-target-rollback"),
+    path(f"{MODEL_TARGET}/assignment", model_targets({"get": "assignment"}), name="model-target-assignment"),
+    path(
+        f"{MODEL_TARGET}/experiments",
+        experiments({"get": "list", "post": "create"}),
+        name="model-target-experiment-list",
+    ),
+    path(EXPERIMENT, experiments({"get": "retrieve"}), name="experiment-detail"),
+    *(
+        path(f"{EXPERIMENT}/{act}", experiments({"post": act}), name=f"experiment-{act}")
+        for act in ("start", "pause", "resume", "stop", "weights", "conclude")
+    ),
+    path(f"{EXPERIMENT}/results", experiments({"get": "results", "post": "report"}), name="experiment-results"),
     path("targets", targets({"get": "list", "post": "create"}), name="target-list"),
     path(
         "targets/<segment:name>",

@@ -77,6 +77,13 @@ AUDITED_EVENTS: dict[tuple[str, str], str] = {
     ("target", "create_target"): "target.created",
     ("target", "update_target"): "target.updated",
     ("target", "delete_target"): "target.deleted",
+    ("experiment", "create_experiment"): "experiment.created",
+    ("experiment", "start_experiment"): "experiment.started",
+    ("experiment", "pause_experiment"): "experiment.paused",
+    ("experiment", "resume_experiment"): "experiment.resumed",
+    ("experiment", "stop_experiment"): "experiment.stopped",
+    ("experiment", "set_experiment_weights"): "experiment.weights_changed",
+    ("experiment", "conclude_experiment"): "experiment.concluded",
 }
 EVENT_TYPES: tuple[str, ...] = tuple(dict.fromkeys(AUDITED_EVENTS.values()))
 ALL_EVENTS = "*"

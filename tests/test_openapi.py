@@ -6,6 +6,7 @@ import re
 import pytest
 from openapi_spec_validator import validate
 
+from deployments_app import experiments
 from deployments_app.services import deploy_version
 from models_app import services
 from registry_site import webhooks
@@ -47,14 +48,30 @@ def test_every_route_in_the_schema_answers(schema, api, make_version):
     subscription = webhooks.create_subscription(url="http://127.0.0.1:9/x", events=["*"])
     services.create_model(name="announced", model_type="classification")  # a delivery to look at
     delivery = WebhookDelivery.objects.latest("id")
+    second = make_version(version.model, version="v2.0.0")
+    experiment = experiments.create_experiment(
+        model=version.model,
+        target="staging",
+        name="schema",
+        variants=[
+            experiments.VariantSpec("v1.0.0", 5000, is_control=True),
+            experiments.VariantSpec(second.version, 5000),
+        ],
+        acting_user=Operator(),
+    )
     event = AuditEvent.objects.latest("id")
-    values = {"name": version.model.name, "version": version.version, "id": str(deployment.pk)}
-    calls = [(path, method) for path, operations in schema["paths"].items() for method in operations]
-    # The comparisons' one required parameter.
-    required_query = {
+    values = {
+        "name": version.model.name,
+        "version": version.version,
+        "id": str(deployment.pk),
+    }
+    # Routes whose GET needs a query parameter.
+    queries = {
+        "/models/{name}/targets/{target}/assignment": {"key": "unit-1"},
         "/compare": {"versions": f"{version.model.name}:{version.version},{version.model.name}:default"},
         "/models/{name}/compare": {"versions": f"{version.version},default"},
     }
+    calls = [(path, method) for path, operations in schema["paths"].items() for method in operations]
     # Deletes last and deepest first, so they do not take away what the other calls use.
     # Reads first: a write (a target's rollback) may take away what a read (that target's file) serves.
     calls.sort(key=lambda call: (call[1] == "delete", call[1] != "get", -call[0].count("/")))
@@ -62,11 +79,13 @@ def test_every_route_in_the_schema_answers(schema, api, make_version):
         ids = {**values, "id": str(event.pk)} if path.startswith("/audit/") else values
         if path.startswith("/webhooks/"):
             ids = {**ids, "id": str(subscription.pk), "delivery": str(delivery.pk)}
+        if path.startswith("/experiments/"):
+            ids = {**ids, "id": str(experiment.pk)}
         if path.startswith("/targets/") or "{target}" in path:
             ids = {**ids, "target": "staging", **({"name": "staging"} if path.startswith("/targets/") else {})}
         url = re.sub(r"\{(\w+)\}", lambda m, ids=ids: ids[m.group(1)], path)
         if method == "get":
-            response = api.get(url, required_query.get(path, {}))
+            response = api.get(url, queries.get(path, {}))
             assert response.status_code == 200, (url, response.status_code)
         else:
             # An empty body: the route exists and accepts it, or refuses it cleanly.

@@ -549,3 +549,35 @@ def test_a_file_attached_later_that_makes_the_default_is_two_events(api, hook):
         "version.updated",
         "version.default_changed",
     ]
+
+
+def test_an_experiments_life_is_events(api, hook, make_version):
+    from deployments_app import experiments
+
+    subscription = subscribe(api, hook.url)
+    model = services.create_model(name="ranker", model_type="classification")
+    make_version(model, "v1", b"one")
+    make_version(model, "v2", b"two")
+    experiment = experiments.create_experiment(
+        model=model,
+        target="staging",
+        name="ab",
+        variants=[experiments.VariantSpec("v1", 9000, is_control=True), experiments.VariantSpec("v2", 1000)],
+        acting_user=Operator(),
+    )
+    experiments.start_experiment(experiment=experiment, acting_user=Operator())
+    control, treatment = (variant.name for variant in experiments.get_experiment(experiment.pk).variants.order_by("id"))
+    experiments.set_weights(experiment=experiment, weights={control: 8000, treatment: 2000})
+    experiments.conclude_experiment(experiment=experiment, winner=treatment, acting_user=Operator())
+
+    run_worker()
+    events = [e for e in received(hook, subscription["secret"]) if e["type"].startswith("experiment.")]
+    assert [e["type"] for e in events] == [
+        "experiment.created",
+        "experiment.started",
+        "experiment.weights_changed",
+        "experiment.concluded",
+    ]
+    assert events[0]["data"]["object"]["name"] == "ab" and events[0]["data"]["model"] == "ranker"
+    assert events[-1]["data"]["object"]["state"] == "concluded"
+    assert events[-1]["data"]["changes"]["version"] == "v2"
