@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 
 from deployments_app import experiments
 from deployments_app.models import Deployment, DeploymentStatus, Experiment, ExperimentState, ResultBatch, Variant
+from registry_site.errors import Forbidden
 from registry_site.models import AuditEvent
 from registry_site.permissions import Operator
 from tests.conftest import deploy, registry_state
@@ -259,7 +260,7 @@ def test_a_protected_target_needs_the_deployer_role(world):
     user = User.objects.create_user("experimenter")
     user.user_permissions.add(*Permission.objects.filter(codename__in=["add_experiment", "change_experiment"]))
     user = User.objects.get(pk=user.pk)
-    with pytest.raises(experiments.Forbidden, match="protected"):
+    with pytest.raises(Forbidden, match="Target 'production' is protected: deploying to it needs the deployer role"):
         experiments.create_experiment(
             model=world.model,
             target="production",
