@@ -9,6 +9,8 @@ VIEW = [
     "models_app.view_artifact",
     "deployments_app.view_deployment",
     "deployments_app.view_target",
+    "deployments_app.view_promotionpolicy",
+    "deployments_app.view_approval",
 ]
 EDIT = [
     f"models_app.{verb}_{model}"
@@ -21,12 +23,18 @@ ROLES: dict[str, list[str] | None] = {
     "editor": VIEW + EDIT + ["deployments_app.add_deployment"],
     # Deployers decide what runs: deploy anywhere, protected targets (production) included, and roll back.
     "deployer": VIEW
-    + ["deployments_app.add_deployment", "deployments_app.rollback_deployment", "deployments_app.deploy_to_production"],
+    + [
+        "deployments_app.add_deployment",
+        "deployments_app.rollback_deployment",
+        "deployments_app.deploy_to_production",
+        # Approving a version for a target (a promotion policy's four-eyes rule counts these).
+        "deployments_app.add_approval",
+    ],
     "admin": None,  # every permission of the registry's apps, and seeing users (to give them tokens)
 }
 ADMIN_EXTRA = ["auth.view_user"]
-# Permissions of models made after the roles were (deployments_app's 0005 grants them itself).
-LATER_PERMISSIONS = {"view_target"}
+# Permissions of models made after the roles were (deployments_app's 0005 and 0006 grant them themselves).
+LATER_PERMISSIONS = {"view_target", "view_promotionpolicy", "view_approval", "add_approval"}
 APPS = ("models_app", "deployments_app", "registry_site")
 
 

@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
-from deployments_app.views import DeploymentViewSet, ModelTargetViewSet, TargetViewSet
+from deployments_app.views import ApprovalViewSet, DeploymentViewSet, ModelTargetViewSet, PolicyViewSet, TargetViewSet
 from models_app.views import ModelVersionViewSet, RegisteredModelViewSet
 from registry_site.audit_api import AuditEventViewSet
 from registry_site.health import health, metrics, ready
@@ -39,6 +39,7 @@ versions = ModelVersionViewSet.as_view
 deployments = DeploymentViewSet.as_view
 targets = TargetViewSet.as_view
 model_targets = ModelTargetViewSet.as_view
+policies = PolicyViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"})
 VERSION = "models/<segment:name>/versions"
 MODEL_TARGET = "models/<segment:name>/targets/<segment:target>"
 
@@ -64,15 +65,22 @@ urlpatterns = [
     ),
     path(f"{VERSION}/<segment:version>/default", versions({"post": "set_default"}), name="version-set-default"),
     path(f"{VERSION}/<segment:version>/file", versions({"get": "file", "put": "file"}), name="version-file"),
+    path(
+        f"{VERSION}/<segment:version>/approvals",
+        ApprovalViewSet.as_view({"get": "list", "post": "create"}),
+        name="version-approvals",
+    ),
     path("models/<segment:name>/targets", model_targets({"get": "list"}), name="model-target-list"),
     path(f"{MODEL_TARGET}/file", model_targets({"get": "file"}), name="model-target-file"),
     path(f"{MODEL_TARGET}/rollback", model_targets({"post": "rollback"}), name="model-target-rollback"),
+    path(f"{MODEL_TARGET}/policy", policies, name="model-target-policy"),
     path("targets", targets({"get": "list", "post": "create"}), name="target-list"),
     path(
         "targets/<segment:name>",
         targets({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
         name="target-detail",
     ),
+    path("targets/<segment:target>/policy", policies, name="target-policy"),
     path("deploy", deployments({"post": "deploy"}), name="deploy"),
     path("deployments", deployments({"get": "list"}), name="deployment-list"),
     path("deployments/<int:pk>", deployments({"get": "retrieve"}), name="deployment-detail"),
