@@ -39,8 +39,7 @@ class RuleResult:
         return {key: value for key, value in asdict(self).items() if key != "metric" or value is not None}
 
     def summary(self) -> str:
-        name = f"{self.rule} {self.metric}" if self.metric else self.rule
-        return f"{name}: {self.detail}"
+        return f"{self.rule}: {self.detail}"
 
 
 def policies_for(model_id: int, target: Target) -> list[PromotionPolicy]:
@@ -106,7 +105,7 @@ def _minimums(policy: PromotionPolicy, version: ModelVersion, scope: str) -> lis
             passed, detail = False, f"the version has no {name}; at least {minimum} is required"
         else:
             passed = value >= minimum
-            detail = f"{_shown(value)} {'≥' if passed else '<'} the minimum {minimum}"
+            detail = f"{name} {_shown(value)} {'≥' if passed else '<'} the minimum {minimum}"
         results.append(RuleResult("min_metric", passed, minimum, _shown(value), detail, scope, metric=name))
     return results
 
@@ -120,7 +119,8 @@ def _regressions(
         lower_is_better = rule.get("lower_is_better", False)
         if active is None or active.model_version_id == version.pk:
             what = "nothing is active on the target" if active is None else "the version is the active one"
-            results.append(RuleResult("max_regression", True, None, None, f"{what}: nothing to compare", scope, name))
+            detail = f"{name}: {what}, nothing to compare"
+            results.append(RuleResult("max_regression", True, None, None, detail, scope, name))
             continue
         current = active.model_version
         before, after = metric_of(current, name), metric_of(version, name)
@@ -137,7 +137,7 @@ def _regressions(
         else:
             passed = after <= bound if lower_is_better else after >= bound
             worse = after - before if lower_is_better else before - after
-            detail = f"{_shown(after)} against {current.version}'s {_shown(before)} (worse by {_shown(worse)})"
+            detail = f"{name} {_shown(after)} against {current.version}'s {_shown(before)} (worse by {_shown(worse)})"
             detail += "" if passed else f"; {expected}"
         results.append(RuleResult("max_regression", passed, expected, _shown(after), detail, scope, name))
     return results

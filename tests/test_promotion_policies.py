@@ -197,7 +197,7 @@ def test_a_refused_deploy_is_a_409_listing_every_failed_rule_and_writes_nothing(
     assert failed == {("status", None): ("approved", "testing"), ("min_metric", "accuracy"): (0.85, 0.8),
                       ("approvals", None): (2, 0)}  # fmt: skip
     assert [c["metric"] for c in body["checks"] if c["passed"]] == ["auc"]
-    for words in ("status is testing", "accuracy: 0.8 < the minimum 0.85", "0 of 2 approvals"):
+    for words in ("status is testing", "min_metric: accuracy 0.8 < the minimum 0.85", "0 of 2 approvals"):
         assert words in body["detail"]
     assert registry_state(storage_dir) == before
 
@@ -241,12 +241,12 @@ def test_a_models_policy_adds_to_its_targets(api, resnet, make_model, make_versi
 # --- The deploy command --------------------------------------------------------------------------------
 def test_the_deploy_command_obeys_the_policy(resnet):
     set_policy(min_metrics={"accuracy": 0.85})
-    with pytest.raises(CommandError, match=r"refuses resnet:v2: min_metric accuracy: 0.8 < the minimum 0.85"):
+    with pytest.raises(CommandError, match=r"refuses resnet:v2: min_metric: accuracy 0.8 < the minimum 0.85"):
         call_command("deploy", "resnet", "v2", "production")
     out = StringIO()
     with pytest.raises(CommandError, match="would refuse"):
         call_command("deploy", "resnet", "v2", "production", "--dry-run", stdout=out)
-    assert "[FAIL] min_metric accuracy" in out.getvalue() and "nothing was deployed" in out.getvalue()
+    assert "[FAIL] min_metric: accuracy 0.8 <" in out.getvalue() and "nothing was deployed" in out.getvalue()
     assert not Deployment.objects.filter(model_version__version="v2").exists()
     set_policy(min_metrics={"accuracy": 0.75})
     call_command("deploy", "resnet", "v2", "production", stdout=StringIO())
@@ -337,7 +337,11 @@ def test_the_admins_deploy_form_shows_the_checks_before_the_button(admin_client,
     assert 'name="check"' in first and 'name="apply"' not in first  # no button before the checks
     checked = admin_client.post(changelist, {**picked, "target": "production", "check": "1"}).content.decode()
     assert "refused by the promotion policy" in checked and 'name="apply"' in checked
-    assert "0.8 &lt; the minimum 0.85" in checked and "FAIL" in checked and "0.88 ≥ the minimum 0.8" in checked
+    assert (
+        "accuracy 0.8 &lt; the minimum 0.85" in checked
+        and "FAIL" in checked
+        and "auc 0.88 ≥ the minimum 0.8" in checked
+    )
     admin_client.post(changelist, {**picked, "target": "production", "apply": "1"})
     assert not Deployment.objects.filter(model_version__version="v2").exists()  # the service refused it
 
