@@ -216,7 +216,7 @@ class PromotionPolicy(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.target.name} policy" + (f" for {self.model.name}" if self.model_id else "")
+        return f"{self.target.name} policy" + (f" for {self.model.name}" if self.model is not None else "")
 
 
 class Approval(models.Model):

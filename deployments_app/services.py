@@ -318,7 +318,7 @@ POLICY_FIELDS = (
 def policy_values(policy: PromotionPolicy) -> dict[str, Any]:
     """A policy's rules as plain values (the soak target by name): for the audit trail and the API."""
     values = {name: getattr(policy, name) for name in POLICY_FIELDS if name != "soak_target"}
-    values["soak_target"] = policy.soak_target.name if policy.soak_target_id else None
+    values["soak_target"] = policy.soak_target.name if policy.soak_target is not None else None
     return values
 
 
