@@ -94,8 +94,10 @@ class PolicyRefusedSerializer(serializers.Serializer):
     """The 409 of a deploy that breaks a promotion policy."""
 
     detail = serializers.CharField()
-    allowed = serializers.BooleanField()
-    checks = PolicyCheckSerializer(many=True, help_text="Every rule evaluated, the failed ones with passed false.")
+    allowed = serializers.BooleanField(required=False, help_text="false; present when a policy refused the deploy.")
+    checks = PolicyCheckSerializer(
+        many=True, required=False, help_text="Every rule evaluated, the failed ones with passed false."
+    )
 
 
 class RollbackRequestSerializer(StrictFieldsMixin, serializers.Serializer):

@@ -10,7 +10,7 @@ from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser
@@ -87,7 +87,12 @@ class DeploymentViewSet(
             (200, "application/json"): PolymorphicProxySerializer(
                 "DeployOrCheck", [DeploymentSerializer, DeployCheckSerializer], resource_type_field_name=None
             ),
-            409: PolicyRefusedSerializer,
+            409: OpenApiResponse(
+                PolicyRefusedSerializer,
+                description="Refused by a promotion policy (`checks` lists every rule); or the registry's state "
+                "forbids it (an archived version, one without a file); or a request with the same "
+                "Idempotency-Key is still being handled.",
+            ),
         },
         description="Deploy a version to a target. 201 with the new deployment; 200 when that version "
         "is already the active one on the target (nothing changes). The target's promotion policies are "
