@@ -129,6 +129,18 @@ class PromotionPolicy(models.Model):
     only make the target's stricter, never relax it. A rule left at its default (blank status, no
     minimums, False, 0) is not evaluated."""
 
+    # The rules' fields: what PUT .../policy, the admin and set_policy take.
+    RULES = (
+        "required_status",
+        "min_metrics",
+        "max_regressions",
+        "require_format_check",
+        "require_verified_file",
+        "approvals_required",
+        "soak_target",
+        "soak_hours",
+    )
+
     target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="policies")
     model = models.ForeignKey(
         RegisteredModel,

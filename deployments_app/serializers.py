@@ -172,19 +172,7 @@ class PolicySerializer(RegistryModelSerializer):
 
     class Meta:
         model = PromotionPolicy
-        fields = [
-            "target",
-            "model_name",
-            "required_status",
-            "min_metrics",
-            "max_regressions",
-            "require_format_check",
-            "require_verified_file",
-            "approvals_required",
-            "soak_target",
-            "soak_hours",
-            "updated_at",
-        ]
+        fields = ["target", "model_name", *PromotionPolicy.RULES, "updated_at"]
         read_only_fields = ["target", "model_name", "updated_at"]
         extra_kwargs = {
             name: {"required": False}

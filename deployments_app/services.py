@@ -303,16 +303,7 @@ def delete_target(*, target: Target) -> None:
 
 
 # --- Promotion policies and approvals (issue #10 §4) ------------------------------------------------
-POLICY_FIELDS = (
-    "required_status",
-    "min_metrics",
-    "max_regressions",
-    "require_format_check",
-    "require_verified_file",
-    "approvals_required",
-    "soak_target",
-    "soak_hours",
-)
+POLICY_FIELDS = PromotionPolicy.RULES
 
 
 def policy_values(policy: PromotionPolicy) -> dict[str, Any]:
