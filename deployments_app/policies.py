@@ -50,12 +50,20 @@ def policies_for(model_id: int, target: Target) -> list[PromotionPolicy]:
     return sorted(found, key=lambda policy: policy.model_id is not None)
 
 
-def metric_of(version: ModelVersion, name: str) -> float | None:
-    """A metric by name: one of the seed's five fields, or a named (open) metric."""
-    if name in METRIC_FIELDS:
-        value = getattr(version, name)
-        return None if value is None else float(value)
-    return metrics_of(version).get(name)
+class MetricReader:
+    """A version's metric by name: one of the seed's five fields, or a named (open) metric, whose rows
+    are read once per version however many rules name them."""
+
+    def __init__(self) -> None:
+        self._named: dict[int, dict[str, float]] = {}
+
+    def __call__(self, version: ModelVersion, name: str) -> float | None:
+        if name in METRIC_FIELDS:
+            value = getattr(version, name)
+            return None if value is None else float(value)
+        if version.pk not in self._named:
+            self._named[version.pk] = metrics_of(version)
+        return self._named[version.pk].get(name)
 
 
 def _shown(value: float | None) -> float | None:
@@ -74,11 +82,12 @@ def evaluate(*, version: ModelVersion, target: Target, requester: Caller) -> lis
         .filter(model_id=version.model_id, deployment_target=target, deployment_status=DeploymentStatus.ACTIVE)
         .first()
     )
+    metric_of = MetricReader()
     for policy in policies:
         scope = "model" if policy.model_id else "target"
         results += _status(policy, version, scope)
-        results += _minimums(policy, version, scope)
-        results += _regressions(policy, version, active, scope)
+        results += _minimums(policy, version, scope, metric_of)
+        results += _regressions(policy, version, active, scope, metric_of)
         results += _file_rules(policy, version, scope)
         results += _approvals(policy, version, target, requester, scope)
         results += _soak(policy, version, scope)
@@ -97,7 +106,7 @@ def _status(policy: PromotionPolicy, version: ModelVersion, scope: str) -> list[
     return [RuleResult("status", passed, policy.required_status, version.status, detail, scope)]
 
 
-def _minimums(policy: PromotionPolicy, version: ModelVersion, scope: str) -> list[RuleResult]:
+def _minimums(policy: PromotionPolicy, version: ModelVersion, scope: str, metric_of: MetricReader) -> list[RuleResult]:
     results = []
     for name, minimum in sorted(policy.min_metrics.items()):
         value = metric_of(version, name)
@@ -111,7 +120,7 @@ def _minimums(policy: PromotionPolicy, version: ModelVersion, scope: str) -> lis
 
 
 def _regressions(
-    policy: PromotionPolicy, version: ModelVersion, active: Deployment | None, scope: str
+    policy: PromotionPolicy, version: ModelVersion, active: Deployment | None, scope: str, metric_of: MetricReader
 ) -> list[RuleResult]:
     results = []
     for rule in policy.max_regressions:

@@ -143,6 +143,21 @@ def test_soak_on_staging(resnet):
     assert check.passed and check.seen >= 25
 
 
+def test_the_evaluation_costs_a_fixed_number_of_queries(resnet, django_assert_num_queries):
+    rules = {"min_metrics": {"accuracy": 0.5, "auc": 0.5, "latency_ms": 1},
+             "max_regressions": [{"metric": "auc", "max_drop": 1}, {"metric": "latency_ms", "max_drop": 1}],
+             "approvals_required": 1, "soak_target": "staging", "soak_hours": 1}  # fmt: skip
+    set_policy(**rules)
+    set_policy(model=resnet, **rules)
+    version = ModelVersion.objects.select_related("model", "artifact").get(pk=v(resnet, "v2").pk)
+    # The policies, the active deployment, each version's named metrics once, and per policy the
+    # approvals and the soak target's deployment.
+    production = target()
+    with django_assert_num_queries(2 + 2 + 2 * 2):
+        results = policies.evaluate(version=version, target=production, requester=Operator())
+    assert len(results) == 2 * 7
+
+
 # --- Approvals: four eyes ------------------------------------------------------------------------------
 def test_the_requesters_own_approval_does_not_count(resnet, persona, settings):
     alice, bob = persona("deployer", username="alice"), persona("deployer", username="bob")
