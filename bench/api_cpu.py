@@ -189,7 +189,9 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=120, help="at least 1")
     parser.add_argument("--only", help="comma-separated endpoints: " + ", ".join(ENDPOINTS + POLICY_ENDPOINTS))
     parser.add_argument("--pg-url", help="PostgreSQL instead of SQLite (its tables are emptied)")
-    parser.add_argument("--profile", choices=ENDPOINTS + POLICY_ENDPOINTS, help="print a cProfile of one endpoint instead")
+    parser.add_argument(
+        "--profile", choices=ENDPOINTS + POLICY_ENDPOINTS, help="print a cProfile of one endpoint instead"
+    )
     parser.add_argument("--sort", default="cumulative", help="with --profile: cumulative, tottime...")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
