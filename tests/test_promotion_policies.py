@@ -10,6 +10,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -380,3 +381,25 @@ def test_the_admins_approve_action_records_the_users_approval(admin_client, admi
     admin_client.post(changelist, {**picked, "target": "production", "comment": "ok", "apply": "1"})
     approval = Approval.objects.get()
     assert (approval.user, approval.target.name, approval.comment) == (admin_user, "production", "ok")
+
+
+# --- The database's own rules ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{}, {}],  # two policies of the target's own
+        [{"soak_hours": 5}],  # a soak without its target
+        [{"approvals_required": 11}],
+        [{"required_status": "great"}],
+    ],
+)
+def test_the_database_refuses_what_the_service_would(resnet, rows):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        for row in rows:
+            PromotionPolicy.objects.create(target=target(), **row)
+
+
+def test_the_database_keeps_one_approval_per_user_version_and_target(resnet, admin_user):
+    Approval.objects.create(version=v(resnet, "v2"), target=target(), user=admin_user)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Approval.objects.create(version=v(resnet, "v2"), target=target(), user=admin_user)
