@@ -297,7 +297,11 @@ def delete_target(*, target: Target) -> None:
             f"Target '{locked.name}' has deployments{' (some active)' if active else ''}; a target with "
             "deployment history cannot be deleted.",
         )
-    values = _target_values(locked)
+    values: dict[str, Any] = _target_values(locked)
+    # Its promotion policies go with it (CASCADE): the audit event keeps what they were.
+    policies_there = [policy_values(policy) for policy in locked.policies.select_related("soak_target")]
+    if policies_there:
+        values["policies"] = policies_there
     locked.delete()
     audit.record("delete_target", object_type="target", object_repr=target.name, changes=values)
 

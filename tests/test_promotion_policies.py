@@ -342,6 +342,11 @@ def test_a_soak_target_cannot_be_deleted_while_a_policy_names_it(api, resnet):
     response = api.delete("/targets/qa")
     assert response.status_code == 409 and "soak target" in response.json()["detail"]
     assert Target.objects.filter(name="qa").exists()
+    set_policy(soak_target=None)
+    set_policy("qa", approvals_required=1)
+    assert api.delete("/targets/qa").status_code == 204  # its own policy goes with it, recorded in the audit
+    assert AuditEvent.objects.get(action="delete_target").changes["policies"][0]["approvals_required"] == 1
+    assert not PromotionPolicy.objects.filter(target__name="qa").exists()
 
 
 # --- The admin --------------------------------------------------------------------------------------------
