@@ -292,20 +292,24 @@ class PolicyViewSet(viewsets.GenericViewSet):
         model = model_selectors.get_model(self.kwargs["name"]) if "name" in self.kwargs else None
         return selectors.get_target_or_404(self.kwargs["target"]), model
 
+    def get_object(self) -> PromotionPolicy:
+        """The policy named by the URL; no policy is a policy whose rules are all off (unsaved), shown
+        as such rather than as a missing resource. (OPTIONS asks for it too, before a PUT.)"""
+        target, model = self._where()
+        found = (
+            PromotionPolicy.objects.select_related("target", "model", "soak_target")
+            .filter(target=target, model=model)
+            .first()
+        )
+        return found or PromotionPolicy(target=target, model=model)
+
     @extend_schema(
         parameters=[TARGET_NAME],
         responses=PolicySerializer,
         description="The policy; every rule off (and updated_at null) when none was set.",
     )
     def retrieve(self, request: Request, *args, **kwargs) -> Response:
-        target, model = self._where()
-        policy = (
-            PromotionPolicy.objects.select_related("target", "model", "soak_target")
-            .filter(target=target, model=model)
-            .first()
-        )
-        # No policy is a policy whose rules are all off: shown as such, not as a missing resource.
-        return Response(PolicySerializer(policy or PromotionPolicy(target=target, model=model)).data)
+        return Response(PolicySerializer(self.get_object()).data)
 
     @extend_schema(
         parameters=[TARGET_NAME],

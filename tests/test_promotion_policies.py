@@ -308,6 +308,8 @@ def test_a_models_policy_has_its_own_route(api, resnet):
     assert api.get("/models/resnet/targets/production/policy").json()["min_metrics"] == {"auc": 0.95}
     assert api.get("/models/nope/targets/production/policy").status_code == 404
     assert api.get("/targets/nowhere/policy").status_code == 404
+    assert api.options("/targets/production/policy").status_code == 200  # DRF asks for the object first
+    assert api.options("/targets/nowhere/policy").status_code == 404
 
 
 @pytest.mark.parametrize(
