@@ -33,6 +33,19 @@ HERE = Path(__file__).resolve().parent.parent
 RESULTS = HERE / "bench" / "results" / "api_cpu.json"
 MODEL = "bench-model"
 ENDPOINTS = ("get_version", "list_versions_50", "get_default", "list_models_50", "get_model", "post_version")
+# A deploy's dry run without a promotion policy and with one of every rule (issue #10 §4): what the
+# evaluation costs. Not in the default set: a registry before policies has no dry run (--only them).
+POLICY_ENDPOINTS = ("dry_run_no_policy", "dry_run_policy")
+EVERY_RULE = {
+    "required_status": "training",
+    "min_metrics": {"accuracy": 0.5, "auc": 0.5},
+    "max_regressions": [{"metric": "accuracy", "max_drop": 0.1}],
+    "require_format_check": True,
+    "require_verified_file": True,
+    "approvals_required": 1,
+    "soak_target": "staging",
+    "soak_hours": 1,
+}
 
 
 def _multipart(label: str, payload: bytes) -> dict:
@@ -46,6 +59,10 @@ def _multipart(label: str, payload: bytes) -> dict:
         "output_shape": "[1,1000]",
         "file": SimpleUploadedFile("model.onnx", payload, content_type="application/octet-stream"),
     }
+
+
+def _deploy(target: str, *, version: str = "1.0.1", dry_run: bool = True) -> dict:
+    return {"model_name": MODEL, "version": version, "deployment_target": target, "dry_run": dry_run}
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -94,6 +111,12 @@ def measure(args: argparse.Namespace) -> dict:
             "/models", {"name": f"other-{i:03d}", "model_type": "classification"}, content_type="application/json"
         )
 
+    if args.only and set(args.only.split(",")) & set(POLICY_ENDPOINTS):
+        client.post("/targets", {"name": "bench-plain"}, content_type="application/json")
+        client.post("/deploy", _deploy("production", version="1.0.0", dry_run=False), content_type="application/json")
+        response = client.put("/targets/production/policy", EVERY_RULE, content_type="application/json")
+        assert response.status_code == 200, response.content
+
     counter = iter(range(10**9))
     requests = {
         "get_version": lambda: client.get(f"/models/{MODEL}/versions/1.0.{min(7, args.versions - 1)}"),
@@ -102,8 +125,14 @@ def measure(args: argparse.Namespace) -> dict:
         "list_models_50": lambda: client.get("/models", {"page_size": "50"}),
         "get_model": lambda: client.get(f"/models/{MODEL}"),
         "post_version": lambda: client.post(f"/models/{MODEL}/versions", _multipart(f"2.0.{next(counter)}", payload)),
+        "dry_run_no_policy": lambda: client.post("/deploy", _deploy("bench-plain"), content_type="application/json"),
+        "dry_run_policy": lambda: client.post("/deploy", _deploy("production"), content_type="application/json"),
     }
-    chosen = [name for name in ENDPOINTS if not args.only or name in args.only.split(",")]
+    chosen = [
+        name
+        for name in ENDPOINTS + POLICY_ENDPOINTS
+        if (not args.only and name in ENDPOINTS) or (args.only and name in args.only.split(","))
+    ]
     if args.profile:
         import cProfile
         import pstats
@@ -158,9 +187,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--versions", type=int, default=120, help="at least 1")
-    parser.add_argument("--only", help="comma-separated endpoints: " + ", ".join(ENDPOINTS))
+    parser.add_argument("--only", help="comma-separated endpoints: " + ", ".join(ENDPOINTS + POLICY_ENDPOINTS))
     parser.add_argument("--pg-url", help="PostgreSQL instead of SQLite (its tables are emptied)")
-    parser.add_argument("--profile", choices=ENDPOINTS, help="print a cProfile of one endpoint instead")
+    parser.add_argument(
+        "--profile", choices=ENDPOINTS + POLICY_ENDPOINTS, help="print a cProfile of one endpoint instead"
+    )
     parser.add_argument("--sort", default="cumulative", help="with --profile: cumulative, tottime...")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

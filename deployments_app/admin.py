@@ -2,7 +2,9 @@
 (the versions' "Deploy to target…" action, POST /deploy) and by rolling back, which the "Roll back" action
 here does through the same service as POST /deployments/{id}/rollback.
 
-And the targets: made, changed and deleted through the same services as /targets; and the A/B tests,
+And the targets: made, changed and deleted through the same services as /targets; their promotion
+policies, set through the same service as PUT /targets/{t}/policy; the approvals, read-only here (a
+version's "Approve for a target…" action records them, as POST .../approvals does); and the A/B tests,
 moved through their life by actions that call deployments_app.experiments."""
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 
 from deployments_app import experiments, services
 from deployments_app.forms import ConcludeForm, RollbackForm
-from deployments_app.models import Deployment, Experiment, Target
+from deployments_app.models import Approval, Deployment, Experiment, PromotionPolicy, Target
 from models_app.models import RegisteredModel
 from registry_site.admin_base import (
     InputFilter,
@@ -382,3 +384,60 @@ def results_html(summary: dict) -> str:
         _figure(ratio["p_value"], 3),
         " — mismatch" if ratio["mismatch"] else "",
     )
+
+
+@admin.register(PromotionPolicy)
+class PromotionPolicyAdmin(RegistryAdmin):
+    """The rules a version must meet before it is deployed to a target (deployments_app.policies). A
+    policy with a model adds to its target's own policy for that model."""
+
+    list_display = (
+        "target",
+        "model",
+        "required_status",
+        "approvals_required",
+        "soak_target",
+        "soak_hours",
+        "updated_at",
+    )
+    list_select_related = ("target", "model", "soak_target")
+    search_fields = ("target__name", "model__name")
+    ordering = ("target__display_order", "target__name", "id")
+    raw_id_fields = ("model",)
+    fieldsets = (
+        (None, {"fields": ("target", "model")}),
+        ("Version", {"fields": ("required_status", "require_format_check", "require_verified_file")}),
+        ("Metrics", {"fields": ("min_metrics", "max_regressions")}),
+        ("People and time", {"fields": ("approvals_required", "soak_target", "soak_hours")}),
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: PromotionPolicy | None = None) -> tuple[str, ...]:
+        return ("target", "model") if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: PromotionPolicy, form, change: bool) -> None:
+        data = form.cleaned_data
+        rules = {name: data[name] for name in services.POLICY_FIELDS if name in data and name != "soak_target"}
+        rules["soak_target"] = data["soak_target"].name if data.get("soak_target") else None
+        target = obj.target if change else data["target"]
+        model = obj.model if change else data.get("model")
+        adopt(obj, services.set_policy(target=target, model=model, rules=rules))
+
+    def delete_model(self, request: HttpRequest, obj: PromotionPolicy) -> None:
+        services.delete_policy(target=obj.target, model=obj.model)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PromotionPolicy]) -> None:
+        for policy in queryset.select_related("target", "model"):
+            services.delete_policy(target=policy.target, model=policy.model)
+
+
+@admin.register(Approval)
+class ApprovalAdmin(ReadOnlyAdminMixin, RegistryAdmin):
+    """Who approved which version for which target: written by the versions' "Approve for a target…"
+    action and POST /models/{m}/versions/{v}/approvals (deployments_app.services.approve_version)."""
+
+    list_display = ("id", "version", "target", "user", "created_at", "comment")
+    list_select_related = ("version__model", "target", "user")
+    search_fields = ("version__model__name", "version__version", "target__name", "user__username")
+    ordering = ("-created_at", "-id")
+    fields = ("version", "target", "user", "comment", "created_at")
+    readonly_fields = fields

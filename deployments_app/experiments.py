@@ -48,7 +48,7 @@ from deployments_app.models import (
     Target,
     Variant,
 )
-from deployments_app.services import check_may_deploy, deploy_version
+from deployments_app.services import check_may_deploy, check_policies, deploy_version
 from models_app import selectors as model_selectors
 from models_app import services as model_services
 from models_app.models import ModelVersion, RegisteredModel, VersionStatus
@@ -338,10 +338,11 @@ def _verdict(
 # --- The rule of which versions may be variants -----------------------------------------------------
 def check_variant_deployable(*, version: ModelVersion, target: Target, acting_user: Caller) -> None:
     """May `version` serve traffic on `target` as a variant? The conditions deployments_app.services.
-    deploy_version puts on deploying it there: not archived, with a file, and the caller may deploy
-    there (services.check_may_deploy: a protected target's deployer role, a token's deploy targets). This is the one place a variant is judged, at create
-    and at start: when promotion policies exist, their check belongs here too, so a variant never
-    serves what could not be deployed."""
+    deploy_version puts on deploying it there: not archived, with a file, the caller may deploy there
+    (services.check_may_deploy: a protected target's deployer role, a token's deploy targets), and the
+    target's promotion policies pass (services.check_policies), unless the version is the one active
+    there already, which a deploy never refuses either. This is the one place a variant is judged, at
+    create and at start, so a variant never serves what could not be deployed."""
     if version.status == VersionStatus.ARCHIVED:
         raise Conflict(f"Version '{version.version}' is archived and cannot be a variant.", field="variants")
     if not version.artifact_id:
@@ -349,6 +350,9 @@ def check_variant_deployable(*, version: ModelVersion, target: Target, acting_us
             f"Version '{version.version}' has no file; attach one before making it a variant.", field="variants"
         )
     check_may_deploy(acting_user, target, field="target")
+    active = selectors.active_deployment(version.model_id, target)
+    if active is None or active.model_version_id != version.pk:
+        check_policies(version=version, target=target, acting_user=acting_user)
 
 
 # --- Writes ------------------------------------------------------------------------------------------

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.core.validators import MaxLengthValidator, MaxValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from models_app.models import ModelVersion, RegisteredModel
+from models_app.models import ModelVersion, RegisteredModel, VersionStatus
 from registry_site.model_fields import RuledJSONField
-from registry_site.validators import validate_json_object, validate_one_line
+from registry_site.validators import (
+    validate_json_object,
+    validate_metric_minimums,
+    validate_one_line,
+    validate_regression_rules,
+)
 
 target_validator = RegexValidator(
     r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$(?!\n)",
@@ -115,6 +121,146 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version} -> {self.deployment_target_id} ({self.deployment_status})"
+
+
+MAX_APPROVALS_REQUIRED = 10
+MAX_SOAK_HOURS = 24 * 365
+
+
+class PromotionPolicy(models.Model):
+    """What a version must meet before it is deployed to `target` (issue #10 §4), evaluated by
+    deployments_app.policies.evaluate inside deploy_version, so every front door obeys it.
+
+    A target has at most one policy of its own (`model` null) and at most one per model. A model's policy
+    adds to its target's: both are evaluated and every rule of each must pass, so a model's policy can
+    only make the target's stricter, never relax it. A rule left at its default (blank status, no
+    minimums, False, 0) is not evaluated."""
+
+    # The rules' fields: what PUT .../policy, the admin and set_policy take.
+    RULES = (
+        "required_status",
+        "min_metrics",
+        "max_regressions",
+        "require_format_check",
+        "require_verified_file",
+        "approvals_required",
+        "soak_target",
+        "soak_hours",
+    )
+
+    target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="policies")
+    model = models.ForeignKey(
+        RegisteredModel,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="promotion_policies",
+        help_text="Empty: the target's own policy, for every model. Set: an extra policy for this model.",
+    )
+    required_status = models.CharField(
+        max_length=16,
+        choices=VersionStatus.choices,
+        blank=True,
+        default="",
+        help_text="The status the version must have (e.g. approved); empty: any status.",
+    )
+    min_metrics = RuledJSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_metric_minimums],
+        help_text='Each named metric must be at least this: {"accuracy": 0.9, "auc": 0.85}. The seed\'s five '
+        "and the open metrics alike.",
+    )
+    max_regressions = RuledJSONField(
+        default=list,
+        blank=True,
+        validators=[validate_regression_rules],
+        help_text="Not worse than the version active on the target by more than max_drop (absolute): "
+        '[{"metric": "auc", "max_drop": 0.01}, {"metric": "latency_ms", "max_drop": 5, "lower_is_better": true}].',
+    )
+    require_format_check = models.BooleanField(
+        default=False, help_text="The file's format check must have passed (not failed, not skipped)."
+    )
+    require_verified_file = models.BooleanField(
+        default=False,
+        help_text="The version must have a file whose sha256 the registry computed while storing it.",
+    )
+    approvals_required = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MAX_APPROVALS_REQUIRED)],
+        help_text="Approvals of the version for this target by users other than the one deploying.",
+    )
+    soak_target = models.ForeignKey(
+        Target,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The version must have been active on this target (e.g. staging) for soak_hours.",
+    )
+    soak_hours = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(MAX_SOAK_HOURS)])
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "promotion_policies"
+        ordering = ["target__display_order", "target__name", "id"]
+        verbose_name_plural = "promotion policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["target"],
+                condition=Q(model__isnull=True),
+                name="promotion_policies_one_per_target",
+                violation_error_message="This target has a policy already.",
+            ),
+            models.UniqueConstraint(
+                fields=["target", "model"],
+                name="promotion_policies_one_per_target_and_model",
+                violation_error_message="This target has a policy for this model already.",
+            ),
+            models.CheckConstraint(
+                condition=Q(required_status="") | Q(required_status__in=VersionStatus.values),
+                name="promotion_policies_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(approvals_required__lte=MAX_APPROVALS_REQUIRED),
+                name="promotion_policies_approvals_bounded",
+            ),
+            # A soak rule names both where and how long, or neither.
+            models.CheckConstraint(
+                condition=Q(soak_target__isnull=True, soak_hours=0)
+                | Q(soak_target__isnull=False, soak_hours__gt=0, soak_hours__lte=MAX_SOAK_HOURS),
+                name="promotion_policies_soak_complete",
+                violation_error_message="Give both soak_target and soak_hours (more than 0), or neither.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.target.name} policy" + (f" for {self.model.name}" if self.model is not None else "")
+
+
+class Approval(models.Model):
+    """A user's approval of a version for a target: what a policy's `approvals_required` counts (never
+    the deploying user's own). Recorded by deployments_app.services.approve_version, audited."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="approvals")
+    target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="approvals")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="version_approvals")
+    comment = models.TextField(blank=True, default="", validators=[MaxLengthValidator(2000)])
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "version_approvals"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "target", "user"],
+                name="version_approvals_one_per_user",
+                violation_error_message="This user has approved this version for this target already.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} for {self.target.name} by {self.user}"
 
 
 # --- A/B tests (issue #11) ------------------------------------------------------------------------

@@ -13,9 +13,11 @@ from deployments_app.models import (
     BUCKETS,
     MAX_VARIANTS,
     MIN_VARIANTS,
+    Approval,
     Deployment,
     Experiment,
     MetricKind,
+    PromotionPolicy,
     Target,
     Variant,
     target_validator,
@@ -23,6 +25,7 @@ from deployments_app.models import (
 from models_app.models import name_validator, version_validator
 from registry_site.fields import (
     JSONObjectField,
+    JSONValueField,
     RegistryModelSerializer,
     StrictBooleanField,
     StrictCharField,
@@ -69,6 +72,49 @@ class DeployRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     deployment_target = StrictCharField(max_length=64, validators=[target_validator])
     deployed_by = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
     deployment_config = JSONObjectField(required=False, help_text="Defaults to the version's own deployment_config.")
+    dry_run = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="true: evaluate the target's promotion policies and answer 200 with the result; deploy nothing.",
+    )
+
+
+class PolicyCheckSerializer(serializers.Serializer):
+    """One rule of a promotion policy, evaluated (deployments_app.policies.RuleResult)."""
+
+    rule = serializers.CharField(
+        help_text="status, min_metric, max_regression, format_check, file_verified, approvals or soak."
+    )
+    metric = serializers.CharField(required=False, help_text="The metric a min_metric or max_regression rule names.")
+    passed = serializers.BooleanField()
+    expected = serializers.JSONField(allow_null=True, help_text="What the rule requires.")
+    seen = serializers.JSONField(allow_null=True, help_text="What the version has.")
+    detail = serializers.CharField(help_text="The result in a sentence.")
+    policy = serializers.ChoiceField(
+        choices=["target", "model"], help_text="The target's own policy, or the model's policy on that target."
+    )
+
+
+class DeployCheckSerializer(serializers.Serializer):
+    """POST /deploy with dry_run: what a deploy would meet. Nothing is written."""
+
+    dry_run = serializers.BooleanField(default=True)
+    allowed = serializers.BooleanField(help_text="Would the deploy go ahead?")
+    already_active = serializers.BooleanField(help_text="The version is the active one there: nothing would change.")
+    model_name = serializers.CharField()
+    version = serializers.CharField()
+    deployment_target = serializers.CharField()
+    checks = PolicyCheckSerializer(many=True, help_text="Every rule of the policies that apply; empty when none.")
+
+
+class PolicyRefusedSerializer(serializers.Serializer):
+    """The 409 of a deploy that breaks a promotion policy."""
+
+    detail = serializers.CharField()
+    allowed = serializers.BooleanField(required=False, help_text="false; present when a policy refused the deploy.")
+    checks = PolicyCheckSerializer(
+        many=True, required=False, help_text="Every rule evaluated, the failed ones with passed false."
+    )
 
 
 class RollbackRequestSerializer(StrictFieldsMixin, serializers.Serializer):
@@ -346,3 +392,66 @@ class AssignmentSerializer(serializers.Serializer):
     version = serializers.CharField()
     file_url = serializers.CharField()
     sha256 = serializers.CharField()
+
+
+class PolicySerializer(RegistryModelSerializer):
+    """A promotion policy: PUT replaces it whole (a rule left out is off), GET shows it."""
+
+    serializer_field_mapping = {
+        **RegistryModelSerializer.serializer_field_mapping,
+        models.PositiveIntegerField: StrictIntegerField,
+        models.PositiveSmallIntegerField: StrictIntegerField,
+    }
+    target = serializers.CharField(source="target.name", read_only=True)
+    model_name = serializers.SerializerMethodField(help_text="The model whose own policy this is; null: every model.")
+    soak_target = StrictCharField(
+        required=False,
+        allow_null=True,
+        max_length=64,
+        validators=[target_validator],
+        help_text="A target's name: the version must have been active there for soak_hours (null: no soak rule).",
+    )
+    min_metrics = JSONValueField(required=False, help_text=PromotionPolicy._meta.get_field("min_metrics").help_text)
+    max_regressions = JSONValueField(
+        required=False, help_text=PromotionPolicy._meta.get_field("max_regressions").help_text
+    )
+
+    class Meta:
+        model = PromotionPolicy
+        fields = ["target", "model_name", *PromotionPolicy.RULES, "updated_at"]
+        read_only_fields = ["target", "model_name", "updated_at"]
+        extra_kwargs = {
+            name: {"required": False}
+            for name in (
+                "required_status",
+                "require_format_check",
+                "require_verified_file",
+                "approvals_required",
+                "soak_hours",
+            )
+        }
+
+    def get_model_name(self, policy: PromotionPolicy) -> str | None:
+        return policy.model.name if policy.model_id else None
+
+    def to_representation(self, instance: PromotionPolicy) -> dict:
+        data = super().to_representation(instance)
+        data["soak_target"] = instance.soak_target.name if instance.soak_target_id else None
+        return data
+
+
+class ApprovalSerializer(RegistryModelSerializer):
+    model_name = serializers.CharField(source="version.model.name", read_only=True)
+    version = serializers.CharField(source="version.version", read_only=True)
+    target = serializers.CharField(source="target.name", read_only=True)
+    user = serializers.CharField(source="user.get_username", read_only=True)
+
+    class Meta:
+        model = Approval
+        fields = ["id", "model_name", "version", "target", "user", "comment", "created_at"]
+        read_only_fields = fields
+
+
+class ApprovalRequestSerializer(StrictFieldsMixin, serializers.Serializer):
+    target = StrictCharField(max_length=64, validators=[target_validator])
+    comment = StrictTextField(max_length=2000, required=False, allow_blank=True, default="")

@@ -10,7 +10,7 @@ from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser
@@ -19,16 +19,21 @@ from rest_framework.response import Response
 
 from deployments_app import experiments, selectors, services
 from deployments_app.filters import DeploymentFilter
-from deployments_app.models import Deployment, DeploymentStatus, Experiment, Target
+from deployments_app.models import Approval, Deployment, DeploymentStatus, Experiment, PromotionPolicy, Target
 from deployments_app.serializers import (
+    ApprovalRequestSerializer,
+    ApprovalSerializer,
     AssignmentSerializer,
     ConcludeRequestSerializer,
+    DeployCheckSerializer,
     DeploymentSerializer,
     DeployRequestSerializer,
     ExperimentRequestSerializer,
     ExperimentResultsSerializer,
     ExperimentSerializer,
     ModelTargetSerializer,
+    PolicyRefusedSerializer,
+    PolicySerializer,
     ResultsAcceptedSerializer,
     ResultsRequestSerializer,
     RollbackRequestSerializer,
@@ -39,6 +44,7 @@ from deployments_app.serializers import (
 )
 from models_app import selectors as model_selectors
 from models_app.downloads import file_response
+from models_app.models import RegisteredModel
 from registry_site.errors import Conflict, InvalidInput, NotFound
 from registry_site.idempotency import IdempotentPostsMixin
 
@@ -89,9 +95,22 @@ class DeploymentViewSet(
 
     @extend_schema(
         request=DeployRequestSerializer,
-        responses={201: DeploymentSerializer, 200: DeploymentSerializer},
+        responses={
+            201: DeploymentSerializer,
+            (200, "application/json"): PolymorphicProxySerializer(
+                "DeployOrCheck", [DeploymentSerializer, DeployCheckSerializer], resource_type_field_name=None
+            ),
+            409: OpenApiResponse(
+                PolicyRefusedSerializer,
+                description="Refused by a promotion policy (`checks` lists every rule); or the registry's state "
+                "forbids it (an archived version, one without a file); or a request with the same "
+                "Idempotency-Key is still being handled.",
+            ),
+        },
         description="Deploy a version to a target. 201 with the new deployment; 200 when that version "
-        "is already the active one on the target (nothing changes).",
+        "is already the active one on the target (nothing changes). The target's promotion policies are "
+        "evaluated first: a deploy that breaks any rule is a 409 listing every rule with what it saw. "
+        "With `dry_run: true`: 200 with that evaluation (`allowed`, `checks`), and nothing is written.",
     )
     def deploy(self, request: Request) -> Response:
         body = DeployRequestSerializer(data=request.data)
@@ -99,6 +118,9 @@ class DeploymentViewSet(
         data = body.validated_data
         version = model_selectors.get_version(data["model_name"], data["version"])
         user = request.user
+        if data["dry_run"]:
+            check = services.check_deploy(version=version, target=data["deployment_target"], acting_user=user)
+            return Response(DeployCheckSerializer(_check_body(check)).data)
         result = services.deploy_version(
             version=version,
             target=data["deployment_target"],
@@ -120,6 +142,18 @@ class DeploymentViewSet(
         body.is_valid(raise_exception=True)
         result = services.rollback_deployment(deployment=self.get_object(), reason=body.validated_data["reason"])
         return _rollback_response(result)
+
+
+def _check_body(check: services.DeployCheck) -> dict:
+    return {
+        "dry_run": True,
+        "allowed": check.allowed,
+        "already_active": check.already_active,
+        "model_name": check.version.model.name,
+        "version": check.version.version,
+        "deployment_target": check.target.name,
+        "checks": [result.as_dict() for result in check.checks],
+    }
 
 
 class TargetViewSet(IdempotentPostsMixin, viewsets.ModelViewSet):
@@ -439,3 +473,100 @@ class ExperimentViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
             deployed_by=user.get_username() if user.is_authenticated else "",
         )
         return self._answer(experiment)
+
+
+class PolicyViewSet(viewsets.GenericViewSet):
+    """A target's promotion policy (/targets/{target}/policy) and a model's policy on a target, which
+    adds to the target's (/models/{name}/targets/{target}/policy). Reads need view_promotionpolicy (every
+    role), writes the admin role's change/delete_promotionpolicy."""
+
+    queryset = PromotionPolicy.objects.all()
+    serializer_class = PolicySerializer
+    parser_classes = [JSONParser]
+    ordering = ("id",)
+
+    def _where(self) -> tuple[Target, RegisteredModel | None]:
+        self.filter_queryset(self.get_queryset())  # an unknown query parameter is a 400
+        model = model_selectors.get_model(self.kwargs["name"]) if "name" in self.kwargs else None
+        return selectors.get_target_or_404(self.kwargs["target"]), model
+
+    def get_object(self) -> PromotionPolicy:
+        """The policy named by the URL; no policy is a policy whose rules are all off (unsaved), shown
+        as such rather than as a missing resource. (OPTIONS asks for it too, before a PUT.)"""
+        target, model = self._where()
+        found = (
+            PromotionPolicy.objects.select_related("target", "model", "soak_target")
+            .filter(target=target, model=model)
+            .first()
+        )
+        return found or PromotionPolicy(target=target, model=model)
+
+    @extend_schema(
+        parameters=[TARGET_NAME],
+        responses=PolicySerializer,
+        description="The policy; every rule off (and updated_at null) when none was set.",
+    )
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        return Response(PolicySerializer(self.get_object()).data)
+
+    @extend_schema(
+        parameters=[TARGET_NAME],
+        request=PolicySerializer,
+        responses=PolicySerializer,
+        description="Replace the policy whole (created when missing): a rule left out is off.",
+    )
+    def update(self, request: Request, *args, **kwargs) -> Response:
+        target, model = self._where()
+        body = PolicySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        policy = services.set_policy(target=target, model=model, rules=dict(body.validated_data))
+        return Response(PolicySerializer(policy).data)
+
+    @extend_schema(
+        parameters=[TARGET_NAME], responses={204: None}, description="Remove the policy (204 when there was none)."
+    )
+    def destroy(self, request: Request, *args, **kwargs) -> Response:
+        target, model = self._where()
+        services.delete_policy(target=target, model=model)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+VERSION_NAME = OpenApiParameter("version", str, OpenApiParameter.PATH, description="The version.")
+
+
+class ApprovalViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
+    """Approvals of a version for targets: the four-eyes rule of a promotion policy counts those of users
+    other than the one deploying. Listing needs view_approval, approving add_approval (the deployer and
+    admin roles)."""
+
+    queryset = Approval.objects.all()
+    serializer_class = ApprovalSerializer
+    ordering = ("-created_at", "-id")
+
+    @extend_schema(parameters=[MODEL_NAME, VERSION_NAME], responses=ApprovalSerializer(many=True))
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        version = model_selectors.get_version(self.kwargs["name"], self.kwargs["version"])
+        approvals = self.filter_queryset(
+            Approval.objects.select_related("version__model", "target", "user").filter(version=version)
+        )
+        page = self.paginate_queryset(approvals)
+        assert page is not None  # every list is paginated (settings.REST_FRAMEWORK)
+        return self.get_paginated_response(ApprovalSerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=[MODEL_NAME, VERSION_NAME],
+        request=ApprovalRequestSerializer,
+        responses={201: ApprovalSerializer},
+        description="Approve the version for a target, as the token's user (an approval names its user).",
+    )
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        body = ApprovalRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        version = model_selectors.get_version(self.kwargs["name"], self.kwargs["version"])
+        approval = services.approve_version(
+            version=version,
+            target=body.validated_data["target"],
+            approver=request.user,
+            comment=body.validated_data["comment"],
+        )
+        return Response(ApprovalSerializer(approval).data, status=status.HTTP_201_CREATED)

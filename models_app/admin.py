@@ -25,9 +25,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from deployments_app import services as deployment_services
-from deployments_app.models import Deployment, DeploymentStatus
+from deployments_app.models import Approval, Deployment, DeploymentStatus
 from models_app import comparison, selectors, services
-from models_app.forms import DeployForm, ModelVersionForm
+from models_app.forms import ApproveForm, DeployForm, ModelVersionForm
 from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionStatus
 from models_app.uploads import safe_file_name
 from registry_site.admin_base import (
@@ -268,7 +268,7 @@ class ModelVersionAdmin(RegistryAdmin):
         "A model name or version, or the start of one; name:version; or the start of a sha256 (4+ hex digits)."
     )
     autocomplete_fields = ("model",)
-    actions = ["compare", "make_default", "deploy_to_target", "archive"]
+    actions = ["compare", "make_default", "deploy_to_target", "approve_for_target", "archive"]
     service_error_fields = {"is_default": "make_default"}
 
     def get_urls(self) -> list:
@@ -549,6 +549,36 @@ class ModelVersionAdmin(RegistryAdmin):
     def has_deploy_permission(self, request: HttpRequest) -> bool:
         return allows(request.user, permission_for(Deployment, "add"))
 
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return allows(request.user, permission_for(Approval, "add"))
+
+    @admin.action(description="Approve for a target…", permissions=["approve"])
+    def approve_for_target(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> HttpResponse | None:
+        versions = list(queryset.select_related("model"))
+        form = ApproveForm(request.POST if "apply" in request.POST else None)
+        if not form.is_bound or not form.is_valid():
+            return self.render_action_form(
+                request,
+                action="approve_for_target",
+                objects=versions,
+                form=form,
+                title="Approve for a target",
+                intro="You approve each version below for the target: a promotion policy that asks for "
+                "approvals counts yours when someone else deploys it.",
+                submit="Approve",
+            )
+        target, comment = form.cleaned_data["target"], form.cleaned_data["comment"]
+        for version in versions:
+            try:
+                deployment_services.approve_version(
+                    version=version, target=target, approver=request.user, comment=comment
+                )
+            except RegistryError as exc:
+                self.message_user(request, f"{version}: {exc.message}", messages.ERROR)
+                continue
+            self.message_user(request, f"Approved {version} for {target}.", messages.SUCCESS)
+        return None
+
     @admin.action(description="Make default (select one version)", permissions=["change"])
     def make_default(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         versions = list(queryset.select_related("model")[:2])
@@ -589,6 +619,16 @@ class ModelVersionAdmin(RegistryAdmin):
         if archived:
             self.message_user(request, f"Archived {', '.join(archived)}.", messages.SUCCESS)
 
+    def _deploy_check(self, request: HttpRequest, version: ModelVersion, target: str) -> dict:
+        label = f"{version} → {target}"
+        try:
+            check = deployment_services.check_deploy(version=version, target=target, acting_user=request.user)
+        except RegistryError as exc:
+            return {"label": label, "allowed": False, "checks": [], "error": exc.message}
+        if check.already_active:
+            label += " (already active there: nothing would change)"
+        return {"label": label, "allowed": check.allowed, "checks": [c.as_dict() for c in check.checks], "error": ""}
+
     @admin.action(description="Deploy to target…", permissions=["deploy"])
     def deploy_to_target(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> HttpResponse | None:
         versions = list(queryset.select_related("model"))
@@ -602,17 +642,27 @@ class ModelVersionAdmin(RegistryAdmin):
                 messages.ERROR,
             )
             return None
-        form = DeployForm(request.POST if "apply" in request.POST else None)
+        bound = "apply" in request.POST or "check" in request.POST
+        form = DeployForm(request.POST if bound else None)
+        page = {
+            "request": request,
+            "action": "deploy_to_target",
+            "objects": versions,
+            "form": form,
+            "title": "Deploy to a target",
+            "intro": "Each version below becomes its model's active deployment on the target; whatever "
+            "was active there is superseded and can be restored by rolling back. The target's promotion "
+            "policies are checked first.",
+        }
         if not form.is_bound or not form.is_valid():
+            return self.render_action_form(**page, submit="", extra_context={"check_label": "Check policies"})
+        if "check" in request.POST:
+            # The checks before the button: what deploy_version will evaluate, for each version.
+            evaluations = [self._deploy_check(request, version, form.cleaned_data["target"]) for version in versions]
             return self.render_action_form(
-                request,
-                action="deploy_to_target",
-                objects=versions,
-                form=form,
-                title="Deploy to a target",
-                intro="Each version below becomes its model's active deployment on the target; whatever "
-                "was active there is superseded and can be restored by rolling back.",
+                **page,
                 submit="Deploy",
+                extra_context={"check_label": "Check again", "evaluations": evaluations},
             )
         target = form.cleaned_data["target"]
         for version in versions:

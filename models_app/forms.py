@@ -98,3 +98,12 @@ class DeployForm(forms.Form):
         help_text="The version becomes the model's active deployment there. Targets are managed under "
         "Deployments › Targets.",
     )
+
+
+class ApproveForm(forms.Form):
+    target = forms.ChoiceField(
+        choices=target_choices,
+        help_text="Your approval counts towards the target's promotion policy (approvals_required) when "
+        "someone else deploys.",
+    )
+    comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))

@@ -324,9 +324,22 @@ class RegistryAdmin(ScaledChangelistMixin, admin.ModelAdmin):
         return actions
 
     def render_action_form(
-        self, request: HttpRequest, *, action: str, objects: list, form: forms.Form, title: str, intro: str, submit: str
+        self,
+        request: HttpRequest,
+        *,
+        action: str,
+        objects: list,
+        form: forms.Form,
+        title: str,
+        intro: str,
+        submit: str,
+        extra_context: dict | None = None,
     ) -> TemplateResponse:
+        """`extra_context` may add `evaluations` (a list of {"label", "allowed", "checks", "error"}: rules a
+        service evaluated, shown before the button) and `check_label` (a button that evaluates them again;
+        an empty `submit` shows only that one)."""
         context = {
+            **(extra_context or {}),
             **self.admin_site.each_context(request),
             "title": title,
             "subtitle": None,

@@ -17,6 +17,10 @@ class RegistryError(Exception):
         # The problem per field ({field: [message, ...]}), when it belongs to named fields.
         self.errors = errors if errors is not None else ({field: [message]} if field else None)
 
+    def body(self) -> dict[str, Any]:
+        """What the API's JSON answer carries besides "detail" and "errors"."""
+        return {}
+
 
 class InvalidInput(RegistryError):
     status_code = 400
@@ -37,6 +41,18 @@ class Conflict(RegistryError):
     is deployed, is archived...)."""
 
     status_code = 409
+
+
+class PolicyRefused(Conflict):
+    """A deploy broke its target's promotion policy (deployments_app.policies): a 409 whose body lists
+    every rule evaluated ("checks": rule, passed, expected, seen, detail), so a CI gate can show them."""
+
+    def __init__(self, message: str, *, checks: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.checks = checks
+
+    def body(self) -> dict[str, Any]:
+        return {"allowed": False, "checks": self.checks}
 
 
 class PayloadTooLarge(RegistryError):

@@ -24,10 +24,11 @@ from registry_site.errors import RegistryError, flatten
 logger = logging.getLogger(__name__)
 
 
-def error_response(message: str, status_code: int, errors: dict | None = None) -> Response:
+def error_response(message: str, status_code: int, errors: dict | None = None, extra: dict | None = None) -> Response:
     body: dict = {"detail": message}
     if errors:
         body["errors"] = errors
+    body.update(extra or {})
     return Response(body, status=status_code)
 
 
@@ -35,7 +36,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, UnreadablePostError) and isinstance(exc.__cause__, RegistryError):
         exc = exc.__cause__  # Django's request.read() re-raises a body reader's error (a 408) as this
     if isinstance(exc, RegistryError):
-        return error_response(exc.message, exc.status_code, exc.errors)
+        return error_response(exc.message, exc.status_code, exc.errors, exc.body())
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         logger.error("storage is full: %s", exc)
         return error_response("The registry's storage is full; nothing was stored.", 507)

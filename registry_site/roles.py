@@ -17,6 +17,8 @@ VIEW = [
     "deployments_app.view_deployment",
     "deployments_app.view_target",
     "deployments_app.view_experiment",
+    "deployments_app.view_promotionpolicy",
+    "deployments_app.view_approval",
 ]
 EDIT = [
     f"models_app.{verb}_{model}"
@@ -29,15 +31,24 @@ ROLES: dict[str, list[str] | None] = {
     "editor": VIEW + EDIT + ["deployments_app.add_deployment"],
     # Deployers decide what runs: deploy anywhere, protected targets (production) included, and roll back.
     "deployer": VIEW
-    + ["deployments_app.add_deployment", "deployments_app.rollback_deployment", "deployments_app.deploy_to_production"]
+    + [
+        "deployments_app.add_deployment",
+        "deployments_app.rollback_deployment",
+        "deployments_app.deploy_to_production",
+        # Approving a version for a target (a promotion policy's four-eyes rule counts these).
+        "deployments_app.add_approval",
+    ]
     # ... and run A/B tests there (issue #11): a serving system's token reports results with this role too.
     + [f"deployments_app.{verb}_experiment" for verb in ("add", "change", "conclude", "report")],
     "admin": None,  # every permission of the registry's apps, and seeing users (to give them tokens)
 }
 ADMIN_EXTRA = ["auth.view_user"]
-# Permissions of models made after the roles were (deployments_app's 0005 and 0007 grant them themselves).
+# Permissions of models made after the roles were (deployments_app's 0005, 0006 and 0007 grant them themselves).
 LATER_PERMISSIONS = {
     "view_target",
+    "view_promotionpolicy",
+    "view_approval",
+    "add_approval",
     "view_experiment",
     "add_experiment",
     "change_experiment",

@@ -9,7 +9,14 @@ from django.contrib import admin
 from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
-from deployments_app.views import DeploymentViewSet, ExperimentViewSet, ModelTargetViewSet, TargetViewSet
+from deployments_app.views import (
+    ApprovalViewSet,
+    DeploymentViewSet,
+    ExperimentViewSet,
+    ModelTargetViewSet,
+    PolicyViewSet,
+    TargetViewSet,
+)
 from models_app.views import ComparisonViewSet, ModelVersionViewSet, RegisteredModelViewSet
 from registry_site.audit_api import AuditEventViewSet
 from registry_site.health import health, metrics, ready
@@ -45,6 +52,7 @@ webhook_subscriptions = WebhookSubscriptionViewSet.as_view
 webhook_deliveries = WebhookDeliveryViewSet.as_view
 experiments = ExperimentViewSet.as_view
 EXPERIMENT = "experiments/<int:pk>"
+policies = PolicyViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"})
 VERSION = "models/<segment:name>/versions"
 MODEL_TARGET = "models/<segment:name>/targets/<segment:target>"
 
@@ -70,6 +78,11 @@ urlpatterns = [
     ),
     path(f"{VERSION}/<segment:version>/default", versions({"post": "set_default"}), name="version-set-default"),
     path(f"{VERSION}/<segment:version>/file", versions({"get": "file", "put": "file"}), name="version-file"),
+    path(
+        f"{VERSION}/<segment:version>/approvals",
+        ApprovalViewSet.as_view({"get": "list", "post": "create"}),
+        name="version-approvals",
+    ),
     path("models/<segment:name>/compare", compare({"get": "in_model"}), name="model-compare"),
     path("compare", compare({"get": "across_models"}), name="compare"),
     path("models/<segment:name>/targets", model_targets({"get": "list"}), name="model-target-list"),
@@ -87,12 +100,14 @@ urlpatterns = [
         for act in ("start", "pause", "resume", "stop", "weights", "conclude")
     ),
     path(f"{EXPERIMENT}/results", experiments({"get": "results", "post": "report"}), name="experiment-results"),
+    path(f"{MODEL_TARGET}/policy", policies, name="model-target-policy"),
     path("targets", targets({"get": "list", "post": "create"}), name="target-list"),
     path(
         "targets/<segment:name>",
         targets({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
         name="target-detail",
     ),
+    path("targets/<segment:target>/policy", policies, name="target-policy"),
     path("deploy", deployments({"post": "deploy"}), name="deploy"),
     path("deployments", deployments({"get": "list"}), name="deployment-list"),
     path("deployments/<int:pk>", deployments({"get": "retrieve"}), name="deployment-detail"),

@@ -278,3 +278,59 @@ validate_webhook_secret = RegexValidator(
     "Must be 'whsec_' followed by the base64 of 24 to 64 random bytes.",
     code="webhook_secret",
 )
+
+
+# Promotion policies (deployments_app.models.PromotionPolicy): the rules a version must meet before it
+# is deployed to a target. Metric names follow the metrics' own rule (the seed's five included).
+MAX_POLICY_METRIC_RULES = 50
+
+
+def validate_metric_minimums(value: Any) -> None:
+    """{"accuracy": 0.9, "auc": 0.85}: each named metric must be at least this value."""
+    if not isinstance(value, dict):
+        raise ValidationError('Must be a JSON object of minimums, such as {"accuracy": 0.9}.', code="not_object")
+    if len(value) > MAX_POLICY_METRIC_RULES:
+        raise ValidationError(f"At most {MAX_POLICY_METRIC_RULES} minimums ({len(value)} given).", code="too_many")
+    for name, number in value.items():
+        if not is_metric_name(name):
+            raise ValidationError(f"{str(name)[:80]!r} is not a valid metric name: use {METRIC_NAME_RULE}.")
+        try:
+            metric_value(number)
+        except ValueError as exc:
+            raise ValidationError(f"The minimum of {name!r} {exc}.", code="bad_value") from None
+
+
+REGRESSION_RULE_KEYS = {"metric", "max_drop", "lower_is_better"}
+
+
+def validate_regression_rules(value: Any) -> None:
+    """[{"metric": "auc", "max_drop": 0.01}, {"metric": "latency_ms", "max_drop": 5, "lower_is_better":
+    true}]: the version may be worse than the one active on the target by at most `max_drop` (absolute)
+    on `metric`; higher is better unless the rule says lower is."""
+    if not isinstance(value, list):
+        raise ValidationError(
+            'Must be a JSON list of rules, such as [{"metric": "auc", "max_drop": 0.01}].', code="not_list"
+        )
+    if len(value) > MAX_POLICY_METRIC_RULES:
+        raise ValidationError(f"At most {MAX_POLICY_METRIC_RULES} rules ({len(value)} given).", code="too_many")
+    seen = set()
+    for position, rule in enumerate(value):
+        where = f"Rule {position + 1}"
+        if not isinstance(rule, dict) or not {"metric", "max_drop"} <= set(rule):
+            raise ValidationError(f'{where} must be an object with "metric" and "max_drop".', code="bad_rule")
+        unknown = sorted(set(rule) - REGRESSION_RULE_KEYS)
+        if unknown:
+            raise ValidationError(f"{where} has unknown keys: {', '.join(map(str, unknown))}.", code="bad_rule")
+        if not is_metric_name(rule["metric"]):
+            raise ValidationError(f"{where}: {str(rule['metric'])[:80]!r} is not a valid metric name.")
+        if rule["metric"] in seen:
+            raise ValidationError(f"{where}: {rule['metric']!r} has a rule already.", code="repeated")
+        seen.add(rule["metric"])
+        try:
+            drop = metric_value(rule["max_drop"])
+        except ValueError as exc:
+            raise ValidationError(f"{where}: max_drop {exc}.", code="bad_value") from None
+        if drop < 0:
+            raise ValidationError(f"{where}: max_drop must be 0 or more.", code="bad_value")
+        if not isinstance(rule.get("lower_is_better", False), bool):
+            raise ValidationError(f"{where}: lower_is_better must be true or false.", code="bad_value")

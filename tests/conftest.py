@@ -14,7 +14,7 @@ from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from deployments_app.models import Deployment, Target
+from deployments_app.models import Approval, Deployment, PromotionPolicy, Target
 from models_app import services
 from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionMetric, VersionTag
 from registry_site.authentication import issue_token
@@ -197,6 +197,8 @@ def registry_state(storage_dir) -> dict:
         "artifacts": list(Artifact.objects.order_by("pk").values()),
         "deployments": list(Deployment.objects.order_by("pk").values()),
         "targets": list(Target.objects.order_by("pk").values()),
+        "policies": list(PromotionPolicy.objects.order_by("pk").values()),
+        "approvals": list(Approval.objects.order_by("pk").values()),
         "audit": list(AuditEvent.objects.order_by("pk").values()),
         "webhooks": list(WebhookSubscription.objects.order_by("pk").values()),
         "deliveries": list(WebhookDelivery.objects.order_by("pk").values()),

@@ -216,6 +216,9 @@ def test_deploy_a_version_through_the_intermediate_form(
     assert [option.text for option in target.options][:2] == ["staging", "production (protected)"]
     target.select_by_value("production")
     browser.save_screenshot(str(screenshots / "deploy-form.png"))
+    # The promotion policies' checks come before the button (none apply here).
+    browser.find_element(By.CSS_SELECTOR, 'input[name="check"]').click()
+    assert "No promotion policy applies" in wait_for(browser, ".registry-evaluations").text
     browser.find_element(By.CSS_SELECTOR, 'input[name="apply"]').click()
 
     message = wait_for(browser, ".messagelist .success")
@@ -223,6 +226,43 @@ def test_deploy_a_version_through_the_intermediate_form(
     assert message.text == f"Deployed detector:v2 to production (deployment #{deployment.pk})."
     assert (deployment.deployment_target_id, deployment.deployed_by) == ("production", "ml-engineer")
     assert_png(screenshots / "deploy-form.png")
+
+
+def test_the_deploy_form_shows_the_promotion_policys_checks(
+    browser, live_server, engineer, make_model, make_version, screenshots
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from deployments_app.models import Target
+    from deployments_app.services import set_policy
+
+    version = make_version(make_model(name="detector"), "v3", data=b"weights", accuracy="0.8", status="testing")
+    set_policy(
+        target=Target.objects.get(name="production"),
+        rules={"required_status": "approved", "min_metrics": {"accuracy": 0.9}, "require_verified_file": True},
+    )
+    log_in(browser, live_server, engineer)
+    browser.get(f"{live_server.url}/admin/models_app/modelversion/")
+    wait_for(browser, "#result_list")
+    run_action(browser, [version.pk], "deploy_to_target")
+    assert not browser.find_elements(By.CSS_SELECTOR, 'input[name="apply"]')  # no Deploy before the checks
+    Select(wait_for(browser, "select#id_target")).select_by_value("production")
+    browser.find_element(By.CSS_SELECTOR, 'input[name="check"]').click()
+
+    rows = [row.text for row in wait_for(browser, ".registry-checks").find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert rows[0].startswith("status FAIL approved testing")
+    assert rows[1].startswith("min_metric accuracy FAIL 0.9 0.8")
+    assert rows[2].startswith("file_verified pass")
+    assert "refused by the promotion policy" in browser.find_element(By.CSS_SELECTOR, ".registry-evaluations h2").text
+    browser.save_screenshot(str(screenshots / "deploy-checks.png"))
+    assert_png(screenshots / "deploy-checks.png")
+    assert csp_violations(browser) == []
+
+    browser.find_element(By.CSS_SELECTOR, 'input[name="apply"]').click()
+    error = wait_for(browser, ".messagelist .error")
+    assert "The promotion policy of 'production' refuses detector:v3" in error.text
+    assert not Deployment.objects.exists()
 
 
 def test_a_missing_browser_skips_here_and_fails_in_ci(monkeypatch):

@@ -45,7 +45,9 @@ def test_push_pull_deploy_from_python(base, tmp_path, monkeypatch):
             and (tmp_path / "copy.pt").read_bytes() == (tmp_path / "model.pt").read_bytes()
         )
         evaluation = registry.evaluate_deploy("api_model", "1.0.0+cpu", "production")
-        assert evaluation.allowed and evaluation.evaluated_by == "client" and evaluation.active is None
+        # The registry evaluates the promotion policies (production has none here): no rule, allowed.
+        assert evaluation.allowed and evaluation.evaluated_by == "registry" and evaluation.active is None
+        assert evaluation.checks == [] and evaluation.body["deployment_target"] == "production"
 
 
 def test_lists_follow_the_cursor_pages(base):

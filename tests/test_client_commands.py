@@ -59,24 +59,50 @@ def test_promote_then_roll_back_a_target(live):
     assert run_mvr("rollback", "ranker", url=base).returncode == 2
 
 
-def test_a_dry_run_deploys_nothing_and_says_no_policy_was_evaluated(live):
+def test_a_dry_run_shows_the_registrys_policy_evaluation_and_deploys_nothing(live):
     base = live
     requests.post(f"{base}/targets", json={"name": "canary"}).raise_for_status()
     mvr_json("promote", "ranker", "v1", "--to", "canary", url=base)
     dry = run_mvr("promote", "ranker", "v3", "--to", "canary", "--dry-run", url=base)
     assert dry.returncode == 0, dry.stderr
-    assert "does not evaluate promotion policies yet" in dry.stdout
-    assert "[pass] file attached" in dry.stdout and "now active there: v1" in dry.stdout
-    assert "would be allowed; nothing was deployed" in dry.stdout
+    assert "now active there: v1" in dry.stdout
+    assert "dry run (registry checks): the promotion would be allowed; nothing was deployed." in dry.stdout
     assert active_on(base, "canary") == ["v1"]
-    as_json = mvr_json("promote", "ranker", "v3", "--to", "canary", "--dry-run", url=base)
-    assert as_json["evaluated_by"] == "client" and as_json["allowed"] is True and as_json["active"]["version"] == "v1"
 
-    # A version without its file would be refused by the registry's own rules: the dry run says so (exit 1).
+    # A policy on canary that v3 breaks: the dry run lists its rules and exits 3 (refused by a policy).
+    policy = {"min_metrics": {"accuracy": 0.95}, "require_verified_file": True}
+    requests.put(f"{base}/targets/canary/policy", json=policy).raise_for_status()
+    try:
+        dry = run_mvr("promote", "ranker", "v3", "--to", "canary", "--dry-run", url=base)
+        assert dry.returncode == 3, (dry.stdout, dry.stderr)
+        assert "[FAIL] min_metric: accuracy 0.9 < the minimum 0.95 seen=0.9 expected=0.95" in dry.stdout
+        assert "[pass] file_verified: the file's sha256 was computed by the registry" in dry.stdout
+        assert "the promotion would be refused; nothing was deployed." in dry.stdout
+        as_json = mvr_json_any("promote", "ranker", "v3", "--to", "canary", "--dry-run", url=base)
+        assert as_json["evaluated_by"] == "registry" and as_json["allowed"] is False
+        assert [(c["rule"], c["passed"]) for c in as_json["checks"]] == [("min_metric", False), ("file_verified", True)]
+
+        # The deploy itself: a 409 listing the rules, exit 3.
+        refused = run_mvr("promote", "ranker", "v3", "--to", "canary", url=base)
+        assert refused.returncode == 3
+        assert "The promotion policy of 'canary' refuses ranker:v3: min_metric: accuracy 0.9 <" in refused.stderr
+        assert '"rule": "min_metric"' in refused.stderr and "[FAIL]" in refused.stderr
+        as_json = mvr_json_any("promote", "ranker", "v3", "--to", "canary", url=base)
+        assert as_json["exit_code"] == 3 and as_json["status"] == 409 and len(as_json["body"]["checks"]) == 2
+        assert active_on(base, "canary") == ["v1"]
+    finally:
+        requests.delete(f"{base}/targets/canary/policy").raise_for_status()
+
+    # A version without its file is refused by the registry's own rules, policy or not: an error (exit 1).
     requests.post(f"{base}/models/ranker/versions", json={"version": "nofile", "format": "onnx"}).raise_for_status()
     refused = run_mvr("promote", "ranker", "nofile", "--to", "canary", "--dry-run", url=base)
-    assert refused.returncode == 1 and "[FAIL] file attached" in refused.stdout
+    assert refused.returncode == 1 and "has no file" in refused.stderr
     assert active_on(base, "canary") == ["v1"]
+
+
+def mvr_json_any(*args: str, url: str) -> dict:
+    """`mvr --json ...` whatever its exit code."""
+    return json.loads(run_mvr("--json", *args, url=url).stdout)
 
 
 def test_a_refused_deploy_is_an_error_naming_the_rule(live):

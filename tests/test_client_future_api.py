@@ -1,7 +1,7 @@
 """The client is ready for the registry's coming features (issue 10, sections 2 to 4): open metrics and
-tags, Idempotency-Key, and promotion policies with dry runs. The registry has none of them yet, so
-these tests talk to a stand-in that answers as the issue describes them; the same client code meets
-today's registry in the other test_client_* files."""
+tags, Idempotency-Key, and promotion policies with dry runs. These tests talk to a stand-in that answers
+as the issue describes them; the same client code meets the registry in the other test_client_* files
+(promotion policies, dry runs and their exit code 3: test_client_commands.py, against a live registry)."""
 
 from __future__ import annotations
 
@@ -38,10 +38,6 @@ SCHEMA = {
         }
     },
 }
-CHECKS = [
-    {"rule": "min_metric", "passed": False, "detail": "accuracy below the minimum", "seen": 0.81, "required": 0.9},
-    {"rule": "status", "passed": True, "detail": "approved"},
-]
 
 
 class FutureRegistry(BaseHTTPRequestHandler):
@@ -89,10 +85,6 @@ class FutureRegistry(BaseHTTPRequestHandler):
         if self.path == "/models/m/versions":
             type(self).version = {**body, "model": "m", "checksum": None, "is_default": False}
             return self._answer(201, self.version)
-        if self.path == "/deploy":
-            if body.get("dry_run"):
-                return self._answer(200, {"dry_run": True, "allowed": False, "checks": CHECKS})
-            return self._answer(409, {"detail": "The promotion policy of 'production' refuses v1.", "checks": CHECKS})
         self._answer(404, {"detail": "Not found."})
 
     def do_PUT(self) -> None:
@@ -127,24 +119,3 @@ def test_custom_metrics_and_tags_go_to_the_open_metadata_once_the_schema_offers_
     assert registration["tags"] == {"commit": "abc123", "branch": "main"}
     # Every POST carries an Idempotency-Key, so the registry can answer a retry with its first answer.
     assert all("Idempotency-Key" in headers for method, _, headers, _ in FutureRegistry.received if method == "POST")
-
-
-def test_a_dry_run_shows_the_registry_evaluation_and_a_failed_one_exits_3(future):
-    dry = run_mvr("promote", "m", "v1", "--to", "production", "--dry-run", url=future)
-    assert dry.returncode == 3
-    assert "[FAIL] min_metric: accuracy below the minimum seen=0.81 required=0.9" in dry.stdout
-    assert "[pass] status: approved" in dry.stdout
-    assert "dry run (registry checks): the promotion would be refused; nothing was deployed." in dry.stdout
-    (deploy,) = [body for method, path, _, body in FutureRegistry.received if path == "/deploy"]
-    assert deploy["dry_run"] is True
-    as_json = json.loads(run_mvr("--json", "promote", "m", "v1", "--to", "production", "--dry-run", url=future).stdout)
-    assert as_json["evaluated_by"] == "registry" and as_json["allowed"] is False and as_json["checks"] == CHECKS
-
-
-def test_a_deploy_refused_by_a_policy_exits_3_listing_the_rules(future):
-    refused = run_mvr("promote", "m", "v1", "--to", "production", url=future)
-    assert refused.returncode == 3
-    assert "The promotion policy of 'production' refuses v1." in refused.stderr
-    assert '"rule": "min_metric"' in refused.stderr and "[FAIL]" in refused.stderr
-    as_json = json.loads(run_mvr("--json", "promote", "m", "v1", "--to", "production", url=future).stdout)
-    assert as_json["exit_code"] == 3 and as_json["status"] == 409 and as_json["body"]["checks"] == CHECKS

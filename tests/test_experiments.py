@@ -369,3 +369,26 @@ def test_a_nested_error_is_a_sentence_naming_its_place(api, world):
     )
     assert response.status_code == 400
     assert response.json()["errors"] == {"variants": ["variants[1].weight: This field is required."]}
+
+
+def test_the_targets_promotion_policy_judges_the_variants(world):
+    """A treatment serves real traffic: it must pass the target's promotion policy as a deploy would; the
+    control, already active there, is not judged again (a deploy of it would not be either)."""
+    from deployments_app import services
+    from deployments_app.models import Target
+    from registry_site.errors import PolicyRefused
+
+    services.set_policy(target=Target.objects.get(name="staging"), rules={"required_status": "approved"})
+    variants = [experiments.VariantSpec("v1", 9000, is_control=True), experiments.VariantSpec("v2", 1000)]
+    with pytest.raises(PolicyRefused, match="refuses resnet:v2") as refused:
+        experiments.create_experiment(
+            model=world.model, target="staging", name="p", variants=variants, acting_user=Operator()
+        )
+    assert [check["rule"] for check in refused.value.checks if not check["passed"]] == ["status"]
+    assert not Experiment.objects.exists()
+    world.v2.status = "approved"
+    world.v2.save(update_fields=["status"])
+    experiment = experiments.create_experiment(
+        model=world.model, target="staging", name="p", variants=variants, acting_user=Operator()
+    )
+    assert experiments.start_experiment(experiment=experiment, acting_user=Operator()).state == "running"

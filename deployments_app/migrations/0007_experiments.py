@@ -42,7 +42,7 @@ def grant_experiment_permissions(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deployments_app', '0005_targets'),
+        ('deployments_app', '0006_promotion_policies'),
         ('models_app', '0006_open_metadata'),
     ]
 
