@@ -21,7 +21,7 @@ from deployments_app.models import Approval, Deployment, DeploymentStatus, Exper
 from models_app.models import ModelVersion, RegisteredModel, VersionStatus
 from registry_site import audit
 from registry_site.errors import Conflict, Forbidden, InvalidInput, NotFound, PolicyRefused, flatten
-from registry_site.permissions import Caller, deploy_refusal
+from registry_site.permissions import Caller, deploy_refusal, user_of
 from registry_site.validators import clean_fields
 
 # What PATCH /targets/{name}, the admin and `manage.py targets update` may change. The name is the key
@@ -399,7 +399,8 @@ def approve_version(*, version: ModelVersion, target: str, approver: Caller, com
     """Record `approver`'s approval of `version` for `target`, which a policy's approvals_required
     counts unless the approver is the one deploying (four eyes). An approval names a user: the shell's
     operator and an anonymous caller cannot approve. Approving twice is a 409."""
-    if not isinstance(approver, get_user_model()) or not approver.is_authenticated:
+    user = user_of(approver)
+    if not isinstance(user, get_user_model()) or not user.is_authenticated:
         raise Forbidden("An approval names its user: approve with a user's token or in the admin.")
     named = selectors.get_target(target, field="target")
     clean_fields(Approval, {"comment": comment})
@@ -408,13 +409,13 @@ def approve_version(*, version: ModelVersion, target: str, approver: Caller, com
     found = ModelVersion.objects.select_related("model").filter(pk=version.pk).first()
     if found is None:
         raise NotFound(f"Version '{version.version}' no longer exists: it was deleted meanwhile.")
-    if Approval.objects.filter(version=found, target=named, user=approver).exists():
-        raise Conflict(f"{approver.get_username()} has approved {found} for '{named.name}' already.", field="target")
-    approval = Approval.objects.create(version=found, target=named, user=approver, comment=comment)
+    if Approval.objects.filter(version=found, target=named, user=user).exists():
+        raise Conflict(f"{user.get_username()} has approved {found} for '{named.name}' already.", field="target")
+    approval = Approval.objects.create(version=found, target=named, user=user, comment=comment)
     audit.record(
         "approve",
         object_type="approval",
-        object_repr=f"{found} for {named.name} by {approver.get_username()}",
+        object_repr=f"{found} for {named.name} by {user.get_username()}",
         model_name=found.model.name,
         changes={"approval": approval.pk, "target": named.name, "comment": comment},
     )

@@ -244,6 +244,12 @@ def scopes_beyond(user: Any, scope: TokenScope) -> list[str]:
     return [name for name in SCOPES if getattr(scope, name) and name not in held]
 
 
+def user_of(caller: Any) -> Any:
+    """The user who acts: a token's own user (for what records a person, such as an approval), or the
+    caller itself."""
+    return caller.user if isinstance(caller, TokenCaller) else caller
+
+
 def token_scope(caller: Any) -> TokenScope | None:
     """The scope of the token the caller came with; None for anyone else (admin users, the operator)."""
     return caller.scope if isinstance(caller, TokenCaller) else None
