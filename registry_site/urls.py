@@ -10,7 +10,7 @@ from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
 from deployments_app.views import DeploymentViewSet, ModelTargetViewSet, TargetViewSet
-from models_app.views import ModelVersionViewSet, RegisteredModelViewSet
+from models_app.views import ModelVersionViewSet, RegisteredModelViewSet, VersionMetricsViewSet
 from registry_site.audit_api import AuditEventViewSet
 from registry_site.health import health, metrics, ready
 
@@ -63,6 +63,16 @@ urlpatterns = [
         name="version-detail",
     ),
     path(f"{VERSION}/<segment:version>/default", versions({"post": "set_default"}), name="version-set-default"),
+    path(
+        f"{VERSION}/<segment:version>/metrics",
+        VersionMetricsViewSet.as_view({"get": "list", "post": "record"}),
+        name="version-metrics",
+    ),
+    path(
+        f"{VERSION}/<segment:version>/metrics/summary",
+        VersionMetricsViewSet.as_view({"get": "summary"}),
+        name="version-metrics-summary",
+    ),
     path(f"{VERSION}/<segment:version>/file", versions({"get": "file", "put": "file"}), name="version-file"),
     path("models/<segment:name>/targets", model_targets({"get": "list"}), name="model-target-list"),
     path(f"{MODEL_TARGET}/file", model_targets({"get": "file"}), name="model-target-file"),
