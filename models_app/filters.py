@@ -182,16 +182,16 @@ def _no_op(queryset: QuerySet, name: str, value: str) -> QuerySet:
 
 
 class MetricSummaryFilter(MetricPointFilter):
-    """GET .../metrics/summary: the list's filters, and how to bucket and aggregate (both required)."""
+    """GET .../metrics/summary: the list's filters, and how to bucket and aggregate (by default 1d and
+    avg, applied by the view)."""
 
     bucket = choice_filter(
-        [(key, key) for key in BUCKETS], required=True, method=_no_op, help_text="The buckets' width, in UTC."
+        [(key, key) for key in BUCKETS], method=_no_op, help_text="The buckets' width, in UTC (default 1d)."
     )
     agg = choice_filter(
         [(key, key) for key in AGGREGATES],
-        required=True,
         method=_no_op,
-        help_text="Each bucket's value: avg, min, max, last (the latest point's) or count.",
+        help_text="Each bucket's value: avg (the default), min, max, last (the latest point's) or count.",
     )
 
     class Meta(MetricPointFilter.Meta):

@@ -261,6 +261,12 @@ def test_summary_by_hour_and_window(api, history):
     ]
 
 
+def test_summary_defaults_to_daily_averages(api, history):
+    body = api.get(url(history, "/summary?name=loss")).json()
+    assert (body["bucket"], body["agg"]) == ("1d", "avg")
+    assert [b["value"] for b in body["series"][0]["buckets"]] == [1.5, 5.5]
+
+
 def test_last_is_the_latest_point_not_the_largest(api, version):
     items = [
         {"name": "a", "value": 9.0, "timestamp": "2026-03-01T01:00:00Z"},
@@ -275,8 +281,6 @@ def test_last_is_the_latest_point_not_the_largest(api, version):
 @pytest.mark.parametrize(
     ("query", "field"),
     [
-        ("?agg=avg", "bucket"),
-        ("?bucket=1d", "agg"),
         ("?bucket=1w&agg=avg", "bucket"),
         ("?bucket=1d&agg=p99", "agg"),
         ("?bucket=1d&agg=avg&x=1", "x"),
