@@ -22,7 +22,7 @@ from django.utils.html import format_html, format_html_join
 
 from deployments_app import services as deployment_services
 from deployments_app.models import Deployment, DeploymentStatus
-from models_app import selectors, services
+from models_app import metric_history, selectors, services
 from models_app.forms import DeployForm, ModelVersionForm
 from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionStatus
 from models_app.uploads import safe_file_name
@@ -274,6 +274,7 @@ class ModelVersionAdmin(RegistryAdmin):
         return [
             (None, {"fields": ("model_link", "version", "format", "status", default_field, "deployed_to")}),
             ("Deployments", {"fields": ("recent_deployments",)}),
+            ("Metric history", {"fields": ("metric_history",)}),
             ("File", {"fields": file_fields}),
             metrics,
             lineage,
@@ -300,6 +301,7 @@ class ModelVersionAdmin(RegistryAdmin):
             "is_default",
             "deployed_to",
             "recent_deployments",
+            "metric_history",
             "file_name",
             "checksum_full",
             "file_size_exact",
@@ -377,6 +379,16 @@ class ModelVersionAdmin(RegistryAdmin):
             for d in recent[:DEPLOYMENTS_SHOWN]
         ]
         return _table(("deployment", "target", "status", "deployed at", "by", "rolled back", "reason"), rows, more)
+
+    @admin.display(description="points per metric and source")
+    def metric_history(self, version: ModelVersion) -> str:
+        rows = [
+            (row["name"], row["source"], row["points"], row["last_value"], row["last_at"])
+            for row in metric_history.overview(version)
+        ]
+        url = reverse("version-metrics", kwargs={"name": version.model.name, "version": version.version})
+        more = format_html('<p><a href="{}">All points (API)</a></p>', url) if rows else ""
+        return _table(("metric", "source", "points", "last value", "last at"), rows, more)
 
     @admin.display(description="rendered")
     def release_notes_rendered(self, version: ModelVersion) -> str:

@@ -350,3 +350,15 @@ def test_deleting_a_version_deletes_its_points(api, version):
     api.post(url(version), {"name": "a", "value": 1}, format="json")
     services.delete_version(version=version)
     assert MetricPoint.objects.count() == 0
+
+
+# --- Admin ----------------------------------------------------------------------------------------------
+def test_the_version_page_shows_the_history_per_name_and_source(admin_client, api, history):
+    page = admin_client.get(f"/admin/models_app/modelversion/{history.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Metric history" in html
+    # auc/canary, auc/eval, loss/eval: 8 points each, the last one 7.0.
+    rows = [row for row in html.split("<tr>") if "<td>auc</td>" in row or "<td>loss</td>" in row]
+    assert len(rows) == 3
+    assert all("<td>8</td>" in row and "<td>7.0</td>" in row for row in rows)
