@@ -383,7 +383,7 @@ class ModelVersionAdmin(RegistryAdmin):
     @admin.display(description="points per metric and source")
     def metric_history(self, version: ModelVersion) -> str:
         rows = [
-            (row["name"], row["source"], row["points"], row["last_value"], row["last_at"])
+            (row["name"], row["source"], row["points"], row["last_value"], f"{row['last_at']:%Y-%m-%d %H:%M:%S} UTC")
             for row in metric_history.overview(version)
         ]
         url = reverse("version-metrics", kwargs={"name": version.model.name, "version": version.version})
