@@ -157,18 +157,32 @@ class ModelVersionFilter(DynamicParametersMixin, django_filters.FilterSet):
 
 
 # --- A version's metric history (issue #9, section 2) ------------------------------------------------
+@extend_schema_field({"type": "string", "pattern": METRIC_NAME_PATTERN})
+class MetricNameFilter(django_filters.CharFilter):
+    """A metric's name, by its rule; the schema publishes the pattern."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "validators", [RegexValidator(METRIC_NAME_PATTERN, f"Not a metric name: use {METRIC_NAME_RULE}.")]
+        )
+        super().__init__(**kwargs)
+
+
+@extend_schema_field({"type": "string", "pattern": SOURCE_PATTERN})
+class SourceFilter(django_filters.CharFilter):
+    """A point's source, by its rule; the schema publishes the pattern."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("validators", [RegexValidator(SOURCE_PATTERN, f"Not a source: use {SOURCE_RULE}.")])
+        super().__init__(**kwargs)
+
+
 class MetricPointFilter(django_filters.FilterSet):
     """GET /models/{m}/versions/{v}/metrics: points by name, source and time (since inclusive, until
     exclusive, as the audit list's)."""
 
-    name = django_filters.CharFilter(
-        validators=[RegexValidator(METRIC_NAME_PATTERN, f"Not a metric name: use {METRIC_NAME_RULE}.")],
-        help_text="Only this metric's points.",
-    )
-    source = django_filters.CharFilter(
-        validators=[RegexValidator(SOURCE_PATTERN, f"Not a source: use {SOURCE_RULE}.")],
-        help_text="Only points from this source (eval, canary, production, registration...).",
-    )
+    name = MetricNameFilter(help_text="Only this metric's points.")
+    source = SourceFilter(help_text="Only points from this source (eval, canary, production, registration...).")
     since = IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte", help_text="Points at or after this time.")
     until = IsoDateTimeFilter(field_name="timestamp", lookup_expr="lt", help_text="Points before this time.")
 
