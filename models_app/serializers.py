@@ -216,8 +216,11 @@ class MetricPointSerializer(serializers.ModelSerializer):
 
 
 class MetricBatchSerializer(serializers.Serializer):
-    points = MetricPointSerializer(
-        many=True, min_length=1, max_length=10_000, help_text="1 to 10,000 points; all are recorded or none."
+    points = serializers.ListField(
+        child=MetricPointSerializer(),
+        min_length=1,
+        max_length=10_000,
+        help_text="1 to 10,000 points; all are recorded or none.",
     )
 
 
