@@ -26,7 +26,7 @@ from django.utils.html import format_html, format_html_join
 
 from deployments_app import services as deployment_services
 from deployments_app.models import Approval, Deployment, DeploymentStatus
-from models_app import comparison, selectors, services
+from models_app import comparison, metric_history, selectors, services
 from models_app.forms import ApproveForm, DeployForm, ModelVersionForm
 from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionStatus
 from models_app.uploads import safe_file_name
@@ -368,6 +368,7 @@ class ModelVersionAdmin(RegistryAdmin):
         return [
             (None, {"fields": ("model_link", "version", "format", "status", default_field, "deployed_to")}),
             ("Deployments", {"fields": ("recent_deployments",)}),
+            ("Metric history", {"fields": ("metric_history",)}),
             ("File", {"fields": file_fields}),
             metrics,
             lineage,
@@ -394,6 +395,7 @@ class ModelVersionAdmin(RegistryAdmin):
             "is_default",
             "deployed_to",
             "recent_deployments",
+            "metric_history",
             "file_name",
             "checksum_full",
             "file_size_exact",
@@ -483,6 +485,16 @@ class ModelVersionAdmin(RegistryAdmin):
             for d in recent[:DEPLOYMENTS_SHOWN]
         ]
         return _table(("deployment", "target", "status", "deployed at", "by", "rolled back", "reason"), rows, more)
+
+    @admin.display(description="points per metric and source")
+    def metric_history(self, version: ModelVersion) -> str:
+        rows = [
+            (row["name"], row["source"], row["points"], row["last_value"], f"{row['last_at']:%Y-%m-%d %H:%M:%S} UTC")
+            for row in metric_history.overview(version)
+        ]
+        url = reverse("version-metrics", kwargs={"name": version.model.name, "version": version.version})
+        more = format_html('<p><a href="{}">All points (API)</a></p>', url) if rows else ""
+        return _table(("metric", "source", "points", "last value", "last at"), rows, more)
 
     @admin.display(description="rendered")
     def release_notes_rendered(self, version: ModelVersion) -> str:

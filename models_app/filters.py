@@ -10,7 +10,11 @@ from django.core.validators import RegexValidator
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from drf_spectacular.utils import extend_schema_field
 
+from models_app.metric_history import AGGREGATES, BUCKETS
 from models_app.models import (
+    SOURCE_PATTERN,
+    SOURCE_RULE,
+    MetricPoint,
     ModelVersion,
     RegisteredModel,
     VersionMetric,
@@ -19,7 +23,7 @@ from models_app.models import (
     format_choices,
     model_type_choices,
 )
-from registry_site.filters import StrictBooleanFilter, choice_filter
+from registry_site.filters import IsoDateTimeFilter, StrictBooleanFilter, choice_filter
 from registry_site.pagination import KeysetOrder, KeysetSegment
 from registry_site.validators import METRIC_NAME_PATTERN, METRIC_NAME_RULE, SEED_METRIC_NAMES, is_metric_name
 
@@ -150,3 +154,59 @@ class ModelVersionFilter(DynamicParametersMixin, django_filters.FilterSet):
     class Meta:
         model = ModelVersion
         fields = ["status", "is_default", "format", "ordering"]
+
+
+# --- A version's metric history (issue #9, section 2) ------------------------------------------------
+@extend_schema_field({"type": "string", "pattern": METRIC_NAME_PATTERN})
+class MetricNameFilter(django_filters.CharFilter):
+    """A metric's name, by its rule; the schema publishes the pattern."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "validators", [RegexValidator(METRIC_NAME_PATTERN, f"Not a metric name: use {METRIC_NAME_RULE}.")]
+        )
+        super().__init__(**kwargs)
+
+
+@extend_schema_field({"type": "string", "pattern": SOURCE_PATTERN})
+class SourceFilter(django_filters.CharFilter):
+    """A point's source, by its rule; the schema publishes the pattern."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("validators", [RegexValidator(SOURCE_PATTERN, f"Not a source: use {SOURCE_RULE}.")])
+        super().__init__(**kwargs)
+
+
+class MetricPointFilter(django_filters.FilterSet):
+    """GET /models/{m}/versions/{v}/metrics: points by name, source and time (since inclusive, until
+    exclusive, as the audit list's)."""
+
+    name = MetricNameFilter(help_text="Only this metric's points.")
+    source = SourceFilter(help_text="Only points from this source (eval, canary, production, registration...).")
+    since = IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte", help_text="Points at or after this time.")
+    until = IsoDateTimeFilter(field_name="timestamp", lookup_expr="lt", help_text="Points before this time.")
+
+    class Meta:
+        model = MetricPoint
+        fields = ("name", "source", "since", "until")
+
+
+def _no_op(queryset: QuerySet, name: str, value: str) -> QuerySet:
+    return queryset
+
+
+class MetricSummaryFilter(MetricPointFilter):
+    """GET .../metrics/summary: the list's filters, and how to bucket and aggregate (by default 1d and
+    avg, applied by the view)."""
+
+    bucket = choice_filter(
+        [(key, key) for key in BUCKETS], method=_no_op, help_text="The buckets' width, in UTC (default 1d)."
+    )
+    agg = choice_filter(
+        [(key, key) for key in AGGREGATES],
+        method=_no_op,
+        help_text="Each bucket's value: avg (the default), min, max, last (the latest point's) or count.",
+    )
+
+    class Meta(MetricPointFilter.Meta):
+        fields = ("name", "source", "since", "until", "bucket", "agg")

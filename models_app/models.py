@@ -337,3 +337,47 @@ class VersionTag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}={self.value}"
+
+
+# A point's source says where its number came from: "eval", "canary", "production", a dataset's name...
+# A conservative alphabet (it is a query parameter and a label on charts), at most 32 characters so that
+# the retention's ".daily" suffix (models_app.metric_history) always fits the column.
+SOURCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}$(?!\n)"
+SOURCE_RULE = "1-32 ASCII letters, digits, '_', '.' or '-', starting with a letter or digit"
+_SOURCE_SHAPE = r"\A[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}\Z"
+
+
+class MetricPoint(models.Model):
+    """One time-stamped observation of a version's metric (issue #9, metric history): append-only, many
+    per version (a batch is up to 10,000). Read by (version, name, time) and summarized by (name, source,
+    bucket of time); the two indexes below serve those reads, and the first one also serves the foreign
+    key (so the column has no index of its own, one less to maintain per inserted row)."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="metric_points", db_index=False)
+    name = models.CharField(max_length=64, validators=[RegexValidator(METRIC_NAME_PATTERN)])
+    value = models.FloatField()
+    timestamp = models.DateTimeField()
+    step = models.BigIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=40, default="eval", validators=[RegexValidator(SOURCE_PATTERN)])
+
+    class Meta:
+        db_table = "metric_points"
+        indexes = [
+            models.Index(fields=["version", "timestamp", "id"], name="metric_points_version_time"),
+            models.Index(fields=["version", "name", "timestamp"], name="metric_points_name_time"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(name__regex=_NAME_SHAPE) & ~Q(name__contains="__"), name="metric_points_name_shape"
+            ),
+            models.CheckConstraint(
+                condition=Q(value__gte=-_LARGEST_FLOAT, value__lte=_LARGEST_FLOAT), name="metric_points_value_finite"
+            ),
+            models.CheckConstraint(
+                condition=Q(step__isnull=True) | Q(step__gte=0), name="metric_points_step_nonnegative"
+            ),
+            models.CheckConstraint(condition=Q(source__regex=_SOURCE_SHAPE), name="metric_points_source_shape"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value} @ {self.timestamp:%Y-%m-%dT%H:%M:%SZ} ({self.source})"

@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from models_app import open_metadata, services
-from models_app.models import FormatCheckResult, ModelVersion, RegisteredModel
+from models_app.models import FormatCheckResult, MetricPoint, ModelVersion, RegisteredModel
 from models_app.selectors import deployed_targets
 from registry_site.fields import (
     MetricsChangeField,
@@ -266,3 +266,49 @@ class ComparisonSerializer(serializers.Serializer):
     metrics = ComparedMetricSerializer(many=True)
     compatibility = CompatibilitySerializer(many=True)
     training_config = ConfigDiffSerializer(many=True)
+
+
+# --- A version's metric history (issue #9, section 2) ------------------------------------------------
+class MetricPointSerializer(serializers.ModelSerializer):
+    """A recorded point, as listed. What a client sends is checked by models_app.metric_history (one
+    pass over a batch of up to 10,000, each problem naming its field); this also documents it."""
+
+    class Meta:
+        model = MetricPoint
+        fields = ["name", "value", "timestamp", "step", "source"]
+        extra_kwargs = {
+            "timestamp": {"required": False, "help_text": "ISO 8601; without an offset, UTC. Default: now."},
+            "step": {"min_value": 0, "help_text": "The training step or epoch, when there is one."},
+            "source": {"required": False, "help_text": "Where the number came from; default 'eval'."},
+        }
+
+
+class MetricBatchSerializer(serializers.Serializer):
+    points = serializers.ListField(
+        child=MetricPointSerializer(),
+        min_length=1,
+        max_length=10_000,
+        help_text="1 to 10,000 points; all are recorded or none.",
+    )
+
+
+class MetricsRecordedSerializer(serializers.Serializer):
+    recorded = serializers.IntegerField(help_text="How many points were recorded.")
+
+
+class MetricBucketSerializer(serializers.Serializer):
+    start = serializers.DateTimeField(help_text="The bucket's start, in UTC.")
+    value = serializers.FloatField(help_text="The aggregate of the bucket's points.")
+    count = serializers.IntegerField(help_text="How many points the bucket has.")
+
+
+class MetricSeriesSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    source = serializers.CharField()
+    buckets = MetricBucketSerializer(many=True)
+
+
+class MetricSummarySerializer(serializers.Serializer):
+    bucket = serializers.CharField()
+    agg = serializers.CharField()
+    series = MetricSeriesSerializer(many=True, help_text="One per (name, source), in that order.")

@@ -23,9 +23,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from deployments_app.models import Deployment, DeploymentStatus, Variant
-from models_app import artifacts, maintenance, open_metadata
+from models_app import artifacts, maintenance, metric_history, open_metadata
 from models_app.format_checks import FormatCheck, check_format
 from models_app.models import (
+    METRIC_FIELDS,
     RESERVED_VERSIONS,
     Artifact,
     ModelVersion,
@@ -77,6 +78,19 @@ def _lock_model(model_id: int) -> RegisteredModel:
 
 def _has_active_deployment(version_filter: Q) -> bool:
     return Deployment.objects.filter(version_filter, deployment_status=DeploymentStatus.ACTIVE).exists()
+
+
+def _record_metric_history(version: ModelVersion, changed: dict[str, list]) -> None:
+    """The one place a version's metrics, as registered or changed, enter its history: a point (source
+    `registration`) for each of the seed's five and each named metric whose value `changed` ({field:
+    [before, after]}) sets. register_version and update_version call it, so the API, the admin and the
+    commands all record them."""
+    metrics = {name: changed[name][1] for name in METRIC_FIELDS if name in changed}
+    if "metrics" in changed:
+        before, after = changed["metrics"]
+        metrics.update({name: value for name, value in after.items() if (before or {}).get(name) != value})
+    if metrics:
+        metric_history.record_registered(version=version, metrics=metrics)
 
 
 def _audit_model(action: str, model: RegisteredModel, changes: dict[str, Any]) -> None:
@@ -376,6 +390,7 @@ def register_version(
             )
             for name, values in maps.items():
                 open_metadata.write(created, name, dict(sorted(values.items())))
+            _record_metric_history(created, {name: [None, value] for name, value in {**fields, **maps}.items()})
             _audit_version(
                 "create",
                 created,
@@ -494,6 +509,7 @@ def update_version(*, version: ModelVersion, changes: dict[str, Any]) -> ModelVe
     for field in patches:
         if field in changed:
             open_metadata.write(version, field, changes[field])
+    _record_metric_history(version, changed)
     columns = [field for field in changes if field not in patches]
     if columns or changed:
         version.save(update_fields=[*columns, "updated_at"])

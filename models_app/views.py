@@ -11,20 +11,30 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpResponse
 from django.utils.functional import cached_property
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from models_app import comparison, selectors, services
+from models_app import comparison, metric_history, selectors, services
 from models_app.downloads import file_response
-from models_app.filters import ModelVersionFilter, RegisteredModelFilter, keyset_order
-from models_app.models import ModelVersion, RegisteredModel
+from models_app.filters import (
+    MetricPointFilter,
+    MetricSummaryFilter,
+    ModelVersionFilter,
+    RegisteredModelFilter,
+    keyset_order,
+)
+from models_app.models import SOURCE_PATTERN, SOURCE_RULE, MetricPoint, ModelVersion, RegisteredModel
 from models_app.serializers import (
     CompareQuerySerializer,
     ComparisonSerializer,
     FileUploadSerializer,
+    MetricBatchSerializer,
+    MetricPointSerializer,
+    MetricsRecordedSerializer,
+    MetricSummarySerializer,
     ModelVersionSerializer,
     RegisteredModelChangeSerializer,
     RegisteredModelListSerializer,
@@ -36,9 +46,10 @@ from models_app.serializers import (
 from models_app.uploads import receive_raw_body, safe_file_name
 from registry_site.errors import InvalidInput, NotFound
 from registry_site.idempotency import IdempotentPostsMixin
+from registry_site.pagination import RegistryCursorPagination
 from registry_site.parsers import RegistryMultiPartParser
 from registry_site.permissions import check_models_in_scope
-from registry_site.validators import METRIC_NAME_IN_PATTERN, METRIC_NAME_RULE
+from registry_site.validators import METRIC_NAME_IN_PATTERN, METRIC_NAME_PATTERN, METRIC_NAME_RULE
 
 
 @extend_schema_view(partial_update=extend_schema(request=RegisteredModelChangeSerializer))
@@ -340,3 +351,87 @@ class ComparisonViewSet(viewsets.GenericViewSet):
         check_models_in_scope(request, self, (ref.partition(":")[0] for ref in refs))
         entries = comparison.resolve_across_models(refs)
         return Response(ComparisonSerializer(comparison.compare(entries)).data)
+
+
+class MetricPointPagination(RegistryCursorPagination):
+    """A version's points, newest first (the index (version, timestamp, id) serves it)."""
+
+    ordering = ("-timestamp", "-id")
+
+    def get_ordering(self, request, queryset, view):
+        return self.ordering
+
+
+RECORD_HELP = f"""Record observations of the version's metrics: one point `{{name, value, timestamp?, step?,
+source?}}`, a batch as a JSON list of points, or a batch as `{{"points": [...]}}`. Up to
+{metric_history.MAX_POINTS_PER_REQUEST:,} points per request (more is a 413 naming `points`); every point is
+checked first and then all are recorded, or none. `name`: {METRIC_NAME_RULE}. `value`: a finite number.
+`timestamp`: ISO 8601 (without an offset: UTC), default now, at most 5 minutes in the future. `step`: a
+whole number from 0. `source`: {SOURCE_RULE}; default `eval`. A problem is a 400 naming its field, with the
+point's index in a batch (`points[3].value`). 201 with how many points were recorded."""
+
+
+class VersionMetricsViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
+    """A version's metric history: the work is in models_app.metric_history. Recording needs
+    change_modelversion and reading view_modelversion (the read rule): see permission_model."""
+
+    queryset = MetricPoint.objects.all()
+    permission_model = ModelVersion  # reading points views the version, recording one changes it
+    serializer_class = MetricPointSerializer
+    pagination_class = MetricPointPagination
+    action_verbs = {"record": "change"}
+    model_kwarg = "name"  # a token's model pattern applies to the URL's model (registry_site.permissions)
+
+    @property
+    def filterset_class(self):
+        return MetricSummaryFilter if getattr(self, "action", None) == "summary" else MetricPointFilter
+
+    def _points(self) -> QuerySet[MetricPoint]:
+        # Parameters first, strictly (unknown, empty or repeated ones are a 400), then the version.
+        points = self.filter_queryset(self.get_queryset())
+        version = selectors.get_version(self.kwargs["name"], self.kwargs["version"])
+        return points.filter(version_id=version.pk)
+
+    @extend_schema(
+        request={"application/json": MetricBatchSerializer},
+        responses={201: MetricsRecordedSerializer},
+        description=RECORD_HELP,
+        examples=[
+            OpenApiExample("One point", value={"name": "accuracy", "value": 0.93, "source": "canary"}),
+            OpenApiExample("A batch", value={"points": [{"name": "loss", "value": 0.31, "step": 100}]}),
+        ],
+    )
+    def record(self, request: Request, *args, **kwargs) -> Response:
+        body = request.data
+        items = metric_history.points_from_body(body)
+        batch = not (isinstance(body, dict) and "points" not in body)
+        recorded = metric_history.record_points(
+            version=selectors.get_version(self.kwargs["name"], self.kwargs["version"]), points=items, batch=batch
+        )
+        return Response({"recorded": recorded}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(description="The version's points, newest first, a cursor page at a time.")
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        page = self.paginate_queryset(self._points())
+        return self.get_paginated_response(MetricPointSerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("bucket", str, enum=[*metric_history.BUCKETS], default="1d", description="In UTC."),
+            OpenApiParameter("agg", str, enum=[*metric_history.AGGREGATES], default="avg"),
+            OpenApiParameter("name", str, pattern=METRIC_NAME_PATTERN, description="Only this metric."),
+            OpenApiParameter("source", str, pattern=SOURCE_PATTERN, description="Only this source."),
+            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Points at or after this time."),
+            OpenApiParameter("until", OpenApiTypes.DATETIME, description="Points before this time."),
+        ],
+        responses=MetricSummarySerializer,
+        description="The version's points in buckets of time (`bucket`, in UTC) per name and source, each "
+        "bucket's value aggregated by `agg`, for charts; filtered like the list. More than 10,000 buckets is a "
+        "400 (narrow it with since, until or name).",
+    )
+    def summary(self, request: Request, *args, **kwargs) -> Response:
+        points = self._points()
+        bucket, agg = request.query_params.get("bucket", "1d"), request.query_params.get("agg", "avg")
+        rows = metric_history.summarize(points=points, bucket=bucket, agg=agg)
+        data = {"bucket": bucket, "agg": agg, "series": metric_history.series(rows)}
+        return Response(MetricSummarySerializer(data).data)

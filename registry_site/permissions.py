@@ -2,6 +2,8 @@
 
 - CRUD follows from the view's model and the HTTP method (NetBox's perms_map): GET reads need
   `view_<model>`, POST `add_<model>`, PUT and PATCH `change_<model>`, DELETE `delete_<model>`.
+- A view whose rows belong to another model's rows (a version's metric points) names that model in
+  `permission_model`: reading them is viewing the version, recording one changing it.
 - An action that is not CRUD declares the verb it needs beside its view, in `action_verbs`
   ({"rollback": "rollback"} needs deployments_app.rollback_deployment).
 - `allows` is the one answer to "may this caller do that": a user's Django permissions (which give an
@@ -291,7 +293,8 @@ def required_permissions(request: Request, view: APIView) -> list[str]:
     view's model."""
     action = getattr(view, "action", None) or ""
     verb = getattr(view, "action_verbs", {}).get(action) or PERMS_MAP.get(request.method or "")
-    model = getattr(getattr(view, "queryset", None), "model", None)
+    # A view of rows that belong to another (a version's metric points) names whose permission guards them.
+    model = getattr(view, "permission_model", None) or getattr(getattr(view, "queryset", None), "model", None)
     if verb is None or model is None:
         return [UNDECLARED]
     return [permission_for(model, verb)]

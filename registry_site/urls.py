@@ -17,7 +17,7 @@ from deployments_app.views import (
     PolicyViewSet,
     TargetViewSet,
 )
-from models_app.views import ComparisonViewSet, ModelVersionViewSet, RegisteredModelViewSet
+from models_app.views import ComparisonViewSet, ModelVersionViewSet, RegisteredModelViewSet, VersionMetricsViewSet
 from registry_site.audit_api import AuditEventViewSet
 from registry_site.health import health, metrics, ready
 from registry_site.webhooks_api import WebhookDeliveryViewSet, WebhookSubscriptionViewSet
@@ -77,6 +77,16 @@ urlpatterns = [
         name="version-detail",
     ),
     path(f"{VERSION}/<segment:version>/default", versions({"post": "set_default"}), name="version-set-default"),
+    path(
+        f"{VERSION}/<segment:version>/metrics",
+        VersionMetricsViewSet.as_view({"get": "list", "post": "record"}),
+        name="version-metrics",
+    ),
+    path(
+        f"{VERSION}/<segment:version>/metrics/summary",
+        VersionMetricsViewSet.as_view({"get": "summary"}),
+        name="version-metrics-summary",
+    ),
     path(f"{VERSION}/<segment:version>/file", versions({"get": "file", "put": "file"}), name="version-file"),
     path(
         f"{VERSION}/<segment:version>/approvals",

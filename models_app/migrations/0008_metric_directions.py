@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('models_app', '0006_open_metadata'),
+        ('models_app', '0007_metric_history'),
     ]
 
     operations = [
