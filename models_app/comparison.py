@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from models_app import open_metadata, selectors
+from models_app import metric_history, open_metadata, selectors
 from models_app.models import METRIC_FIELDS, ModelVersion, RegisteredModel
 from registry_site.errors import InvalidInput
 
@@ -81,13 +81,37 @@ def check_count(refs: list[str], *, field: str) -> None:
         raise InvalidInput(f"{field}: an empty name between commas.", field=field)
 
 
-def compare(entries: list[Entry]) -> dict[str, Any]:
-    """The comparison of `entries`, the first being the baseline."""
+@dataclass(frozen=True)
+class Window:
+    """Compare what the versions did over the last `window` (their metric history's points, from `source`
+    only when given, aggregated by `agg`) instead of their registered metrics."""
+
+    window: str  # as asked: 24h, 7d
+    source: str | None = None
+    agg: str = "avg"
+
+    def values(self, version: ModelVersion) -> tuple[dict[str, float], dict[str, int]]:
+        span = metric_history.parse_duration(self.window, field="window")
+        return metric_history.window_values(version=version, window=span, source=self.source, agg=self.agg)
+
+
+def compare(entries: list[Entry], *, window: Window | None = None) -> dict[str, Any]:
+    """The comparison of `entries`, the first being the baseline: of their registered metrics, or of their
+    metric history over `window`."""
     baseline = entries[0].version
-    metrics = [metrics_of(entry.version) for entry in entries]
+    if window is None:
+        metrics = [metrics_of(entry.version) for entry in entries]
+        counts: list[dict[str, int] | None] = [None] * len(entries)
+    else:
+        metrics, counts = map(list, zip(*(window.values(entry.version) for entry in entries), strict=True))
     return {
         "baseline": entries[0].asked,
-        "versions": [_facts(entry, values) for entry, values in zip(entries, metrics, strict=True)],
+        "basis": {"kind": "registered", "window": None, "source": None, "agg": None}
+        if window is None
+        else {"kind": "history", "window": window.window, "source": window.source, "agg": window.agg},
+        "versions": [
+            _facts(entry, values, points) for entry, values, points in zip(entries, metrics, counts, strict=True)
+        ],
         "metrics": _metric_rows(entries, metrics),
         "compatibility": [_compatibility(baseline, entry) for entry in entries[1:]],
         "training_config": [
@@ -97,7 +121,7 @@ def compare(entries: list[Entry]) -> dict[str, Any]:
     }
 
 
-def _facts(entry: Entry, metrics: dict[str, float]) -> dict[str, Any]:
+def _facts(entry: Entry, metrics: dict[str, float], points: dict[str, int] | None) -> dict[str, Any]:
     version = entry.version
     artifact = version.artifact if version.artifact_id else None
     return {
@@ -113,6 +137,7 @@ def _facts(entry: Entry, metrics: dict[str, float]) -> dict[str, Any]:
         "is_default": version.is_default,
         "created_at": version.created_at,
         "metrics": metrics,
+        "points": points,
     }
 
 

@@ -253,6 +253,21 @@ class SummaryRow:
     count: int
 
 
+WINDOW_AGGREGATES = {"avg": Avg, "min": Min, "max": Max}
+
+
+def window_values(
+    *, version: ModelVersion, window: timedelta, source: str | None = None, agg: str = "avg"
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Each metric of `version` aggregated over its points of the last `window` (from `source` only, when
+    given): {name: value} and {name: how many points}. One query, on the (version, name, timestamp) index."""
+    points = MetricPoint.objects.filter(version=version, timestamp__gte=timezone.now() - window)
+    if source is not None:
+        points = points.filter(source=source)
+    rows = points.order_by().values("name").annotate(value=WINDOW_AGGREGATES[agg]("value"), points=Count("id"))
+    return {row["name"]: row["value"] for row in rows}, {row["name"]: row["points"] for row in rows}
+
+
 def summarize(*, points: QuerySet[MetricPoint], bucket: str, agg: str) -> list[SummaryRow]:
     """`points` (already filtered) by name, source and bucket of time (`1h`, `1d`, in UTC), each bucket
     aggregated by `agg` (avg, min, max, last: the latest point's value, count), in the database. Ordered
@@ -348,12 +363,10 @@ def prune_points(*, older_than: timedelta, keep_daily: bool = False) -> PruneRep
     return PruneReport(deleted=deleted, kept_daily=kept)
 
 
-def parse_duration(text: str) -> timedelta:
-    """'90d', '12h', '30m', '2w' as a timedelta; InvalidInput naming `older_than` otherwise."""
+def parse_duration(text: str, *, field: str = "older_than") -> timedelta:
+    """'90d', '12h', '30m', '2w' as a timedelta; InvalidInput naming `field` otherwise."""
     units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
     number, unit = text[:-1], text[-1:]
     if unit not in units or not number.isascii() or not number.isdigit() or int(number) == 0 or len(number) > 6:
-        raise _refuse(
-            "older_than", f"{text!r} is not a duration: use a whole number and a unit, such as 90d, 12h, 30m, 2w."
-        )
+        raise _refuse(field, f"{text!r} is not a duration: use a whole number and a unit, such as 90d, 12h, 30m, 2w.")
     return timedelta(**{units[unit]: int(number)})

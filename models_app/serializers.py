@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from models_app import open_metadata, services
-from models_app.models import FormatCheckResult, MetricPoint, ModelVersion, RegisteredModel
+from models_app.models import SOURCE_PATTERN, FormatCheckResult, MetricPoint, ModelVersion, RegisteredModel
 from models_app.selectors import deployed_targets
 from registry_site.fields import (
     MetricsChangeField,
@@ -211,8 +211,28 @@ class CompareQuerySerializer(StrictFieldsMixin, serializers.Serializer):
         "`model:version` with the same choices after the colon.",
     )
 
+    window = serializers.RegexField(
+        r"^[0-9]{1,6}[mhdw]$",
+        required=False,
+        help_text="Compare the metric history of the last 30m, 24h, 7d, 2w... instead of the registered metrics.",
+        error_messages={"invalid": "A duration such as 30m, 24h, 7d or 2w."},
+    )
+    source = serializers.RegexField(
+        SOURCE_PATTERN, required=False, help_text="With `window`: only the points from this source (production...)."
+    )
+    agg = serializers.ChoiceField(
+        choices=["avg", "min", "max"], required=False, help_text="With `window`: how the points aggregate (avg)."
+    )
+
     def validate_versions(self, value: str) -> list[str]:
         return [ref.strip() for ref in value.split(",")]
+
+    def validate(self, attrs: dict) -> dict:
+        attrs = super().validate(attrs)  # unknown parameters first
+        alone = [name for name in ("source", "agg") if name in attrs and "window" not in attrs]
+        if alone:
+            raise serializers.ValidationError({name: ["Only with `window`."] for name in alone})
+        return attrs
 
 
 class ComparedVersionSerializer(serializers.Serializer):
@@ -227,7 +247,13 @@ class ComparedVersionSerializer(serializers.Serializer):
     deployed_to = serializers.ListField(child=serializers.CharField())
     is_default = serializers.BooleanField()
     created_at = serializers.DateTimeField()
-    metrics = serializers.DictField(child=serializers.FloatField(), help_text="The seed's five and the named ones.")
+    metrics = serializers.DictField(
+        child=serializers.FloatField(),
+        help_text="The seed's five and the named ones; with `window`, each one's aggregate over the window.",
+    )
+    points = serializers.DictField(
+        child=serializers.IntegerField(), allow_null=True, help_text="With `window`: the points behind each metric."
+    )
 
 
 class MetricDifferenceSerializer(serializers.Serializer):
@@ -260,8 +286,16 @@ class ConfigDiffSerializer(serializers.Serializer):
     changed = serializers.DictField(help_text='Keys whose value differs: {"optimizer.lr": {"from": .., "to": ..}}.')
 
 
+class ComparisonBasisSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["registered", "history"])
+    window = serializers.CharField(allow_null=True)
+    source = serializers.CharField(allow_null=True)
+    agg = serializers.CharField(allow_null=True)
+
+
 class ComparisonSerializer(serializers.Serializer):
     baseline = serializers.CharField()
+    basis = ComparisonBasisSerializer(help_text="What was compared: the registered metrics, or a window of history.")
     versions = ComparedVersionSerializer(many=True)
     metrics = ComparedMetricSerializer(many=True)
     compatibility = CompatibilitySerializer(many=True)

@@ -317,8 +317,9 @@ format check, where it is deployed, every metric); per metric its values, which 
 difference from the baseline (absolute, relative, better or not: higher is better, except metrics named
 like a loss, latency or error, or those the model's `metric_directions` turns round); whether each
 version is a drop-in replacement for the baseline (same format and shapes); and what its training_config
-changes. 400 naming `versions` for fewer than 2 or more than 20, or a name given twice; 404 naming what
-is missing."""
+changes. With `window` (and optionally `source`, `agg`), the metrics are each version's metric history over
+that window, aggregated, and `points` says how many points are behind each. 400 naming `versions` for
+fewer than 2 or more than 20, or a name given twice; 404 naming what is missing."""
 
 
 class ComparisonViewSet(viewsets.GenericViewSet):
@@ -328,16 +329,21 @@ class ComparisonViewSet(viewsets.GenericViewSet):
     serializer_class = ComparisonSerializer
     model_kwarg = "name"  # a token's model pattern applies to the URL's model (registry_site.permissions)
 
-    def _versions(self, request: Request) -> list[str]:
+    def _query(self, request: Request) -> tuple[list[str], comparison.Window | None]:
         query = CompareQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        return query.validated_data["versions"]
+        given = query.validated_data
+        window = None
+        if "window" in given:
+            window = comparison.Window(given["window"], given.get("source"), given.get("agg", "avg"))
+        return given["versions"], window
 
     @extend_schema(parameters=[CompareQuerySerializer], responses=ComparisonSerializer, description=COMPARE_HELP)
     @action(detail=False, methods=["get"])
     def in_model(self, request: Request, *args, **kwargs) -> Response:
-        entries = comparison.resolve(self.kwargs["name"], self._versions(request))
-        return Response(ComparisonSerializer(comparison.compare(entries)).data)
+        refs, window = self._query(request)
+        entries = comparison.resolve(self.kwargs["name"], refs)
+        return Response(ComparisonSerializer(comparison.compare(entries, window=window)).data)
 
     @extend_schema(
         parameters=[CompareQuerySerializer],
@@ -347,10 +353,10 @@ class ComparisonViewSet(viewsets.GenericViewSet):
     )
     @action(detail=False, methods=["get"])
     def across_models(self, request: Request, *args, **kwargs) -> Response:
-        refs = self._versions(request)
+        refs, window = self._query(request)
         check_models_in_scope(request, self, (ref.partition(":")[0] for ref in refs))
         entries = comparison.resolve_across_models(refs)
-        return Response(ComparisonSerializer(comparison.compare(entries)).data)
+        return Response(ComparisonSerializer(comparison.compare(entries, window=window)).data)
 
 
 class MetricPointPagination(RegistryCursorPagination):

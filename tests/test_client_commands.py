@@ -205,5 +205,9 @@ def test_compare_versions(live):
     text = run_mvr("compare", "ranker:v1", "ranker:v2", url=base)
     assert text.returncode == 0
     assert text.stdout.splitlines()[1].split() == ["accuracy", "(higher)", "0.9", "0.95", "*", "(+5.6%)"]
+    # Over the last day of history: the registration points (v2's 0.9, then its change to 0.95).
+    history = mvr_json("compare", "ranker:v1", "ranker:v2", "--window", "1d", "--source", "registration", url=base)
+    assert history["basis"]["kind"] == "history" and history["versions"][1]["points"]["accuracy"] == 2
+    assert history["versions"][1]["metrics"]["accuracy"] == pytest.approx(0.925)
     one = run_mvr("compare", "ranker:v1", url=base)
     assert one.returncode == 1 and "compare 2 to 20 versions" in one.stderr

@@ -216,3 +216,59 @@ def test_a_token_limited_to_a_model_pattern_compares_only_those_models(api, visi
     assert refusal.status_code == 403 and "'other' is not one" in refusal.json()["detail"]
     assert client.get("/models/other/compare", {"versions": "7,default"}).status_code == 403
     assert APIClient().get("/compare", {"versions": "vision:1.0,vision:2.0"}).status_code in (401, 403)
+
+
+def test_a_window_of_history_is_compared_instead_of_the_registered_metrics(api, vision):
+    """?window=24h&source=production: each version's points from production in the last day, averaged."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+
+    def points(version: str, *rows: tuple[str, float, str, timedelta]) -> None:
+        body = [
+            {"name": name, "value": value, "source": source, "timestamp": (now - ago).isoformat()}
+            for name, value, source, ago in rows
+        ]
+        response = api.post(f"/models/vision/versions/{version}/metrics", body, format="json")
+        assert response.status_code == 201, response.json()
+
+    hour, days = timedelta(hours=1), timedelta(days=3)
+    points("1.0", ("auc", 0.80, "production", hour), ("auc", 0.70, "production", hour), ("auc", 0.99, "canary", hour))
+    points("1.0", ("auc", 0.10, "production", days))  # outside the window
+    points("2.0", ("auc", 0.85, "production", hour), ("val_loss", 0.2, "production", hour))
+    body = api.get("/models/vision/compare", {"versions": "1.0,2.0", "window": "24h", "source": "production"}).json()
+    assert body["basis"] == {"kind": "history", "window": "24h", "source": "production", "agg": "avg"}
+    one, two = body["versions"]
+    assert one["metrics"] == {"auc": pytest.approx(0.75)} and one["points"] == {"auc": 2}
+    assert two["metrics"] == {"auc": 0.85, "val_loss": 0.2} and two["points"] == {"auc": 1, "val_loss": 1}
+    auc = metric(body, "auc")
+    assert auc["best"] == ["2.0"] and auc["differences"][0]["absolute"] == pytest.approx(0.10)
+    # Every source, the maximum; and the registered metrics when no window is asked.
+    wide = api.get("/models/vision/compare", {"versions": "1.0,2.0", "window": "7d", "agg": "max"}).json()
+    assert wide["versions"][0]["metrics"]["auc"] == 0.99 and wide["versions"][0]["points"]["auc"] == 5  # + registration
+    plain = api.get("/models/vision/compare", {"versions": "1.0,2.0"}).json()
+    assert (
+        plain["basis"] == {"kind": "registered", "window": None, "source": None, "agg": None}
+        and plain["versions"][0]["points"] is None
+    )
+    assert (
+        api.get("/compare", {"versions": "vision:1.0,vision:2.0", "window": "24h"}).json()["basis"]["kind"] == "history"
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"window": "24"}, "window"),
+        ({"window": "0h"}, "window"),
+        ({"source": "production"}, "source"),
+        ({"agg": "max"}, "agg"),
+        ({"window": "1d", "agg": "median"}, "agg"),
+        ({"window": "1d", "source": "bad source"}, "source"),
+    ],
+)
+def test_a_bad_window_is_a_400_naming_the_field(api, vision, query, field):
+    response = api.get("/models/vision/compare", {"versions": "1.0,2.0", **query})
+    assert response.status_code == 400 and field in response.json()["errors"], response.json()

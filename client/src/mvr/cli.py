@@ -370,7 +370,7 @@ def cmd_deployments(registry: Registry, args, out: Output) -> int:
 
 
 def cmd_compare(registry: Registry, args, out: Output) -> int:
-    result = registry.compare(args.refs)
+    result = registry.compare(args.refs, window=args.window, source=args.source, agg=args.agg)
     out.emit(result, lambda: comparison_text(result))
     return EXIT_OK
 
@@ -559,6 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command(commands, "compare", cmd_compare, "versions side by side, the first the baseline (* best)")
     sub.add_argument("refs", nargs="+", metavar="MODEL[:VERSION|@TARGET]", help="2 to 20 versions")
+    sub.add_argument("--window", help="compare the metric history of the last 24h, 7d... (not the registered metrics)")
+    sub.add_argument("--source", help="with --window: only points from this source (e.g. production)")
+    sub.add_argument("--agg", choices=("avg", "min", "max"), help="with --window: how points aggregate (avg)")
 
     sub = command(commands, "deployments", cmd_deployments, "deployment history, newest first")
     for name in ("model", "version", "target", "status"):

@@ -261,14 +261,17 @@ class Registry:
             return deployment
         return None
 
-    def compare(self, refs: list[str]) -> dict:
+    def compare(
+        self, refs: list[str], *, window: str | None = None, source: str | None = None, agg: str | None = None
+    ) -> dict:
         """Versions side by side, the first the baseline (GET /compare): each ref MODEL:VERSION,
-        MODEL@TARGET or MODEL (its default)."""
+        MODEL@TARGET or MODEL (its default). With `window` (24h, 7d...), their metric history over it
+        (from `source` only, aggregated by `agg`) rather than their registered metrics."""
         names = []
         for ref in refs:
             model, version, target = parse_ref(ref)
             names.append(f"{model}:{'@' + target if target else version or 'default'}")
-        return self._get("/compare", versions=",".join(names))
+        return self._get("/compare", versions=",".join(names), window=window, source=source, agg=agg)
 
     def audit(self, **filters: Any) -> Iterator[dict]:
         """Filters: model, actor, action, since, until (needs the admin role)."""
