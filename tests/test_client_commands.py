@@ -211,3 +211,33 @@ def test_compare_versions(live):
     assert history["versions"][1]["metrics"]["accuracy"] == pytest.approx(0.925)
     one = run_mvr("compare", "ranker:v1", url=base)
     assert one.returncode == 1 and "compare 2 to 20 versions" in one.stderr
+
+
+def test_log_and_list_metric_history(live):
+    base = live
+    logged = mvr_json("metrics", "log", "ranker", "v1", "ctr=0.031", "p99_latency=12.5", "--source", "canary", url=base)
+    assert logged == {"recorded": 2}
+    points = mvr_json("metrics", "ls", "ranker", "v1", "--source", "canary", url=base)
+    assert sorted((p["name"], p["value"]) for p in points) == [("ctr", 0.031), ("p99_latency", 12.5)]
+    table = run_mvr("metrics", "ls", "ranker", "v1", "--name", "ctr", url=base).stdout.splitlines()
+    assert table[0].split() == ["NAME", "VALUE", "SOURCE", "STEP", "AT"] and table[1].split()[:3] == [
+        "ctr",
+        "0.031",
+        "canary",
+    ]
+    bad = run_mvr("metrics", "log", "ranker", "v1", "bad name=1", url=base)
+    assert bad.returncode == 1 and "points[0].name" in bad.stderr
+    assert run_mvr("metrics", "log", "ranker", "v1", "ctr=abc", url=base).returncode == 2
+
+
+def test_approve_for_a_target(production, tmp_path):
+    """In production mode, with a deployer's token: the approval names the token's user."""
+    base, tokens = production
+    (tmp_path / "g.onnx").write_bytes(b"gate weights" * 100)
+    push = ("push", "gate", "v1", str(tmp_path / "g.onnx"), "--create-model", "--model-type", "audio")
+    assert mvr_json(*push, url=base, token=tokens["editor"])["outcome"] == "created"
+    approve = ("approve", "gate", "v1", "--for", "production")
+    approval = mvr_json(*approve, "--comment", "ok", url=base, token=tokens["deployer"])
+    assert approval["user"] == "ci-deployer" and approval["target"] == "production"
+    again = run_mvr(*approve, url=base, token=tokens["deployer"])
+    assert again.returncode == 1 and "approved" in again.stderr

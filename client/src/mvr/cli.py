@@ -207,6 +207,13 @@ DEPLOYMENT_COLUMNS = [
     ("DEPLOYED AT", lambda d: (d.get("deployed_at") or "")[:19]),
     ("BY", lambda d: d.get("deployed_by")),
 ]
+POINT_COLUMNS = [
+    ("NAME", lambda p: p.get("name")),
+    ("VALUE", lambda p: p.get("value")),
+    ("SOURCE", lambda p: p.get("source")),
+    ("STEP", lambda p: p.get("step")),
+    ("AT", lambda p: (p.get("timestamp") or "")[:19]),
+]
 AUDIT_COLUMNS = [
     ("ID", lambda e: e.get("id")),
     ("AT", lambda e: (e.get("created_at") or e.get("at") or "")[:19]),
@@ -366,6 +373,34 @@ def cmd_deployments(registry: Registry, args, out: Output) -> int:
     filters = {"model": args.model, "version": args.version, "target": args.target, "status": args.status}
     deployments = _listed(registry.deployments(**filters), args.limit)
     out.emit(deployments, lambda: table(deployments, DEPLOYMENT_COLUMNS))
+    return EXIT_OK
+
+
+def cmd_metrics_log(registry: Registry, args, out: Output) -> int:
+    pairs = _pairs(args.metrics, "NAME=VALUE")
+    if not pairs:
+        raise UsageError("Give at least one NAME=VALUE.")
+    extra = {
+        key: value
+        for key, value in (("source", args.source), ("step", args.step), ("timestamp", args.at))
+        if value is not None
+    }
+    points = [{"name": name, "value": _number(name, value), **extra} for name, value in pairs]
+    result = registry.log_metrics(args.model, args.version, points)
+    out.emit(result, f"{result['recorded']} point(s) recorded for {args.model}:{args.version}")
+    return EXIT_OK
+
+
+def cmd_metrics_ls(registry: Registry, args, out: Output) -> int:
+    filters = {"name": args.name, "source": args.source, "since": args.since, "until": args.until}
+    points = _listed(registry.metric_points(args.model, args.version, **filters), args.limit)
+    out.emit(points, lambda: table(points, POINT_COLUMNS))
+    return EXIT_OK
+
+
+def cmd_approve(registry: Registry, args, out: Output) -> int:
+    approval = registry.approve(args.model, args.version, args.target, comment=args.comment)
+    out.emit(approval, f"{args.model}:{args.version} approved for {approval.get('target', args.target)}")
     return EXIT_OK
 
 
@@ -556,6 +591,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(commands, "default", cmd_default, "make VERSION the default version of MODEL")
     sub.add_argument("model", metavar="MODEL")
     sub.add_argument("version", metavar="VERSION")
+
+    metrics = commands.add_parser("metrics", help="a version's metric history").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    sub = command(metrics, "log", cmd_metrics_log, "record metric points (all or none)")
+    sub.add_argument("model", metavar="MODEL")
+    sub.add_argument("version", metavar="VERSION")
+    sub.add_argument("metrics", nargs="+", metavar="NAME=VALUE")
+    sub.add_argument("--source", help="where the numbers come from: eval (default), canary, production, a dataset")
+    sub.add_argument("--step", type=int, help="a training step")
+    sub.add_argument("--at", metavar="TIMESTAMP", help="ISO 8601 (default: now)")
+    sub = command(metrics, "ls", cmd_metrics_ls, "a version's points, newest first")
+    sub.add_argument("model", metavar="MODEL")
+    sub.add_argument("version", metavar="VERSION")
+    for name in ("name", "source", "since", "until"):
+        sub.add_argument(f"--{name}")
+    sub.add_argument("--limit", type=int, help="at most this many rows")
+
+    sub = command(commands, "approve", cmd_approve, "approve VERSION of MODEL for a target (promotion policies)")
+    sub.add_argument("model", metavar="MODEL")
+    sub.add_argument("version", metavar="VERSION")
+    sub.add_argument("--for", dest="target", required=True, metavar="TARGET")
+    sub.add_argument("--comment", default="")
 
     sub = command(commands, "compare", cmd_compare, "versions side by side, the first the baseline (* best)")
     sub.add_argument("refs", nargs="+", metavar="MODEL[:VERSION|@TARGET]", help="2 to 20 versions")

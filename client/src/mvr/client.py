@@ -309,6 +309,22 @@ class Registry:
     def delete_version(self, model: str, version: str) -> None:
         self.http.request("DELETE", path("models", model, "versions", version))
 
+    def log_metrics(self, model: str, version: str, points: list[dict]) -> dict:
+        """Record metric history points ({name, value, timestamp?, step?, source?}), all or none; the
+        Idempotency-Key makes a retried batch count once."""
+        url = path("models", model, "versions", version, "metrics")
+        return self._post(url, {"points": points}, retry_ambiguous=True).json()
+
+    def metric_points(self, model: str, version: str, **filters: Any) -> Iterator[dict]:
+        """A version's metric history, newest first. Filters: name, source, since, until."""
+        return self._pages(path("models", model, "versions", version, "metrics"), filters)
+
+    def approve(self, model: str, version: str, target: str, *, comment: str = "") -> dict:
+        """Approve a version for a target (a promotion policy's four-eyes rule counts approvals by others
+        than the one who deploys)."""
+        url = path("models", model, "versions", version, "approvals")
+        return self._post(url, {"target": target, "comment": comment}, retry_ambiguous=True).json()
+
     def set_default(self, model: str, version: str) -> dict:
         return self._post(path("models", model, "versions", version, "default"), {}, retry_ambiguous=True).json()
 
