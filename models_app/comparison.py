@@ -75,23 +75,21 @@ def check_count(refs: list[str], *, field: str) -> None:
             f"{field}: compare {MIN_VERSIONS} to {MAX_VERSIONS} versions, separated by commas (got {len(refs)}).",
             field=field,
         )
-    if len(set(refs)) != len(refs):
-        raise InvalidInput(f"{field}: a version is named twice.", field=field)
     if any(not ref.strip() for ref in refs):
         raise InvalidInput(f"{field}: an empty name between commas.", field=field)
 
 
 @dataclass(frozen=True)
 class Window:
-    """Compare what the versions did over the last `window` (their metric history's points, from `source`
-    only when given, aggregated by `agg`) instead of their registered metrics."""
+    """Compare what the versions did, their metric history's points, over the last `window` (all of them:
+    None), from `source` only when given, aggregated by `agg`, instead of their registered metrics."""
 
-    window: str  # as asked: 24h, 7d
+    window: str | None = None  # as asked: 24h, 7d
     source: str | None = None
     agg: str = "avg"
 
     def values(self, version: ModelVersion) -> tuple[dict[str, float], dict[str, int]]:
-        span = metric_history.parse_duration(self.window, field="window")
+        span = metric_history.parse_duration(self.window, field="window") if self.window else None
         return metric_history.window_values(version=version, window=span, source=self.source, agg=self.agg)
 
 

@@ -257,11 +257,13 @@ WINDOW_AGGREGATES = {"avg": Avg, "min": Min, "max": Max}
 
 
 def window_values(
-    *, version: ModelVersion, window: timedelta, source: str | None = None, agg: str = "avg"
+    *, version: ModelVersion, window: timedelta | None, source: str | None = None, agg: str = "avg"
 ) -> tuple[dict[str, float], dict[str, int]]:
-    """Each metric of `version` aggregated over its points of the last `window` (from `source` only, when
-    given): {name: value} and {name: how many points}. One query, on the (version, name, timestamp) index."""
-    points = MetricPoint.objects.filter(version=version, timestamp__gte=timezone.now() - window)
+    """Each metric of `version` aggregated over its points of the last `window` (all of them: None), from
+    `source` only when given: {name: value} and {name: how many points}. One query."""
+    points = MetricPoint.objects.filter(version=version)
+    if window is not None:
+        points = points.filter(timestamp__gte=timezone.now() - window)
     if source is not None:
         points = points.filter(source=source)
     rows = points.order_by().values("name").annotate(value=WINDOW_AGGREGATES[agg]("value"), points=Count("id"))

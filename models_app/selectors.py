@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from deployments_app.models import Deployment, DeploymentStatus
-from deployments_app.selectors import get_target
+from deployments_app.selectors import get_target_or_404
 from models_app.models import ModelVersion, RegisteredModel, VersionMetric, VersionTag
 from registry_site.errors import NotFound
 from registry_site.model_fields import JSONArrayAgg, JSONObjectAgg
@@ -119,7 +119,7 @@ def resolve_version(model_name: str, ref: str) -> ModelVersion:
     elif ref == "latest":
         found = versions.order_by("-created_at", "-id").first()
     elif ref.startswith("@"):
-        target = get_target(ref[1:], field="versions")
+        target = get_target_or_404(ref[1:])
         found = versions.filter(
             deployments__deployment_target=target, deployments__deployment_status=DeploymentStatus.ACTIVE
         ).first()

@@ -201,38 +201,54 @@ class ModelVersionSerializer(RegistryModelSerializer):
         return deployed_targets(obj)
 
 
+# 2 to 20 names separated by commas, in the names' alphabets: what the schema can say of `versions`. A
+# version: its own name, or @ and a target's (models_app.models.version_validator, Target's rule).
+_VERSION_REF = r"@?[A-Za-z0-9_.+\-]+"
+_MODEL_VERSION_REF = rf"[A-Za-z0-9_.\-]+:{_VERSION_REF}"
+
+
 class CompareQuerySerializer(StrictFieldsMixin, serializers.Serializer):
-    """GET /models/{name}/compare's and GET /compare's query: which versions, the first the baseline."""
+    """GET /models/{name}/compare's query: which versions (the first the baseline), and what of them."""
 
-    versions = serializers.CharField(
+    versions = serializers.RegexField(
+        rf"^{_VERSION_REF}(?:,{_VERSION_REF}){{1,19}}$(?!\n)",
         max_length=4000,
-        help_text="2 to 20 versions separated by commas, the first the baseline. In /models/{name}/compare a "
-        "version string, `default`, `latest` or `@target` (the version active there); in /compare each is "
-        "`model:version` with the same choices after the colon.",
+        help_text="2 to 20 versions separated by commas, the first the baseline: a version string, `default`, "
+        "`latest` or `@target` (the version active there).",
+        error_messages={"invalid": "2 to 20 versions separated by commas, without spaces (letters, digits, _.+-, @)."},
     )
-
     window = serializers.RegexField(
-        r"^[0-9]{1,6}[mhdw]$",
+        r"^[1-9][0-9]{0,4}[mhdw]$(?!\n)",
         required=False,
         help_text="Compare the metric history of the last 30m, 24h, 7d, 2w... instead of the registered metrics.",
         error_messages={"invalid": "A duration such as 30m, 24h, 7d or 2w."},
     )
     source = serializers.RegexField(
-        SOURCE_PATTERN, required=False, help_text="With `window`: only the points from this source (production...)."
+        SOURCE_PATTERN,
+        required=False,
+        help_text="Compare the metric history's points from this source only (production...); with no "
+        "`window`, all of them.",
     )
     agg = serializers.ChoiceField(
-        choices=["avg", "min", "max"], required=False, help_text="With `window`: how the points aggregate (avg)."
+        choices=["avg", "min", "max"],
+        required=False,
+        help_text="How the metric history's points aggregate (avg); with no `window`, all of them.",
     )
 
     def validate_versions(self, value: str) -> list[str]:
-        return [ref.strip() for ref in value.split(",")]
+        return value.split(",")
 
-    def validate(self, attrs: dict) -> dict:
-        attrs = super().validate(attrs)  # unknown parameters first
-        alone = [name for name in ("source", "agg") if name in attrs and "window" not in attrs]
-        if alone:
-            raise serializers.ValidationError({name: ["Only with `window`."] for name in alone})
-        return attrs
+
+class CrossModelCompareQuerySerializer(CompareQuerySerializer):
+    """GET /compare's query: each version `model:version`, with the same choices after the colon."""
+
+    versions = serializers.RegexField(
+        rf"^{_MODEL_VERSION_REF}(?:,{_MODEL_VERSION_REF}){{1,19}}$(?!\n)",
+        max_length=4000,
+        help_text="2 to 20 versions `model:version` separated by commas, the first the baseline; after the "
+        "colon a version string, `default`, `latest` or `@target`.",
+        error_messages={"invalid": "2 to 20 model:version names separated by commas, without spaces."},
+    )
 
 
 class ComparedVersionSerializer(serializers.Serializer):
@@ -293,7 +309,7 @@ class ComparisonBasisSerializer(serializers.Serializer):
     agg = serializers.CharField(allow_null=True)
 
 
-class ComparisonSerializer(serializers.Serializer):
+class VersionComparisonSerializer(serializers.Serializer):
     baseline = serializers.CharField()
     basis = ComparisonBasisSerializer(help_text="What was compared: the registered metrics, or a window of history.")
     versions = ComparedVersionSerializer(many=True)

@@ -29,7 +29,7 @@ from models_app.filters import (
 from models_app.models import SOURCE_PATTERN, SOURCE_RULE, MetricPoint, ModelVersion, RegisteredModel
 from models_app.serializers import (
     CompareQuerySerializer,
-    ComparisonSerializer,
+    CrossModelCompareQuerySerializer,
     FileUploadSerializer,
     MetricBatchSerializer,
     MetricPointSerializer,
@@ -40,6 +40,7 @@ from models_app.serializers import (
     RegisteredModelListSerializer,
     RegisteredModelSerializer,
     VersionChangeSerializer,
+    VersionComparisonSerializer,
     VersionCreateJSONSerializer,
     VersionCreateSerializer,
 )
@@ -317,46 +318,46 @@ format check, where it is deployed, every metric); per metric its values, which 
 difference from the baseline (absolute, relative, better or not: higher is better, except metrics named
 like a loss, latency or error, or those the model's `metric_directions` turns round); whether each
 version is a drop-in replacement for the baseline (same format and shapes); and what its training_config
-changes. With `window` (and optionally `source`, `agg`), the metrics are each version's metric history over
-that window, aggregated, and `points` says how many points are behind each. 400 naming `versions` for
-fewer than 2 or more than 20, or a name given twice; 404 naming what is missing."""
+changes. With `window`, `source` or `agg`, the metrics are each version's metric history (over the window,
+from the source; all of it otherwise), aggregated, and `points` says how many points are behind each.
+400 naming `versions` for fewer than 2 or more than 20; 404 naming what is missing."""
 
 
 class ComparisonViewSet(viewsets.GenericViewSet):
     """GET /models/{name}/compare and GET /compare: reads of versions, so viewing versions is what they need."""
 
     queryset = selectors.versions_with_files_and_targets()
-    serializer_class = ComparisonSerializer
+    serializer_class = VersionComparisonSerializer
     model_kwarg = "name"  # a token's model pattern applies to the URL's model (registry_site.permissions)
 
-    def _query(self, request: Request) -> tuple[list[str], comparison.Window | None]:
-        query = CompareQuerySerializer(data=request.query_params)
+    def _query(self, request: Request, serializer_class: type[CompareQuerySerializer]):
+        query = serializer_class(data=request.query_params)
         query.is_valid(raise_exception=True)
         given = query.validated_data
         window = None
-        if "window" in given:
-            window = comparison.Window(given["window"], given.get("source"), given.get("agg", "avg"))
+        if {"window", "source", "agg"} & set(given):
+            window = comparison.Window(given.get("window"), given.get("source"), given.get("agg", "avg"))
         return given["versions"], window
 
-    @extend_schema(parameters=[CompareQuerySerializer], responses=ComparisonSerializer, description=COMPARE_HELP)
+    @extend_schema(parameters=[CompareQuerySerializer], responses=VersionComparisonSerializer, description=COMPARE_HELP)
     @action(detail=False, methods=["get"])
     def in_model(self, request: Request, *args, **kwargs) -> Response:
-        refs, window = self._query(request)
+        refs, window = self._query(request, CompareQuerySerializer)
         entries = comparison.resolve(self.kwargs["name"], refs)
-        return Response(ComparisonSerializer(comparison.compare(entries, window=window)).data)
+        return Response(VersionComparisonSerializer(comparison.compare(entries, window=window)).data)
 
     @extend_schema(
-        parameters=[CompareQuerySerializer],
-        responses=ComparisonSerializer,
+        parameters=[CrossModelCompareQuerySerializer],
+        responses=VersionComparisonSerializer,
         description=COMPARE_HELP + " Across models: each version is `model:version`; a metric's direction is "
         "the first version's model's.",
     )
     @action(detail=False, methods=["get"])
     def across_models(self, request: Request, *args, **kwargs) -> Response:
-        refs, window = self._query(request)
+        refs, window = self._query(request, CrossModelCompareQuerySerializer)
         check_models_in_scope(request, self, (ref.partition(":")[0] for ref in refs))
         entries = comparison.resolve_across_models(refs)
-        return Response(ComparisonSerializer(comparison.compare(entries, window=window)).data)
+        return Response(VersionComparisonSerializer(comparison.compare(entries, window=window)).data)
 
 
 class MetricPointPagination(RegistryCursorPagination):

@@ -35,6 +35,7 @@ from registry_site.validators import (
     clean_metrics,
     clean_tags,
     validate_json_object,
+    validate_metric_directions,
     validate_sha256_hex,
     validate_shape,
     validate_unit_interval,
@@ -149,6 +150,19 @@ class JSONObjectField(JSONValueField):
     """A JSON object such as a training or deployment config (validate_json_object)."""
 
     default_validators = [validate_json_object]
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"type": "string", "enum": ["higher", "lower"]},
+        "description": f"Metric names ({METRIC_NAME_RULE}) to which of their values are better.",
+    }
+)
+class MetricDirectionsField(JSONValueField):
+    """A model's metric directions (validate_metric_directions): {"ece": "lower"}."""
+
+    default_validators = [validate_metric_directions]
 
 
 def _metadata_map_schema(values: dict, *, what: str, limit: int, change: bool) -> dict:
@@ -284,7 +298,11 @@ class RegistryModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         models.JSONField: JSONValueField,
     }
     # A JSON field's class (and so its OpenAPI schema) follows from the rule its model field carries.
-    json_field_classes = {validate_shape: ShapeField, validate_json_object: JSONObjectField}
+    json_field_classes = {
+        validate_shape: ShapeField,
+        validate_json_object: JSONObjectField,
+        validate_metric_directions: MetricDirectionsField,
+    }
 
     def build_standard_field(self, field_name: str, model_field: models.Field):
         field_class, kwargs = super().build_standard_field(field_name, model_field)

@@ -215,7 +215,7 @@ def clean_fields(model: type[models.Model], values: Mapping[str, Any]) -> dict[s
 # means the same in Python (fnmatchcase) and in the database (a regular expression, for lists).
 MODEL_PATTERN_RULE = "1-128 ASCII letters, digits, '_', '-' or '.', with '*' for any run of characters and '?' for one"
 model_pattern_validator = RegexValidator(
-    r"^[A-Za-z0-9_.\-*?]{1,128}$(?!\n)", f"A model pattern is {MODEL_PATTERN_RULE}.", code="model_pattern"
+    r"^[A-Za-z0-9_.\-*?]{0,128}$(?!\n)", f"A model pattern is {MODEL_PATTERN_RULE}.", code="model_pattern"
 )
 # A target's name, as deployments_app.models.Target's rule says (the core cannot import it).
 TARGET_NAME_SHAPE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")

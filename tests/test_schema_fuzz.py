@@ -117,7 +117,7 @@ def _point_in_the_future(body) -> bool:
 def _invalid_webhook_url(body) -> bool:
     """A webhook subscription's URL that Django's URL rule refuses (a host name over 253 characters, say):
     the schema's `format: uri` cannot say what a valid http(s) URL is."""
-    if not isinstance(body, dict) or "events" not in body or not isinstance(body.get("url"), str):
+    if not isinstance(body, dict) or not isinstance(body.get("url"), str):  # POST or PATCH /webhooks
         return False
     try:
         URLValidator(schemes=["http", "https"])(body["url"])
@@ -129,7 +129,7 @@ def _invalid_webhook_url(body) -> bool:
 def _misnamed_metadata(body) -> bool:
     if not isinstance(body, dict):
         return False
-    names = [*_keys(body.get("metrics")), *_keys(body.get("tags"))]
+    names = [*_keys(body.get("metrics")), *_keys(body.get("tags")), *_keys(body.get("metric_directions"))]
     return any(not is_metric_name(name) for name in names) or any(
         name in SEED_METRIC_NAMES for name in _keys(body.get("metrics"))
     )

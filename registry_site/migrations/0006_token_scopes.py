@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='apitoken',
             name='model_pattern',
-            field=models.CharField(blank=True, default='', help_text="Only models whose name matches this pattern ('vision-*'; '*' any run, '?' one character); empty: every model.", max_length=128, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_.\\-*?]{1,128}$(?!\\n)', "A model pattern is 1-128 ASCII letters, digits, '_', '-' or '.', with '*' for any run of characters and '?' for one.", code='model_pattern')]),
+            field=models.CharField(blank=True, default='', help_text="Only models whose name matches this pattern ('vision-*'; '*' any run, '?' one character); empty: every model.", max_length=128, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_.\\-*?]{0,128}$(?!\\n)', "A model pattern is 1-128 ASCII letters, digits, '_', '-' or '.', with '*' for any run of characters and '?' for one.", code='model_pattern')]),
         ),
         migrations.AddField(
             model_name='apitoken',

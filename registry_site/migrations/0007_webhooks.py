@@ -63,7 +63,7 @@ class Migration(migrations.Migration):
                 ('description', models.CharField(blank=True, default='', max_length=200)),
                 ('secret', models.CharField(help_text='whsec_ followed by the base64 of 24 to 64 random bytes (Standard Webhooks).', max_length=200, validators=[registry_site.validators.validate_webhook_secret])),
                 ('events', models.JSONField(help_text='Event types (e.g. ["version.created", "deployment.created"]) or ["*"].', validators=[registry_site.validators.validate_webhook_events])),
-                ('model_filter', models.CharField(blank=True, default='', help_text="Only models whose name matches this glob (e.g. 'fraud-*').", max_length=128, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_.\\-*?]{1,128}$(?!\\n)', "A model pattern is 1-128 ASCII letters, digits, '_', '-' or '.', with '*' for any run of characters and '?' for one.", code='model_pattern')])),
+                ('model_filter', models.CharField(blank=True, default='', help_text="Only models whose name matches this glob (e.g. 'fraud-*').", max_length=128, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_.\\-*?]{0,128}$(?!\\n)', "A model pattern is 1-128 ASCII letters, digits, '_', '-' or '.', with '*' for any run of characters and '?' for one.", code='model_pattern')])),
                 ('enabled', models.BooleanField(default=True)),
                 ('consecutive_failures', models.PositiveIntegerField(default=0, editable=False)),
                 ('failing_since', models.DateTimeField(blank=True, editable=False, null=True)),
