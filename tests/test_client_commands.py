@@ -210,7 +210,7 @@ def test_compare_versions(live):
     assert history["basis"]["kind"] == "history" and history["versions"][1]["points"]["accuracy"] == 2
     assert history["versions"][1]["metrics"]["accuracy"] == pytest.approx(0.925)
     one = run_mvr("compare", "ranker:v1", url=base)
-    assert one.returncode == 1 and "compare 2 to 20 versions" in one.stderr
+    assert one.returncode == 1 and "2 to 20 model:version names" in one.stderr
 
 
 def test_log_and_list_metric_history(live):
