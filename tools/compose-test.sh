@@ -21,7 +21,10 @@ export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-registry-compose-test}
 WORK=${COMPOSE_TEST_WORK:-/var/tmp/registry-docker}
 BASE=http://localhost:8003
 APP=photoidentifier-model-registry
+WORKER=photoidentifier-webhook-worker
 DB=photoidentifier-registry-db
+# The image is named in docker-compose.yml: the webhook worker runs the registry's own.
+IMAGE=photoidentifier-model-registry
 STARTED=$(date +%s)
 
 step() { printf '\n== [%3ss] %s\n' "$(($(date +%s) - STARTED))" "$*"; }
@@ -44,8 +47,8 @@ else
 fi
 docker info --format 'engine {{.ServerVersion}}, storage {{.Driver}}' || fail "no Docker engine answers"
 
-if [ -n "$(docker ps -aq --filter "name=^($APP|$DB)$")" ]; then
-    fail "containers $APP / $DB exist already (another stack?): stop them with docker-compose down first"
+if [ -n "$(docker ps -aq --filter "name=^($APP|$WORKER|$DB)$")" ]; then
+    fail "containers $APP / $WORKER / $DB exist already (another stack?): stop them with docker-compose down first"
 fi
 if [ -n "$(ls -A models 2>/dev/null)" ]; then
     fail "./models holds files: the test mounts it as the seed does and would mix its files with them"
@@ -59,12 +62,12 @@ cleanup() {
     docker-compose down -v --remove-orphans || true
     # The files were written by the container's user: remove them the same way.
     if [ -d models ]; then
-        docker run --rm --entrypoint sh -v "$ROOT/models:/clean" "${COMPOSE_PROJECT_NAME}_model-registry" \
+        docker run --rm --entrypoint sh -v "$ROOT/models:/clean" "$IMAGE" \
             -c 'rm -rf /clean/* /clean/.[!.]*' >/dev/null 2>&1 || true
         rmdir models 2>/dev/null || true
     fi
     rm -rf "$SCRATCH"
-    left=$(docker ps -q --filter "name=^($APP|$DB)$")
+    left=$(docker ps -q --filter "name=^($APP|$WORKER|$DB)$")
     [ -z "$left" ] || { echo "containers still running: $left" >&2; status=1; }
     if [ "$status" = 0 ]; then
         step "compose-test passed in $(($(date +%s) - STARTED)) s (build ${BUILD_SECONDS:-?} s, image ${IMAGE_SIZE:-?})"
@@ -78,8 +81,8 @@ step "docker-compose build"
 build_started=$(date +%s)
 docker-compose build --quiet model-registry
 BUILD_SECONDS=$(($(date +%s) - build_started))
-IMAGE_SIZE=$(docker image inspect "${COMPOSE_PROJECT_NAME}_model-registry" --format '{{.Size}}' | awk '{printf "%.0f MB", $1 / 1e6}')
-echo "built in $BUILD_SECONDS s; image ${COMPOSE_PROJECT_NAME}_model-registry: $IMAGE_SIZE"
+IMAGE_SIZE=$(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.0f MB", $1 / 1e6}')
+echo "built in $BUILD_SECONDS s; image $IMAGE: $IMAGE_SIZE"
 
 wait_healthy() {
     for _ in $(seq 1 90); do
@@ -93,6 +96,15 @@ wait_healthy() {
 step "docker-compose up -d"
 docker-compose up -d
 wait_healthy
+# The webhook worker starts once the registry is healthy, and keeps running.
+for _ in $(seq 1 30); do
+    [ -n "$(docker ps -q --filter "name=^$WORKER$" --filter status=running)" ] && break
+    sleep 1
+done
+[ -n "$(docker ps -q --filter "name=^$WORKER$" --filter status=running)" ] || {
+    docker-compose logs --tail 30 webhook-worker
+    fail "the webhook worker ($WORKER) is not running"
+}
 
 # --- 3. The seed's examples and troubleshooting commands ----------------------------------------------------
 cd "$SCRATCH"
