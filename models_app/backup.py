@@ -47,7 +47,7 @@ from models_app import artifacts
 from models_app.models import Artifact, ModelVersion, RegisteredModel
 from models_app.uploads import receive_stream
 from registry_site.errors import Conflict, InvalidInput
-from registry_site.models import ApiToken, AuditEvent
+from registry_site.models import ApiToken, AuditEvent, FailureCounter
 from registry_site.storage import ArtifactStorage, LocalArtifactStorage, S3ArtifactStorage
 
 FORMAT = 1
@@ -55,7 +55,24 @@ CHUNK = 1024 * 1024
 # What a registry is: its own tables, and the users and roles its tokens and audit trail name. Permissions
 # and content types are made by the migrations and referred to by natural key.
 DUMPED = ["auth.group", "auth.user", "models_app", "deployments_app", "registry_site"]
-REGISTRY_TABLES = [RegisteredModel, ModelVersion, Artifact, Deployment, ApiToken, AuditEvent]
+# The tables a report always names, then every other table of the registry's own (metric history,
+# experiments, policies, webhooks...), named when it holds rows. Targets are not among them: the
+# migrations make the first ones (restore handles them), and the failure counters are the throttle's.
+CORE_TABLES = [RegisteredModel, ModelVersion, Artifact, Deployment, ApiToken, AuditEvent]
+REGISTRY_TABLES = CORE_TABLES + [
+    model
+    for label in ("models_app", "deployments_app", "registry_site")
+    for model in apps.get_app_config(label).get_models()
+    if model not in CORE_TABLES and model not in (Target, FailureCounter)
+]
+
+
+def row_counts() -> dict[str, int]:
+    """Rows per table for a report: the core tables always, the others when they hold any."""
+    counts = {model._meta.db_table: model._default_manager.count() for model in REGISTRY_TABLES}
+    core = {model._meta.db_table for model in CORE_TABLES}
+    return {table: n for table, n in counts.items() if n or table in core}
+
 
 Progress = Callable[[str], None]
 
@@ -107,7 +124,7 @@ def backup(target: Storage, *, progress: Progress = lambda line: None) -> Backup
         with _read_snapshot():
             _dump_rows(dump)
             files = list(Artifact.objects.order_by("sha256").values_list("sha256", "size", "storage_key"))
-            rows = {model._meta.db_table: model._default_manager.count() for model in REGISTRY_TABLES}
+            rows = row_counts()
         report = BackupReport(snapshot, files=len(files), rows=rows)
         for sha256, size, storage_key in files:
             if _has(target, file_key(sha256), size):
@@ -285,7 +302,7 @@ def restore(
         for key in stored:  # nothing half-restored: no file without its row
             artifacts.delete(key)
         raise
-    report.rows = {model._meta.db_table: model._default_manager.count() for model in REGISTRY_TABLES}
+    report.rows = row_counts()
     return report
 
 

@@ -48,3 +48,22 @@ def test_restore_without_a_finished_snapshot_says_so(tmp_path):
         run("restore", str(tmp_path / "empty"))
     with pytest.raises(CommandError, match="no bucket"):
         run("backup", "s3://")
+
+
+@pytest.mark.django_db
+def test_restore_counts_every_table_of_the_registry_not_only_the_first_six(filled, storage_dir, tmp_path):
+    """A registry holding only a webhook subscription is not empty (restoring over it would mix two
+    registries), and the reports name the newer tables when they hold rows."""
+    from registry_site import webhooks
+
+    out = run("backup", str(tmp_path / "backup"))
+    assert "registry_webhook_subscriptions" not in out  # an empty table beyond the core six is not named
+    wipe(storage_dir)
+    webhooks.create_subscription(url="https://hooks.example.com/in", events=["*"])
+    with pytest.raises(CommandError, match="not empty .*1 in registry_webhook_subscriptions"):
+        run("restore", str(tmp_path / "backup"))
+    out = run("restore", str(tmp_path / "backup"), "--replace")
+    assert "registry_webhook_subscriptions" not in out  # the snapshot's registry had none: --replace removed it
+    from registry_site.models import WebhookSubscription
+
+    assert not WebhookSubscription.objects.exists()
