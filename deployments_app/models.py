@@ -5,15 +5,16 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
-from django.core.validators import MaxLengthValidator, MaxValueValidator, RegexValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from models_app.models import ModelVersion, RegisteredModel, VersionStatus
+from models_app.models import SOURCE_PATTERN, ModelVersion, RegisteredModel, VersionStatus
 from registry_site.model_fields import RuledJSONField
 from registry_site.validators import (
+    METRIC_NAME_PATTERN,
     validate_json_object,
     validate_metric_minimums,
     validate_one_line,
@@ -390,3 +391,197 @@ class ResultBatch(models.Model):
                 condition=Q(total_sq__isnull=True) | Q(total_sq__gte=0), name="experiment_results_sum_sq_non_negative"
             ),
         ]
+
+
+# --- Performance alerts (issue #9 §4) -------------------------------------------------------------
+MAX_ALERT_WINDOW_POINTS = 100_000
+MAX_ALERT_WINDOW_MINUTES = 60 * 24 * 90  # the metric history's usual retention
+
+
+class AlertAggregate(models.TextChoices):
+    AVG = "avg"
+    MIN = "min"
+    MAX = "max"
+    LAST = "last"
+    COUNT = "count"
+
+
+class AlertCondition(models.TextChoices):
+    ABOVE = "above"  # the aggregate is above `threshold`
+    BELOW = "below"  # the aggregate is below `threshold`
+    DROP = "drop"  # worse than the baseline version's by more than `drop_by` (absolute or relative)
+    NO_DATA = "no_data"  # no point at all in the last `window_minutes`
+
+
+class AlertBaseline(models.TextChoices):
+    PREVIOUS = "previous"  # the version active on the rule's target before the current one
+    DEFAULT = "default"  # the model's default version
+
+
+class AlertSeverity(models.TextChoices):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class AlertAction(models.TextChoices):
+    NONE = "none"
+    ROLLBACK = "rollback"  # roll back the target's active deployment when it is the alerting version
+    PAUSE_EXPERIMENT = "pause_experiment"  # pause the running experiment in which it is a treatment
+
+
+class AlertRule(models.Model):
+    """A condition on a metric's recent history that raises an Alert for a version while it holds
+    (deployments_app.alerts evaluates it when points arrive and in `manage.py evaluate_alerts`). With a
+    target, the rule watches the version active there and the variants of an experiment running there;
+    without one, every version of the model that receives points."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="alert_rules")
+    # CASCADE: a target can only be deleted when nothing was ever deployed there, so its rules watched nothing.
+    target = models.ForeignKey(Target, on_delete=models.CASCADE, null=True, blank=True, related_name="alert_rules")
+    name = models.CharField(max_length=128, validators=[validate_one_line])
+    metric = models.CharField(max_length=64, validators=[RegexValidator(METRIC_NAME_PATTERN)])
+    source = models.CharField(
+        max_length=40,
+        blank=True,
+        default="",
+        validators=[RegexValidator(SOURCE_PATTERN)],
+        help_text="Only points from this source (production, canary...); empty: every source.",
+    )
+    aggregate = models.CharField(max_length=8, choices=AlertAggregate.choices, default=AlertAggregate.AVG)
+    window_points = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_ALERT_WINDOW_POINTS)],
+        help_text="Aggregate the last N points (give this or window_minutes).",
+    )
+    window_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_ALERT_WINDOW_MINUTES)],
+        help_text="Aggregate the points of the last T minutes (give this or window_points).",
+    )
+    condition = models.CharField(max_length=8, choices=AlertCondition.choices)
+    threshold = models.FloatField(null=True, blank=True, help_text="For above and below.")
+    baseline = models.CharField(
+        max_length=8, choices=AlertBaseline.choices, blank=True, default="", help_text="For drop."
+    )
+    drop_by = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0)],
+        help_text="For drop: by how much worse than the baseline (in the metric's direction) it may get.",
+    )
+    drop_relative = models.BooleanField(
+        default=False, help_text="For drop: drop_by is a fraction of the baseline's value (0.05 = 5%)."
+    )
+    min_points = models.PositiveIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_ALERT_WINDOW_POINTS)],
+        help_text="Fewer points than this in the window: no decision (the alert's state stays as it is).",
+    )
+    severity = models.CharField(max_length=8, choices=AlertSeverity.choices, default=AlertSeverity.WARNING)
+    action = models.CharField(max_length=16, choices=AlertAction.choices, default=AlertAction.NONE)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=150, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "alert_rules"
+        ordering = ["model_id", "name"]
+        indexes = [models.Index(fields=["model", "metric"], name="alert_rules_model_metric")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "name"],
+                name="alert_rules_name_unique_per_model",
+                violation_error_message="This model has an alert rule with this name already.",
+            ),
+            models.CheckConstraint(
+                condition=Q(aggregate__in=AlertAggregate.values), name="alert_rules_aggregate_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(condition__in=AlertCondition.values), name="alert_rules_condition_valid"
+            ),
+            models.CheckConstraint(condition=Q(severity__in=AlertSeverity.values), name="alert_rules_severity_valid"),
+            models.CheckConstraint(condition=Q(action__in=AlertAction.values), name="alert_rules_action_valid"),
+            models.CheckConstraint(
+                condition=Q(window_points__isnull=False, window_minutes__isnull=True, window_points__gte=1)
+                | Q(window_points__isnull=True, window_minutes__isnull=False, window_minutes__gte=1),
+                name="alert_rules_one_window",
+                violation_error_message="Give exactly one window: window_points or window_minutes (at least 1).",
+            ),
+            models.CheckConstraint(condition=Q(min_points__gte=1), name="alert_rules_min_points_positive"),
+            models.CheckConstraint(
+                condition=~Q(condition__in=["above", "below"]) | Q(threshold__isnull=False),
+                name="alert_rules_threshold_given",
+                violation_error_message="An above or below rule needs a threshold.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(condition="drop") | Q(baseline__in=AlertBaseline.values, drop_by__gte=0),
+                name="alert_rules_drop_complete",
+                violation_error_message="A drop rule needs a baseline (previous or default) and drop_by (0 or more).",
+            ),
+            models.CheckConstraint(
+                condition=~Q(condition="no_data") | Q(window_minutes__isnull=False),
+                name="alert_rules_no_data_in_minutes",
+                violation_error_message="A no_data rule's window is in minutes (window_minutes).",
+            ),
+            models.CheckConstraint(
+                condition=Q(action="none") | Q(target__isnull=False),
+                name="alert_rules_action_needs_target",
+                violation_error_message="A rule that rolls back or pauses an experiment needs a target.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.model.name})" if self.model_id else self.name
+
+
+class AlertState(models.TextChoices):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Alert(models.Model):
+    """One episode of a rule holding for a version: made when the rule starts firing, resolved when it
+    stops; at most one firing per rule and version (a partial unique index), so two ingests arriving
+    together raise one alert. Its audit events ('fire_alert', 'resolve_alert', 'acknowledge_alert') are
+    the webhook events alert.fired, alert.resolved and alert.acknowledged."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="alerts")
+    state = models.CharField(max_length=8, choices=AlertState.choices, default=AlertState.FIRING)
+    value = models.FloatField(null=True, blank=True, help_text="The aggregate that fired it (null: no data).")
+    reason = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_value = models.FloatField(null=True, blank=True)
+    action_taken = models.TextField(blank=True, default="", help_text="What the rule's action did, or why not.")
+    acknowledged_by = models.CharField(max_length=150, blank=True, default="")
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "alerts"
+        ordering = ["-started_at", "-id"]
+        permissions = [("acknowledge_alert", "Can acknowledge an alert")]
+        indexes = [models.Index(fields=["state", "-started_at", "-id"], name="alerts_state_newest")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "version"],
+                condition=Q(state="firing"),
+                name="alerts_one_firing_per_rule_version",
+            ),
+            models.CheckConstraint(condition=Q(state__in=AlertState.values), name="alerts_state_valid"),
+            models.CheckConstraint(
+                condition=Q(state="resolved", resolved_at__isnull=False) | Q(state="firing", resolved_at__isnull=True),
+                name="alerts_resolved_at_iff_resolved",
+            ),
+            models.CheckConstraint(
+                condition=Q(acknowledged_at__isnull=True) | ~Q(acknowledged_by=""),
+                name="alerts_acknowledged_names_who",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule.name} on {self.version} ({self.state})"

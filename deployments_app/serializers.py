@@ -8,11 +8,14 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from deployments_app import experiments
+from deployments_app import alerts, experiments
 from deployments_app.models import (
     BUCKETS,
     MAX_VARIANTS,
     MIN_VARIANTS,
+    Alert,
+    AlertRule,
+    AlertState,
     Approval,
     Deployment,
     Experiment,
@@ -455,3 +458,77 @@ class ApprovalSerializer(RegistryModelSerializer):
 class ApprovalRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     target = StrictCharField(max_length=64, validators=[target_validator])
     comment = StrictTextField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class AlertRuleSerializer(RegistryModelSerializer):
+    """An alert rule: POST gives it whole (name, metric, condition and a window at least), PATCH any of it;
+    the rules between fields are deployments_app.alerts'."""
+
+    serializer_field_mapping = {
+        **RegistryModelSerializer.serializer_field_mapping,
+        models.PositiveIntegerField: StrictIntegerField,
+    }
+    model_name = serializers.CharField(source="model.name", read_only=True)
+    target = StrictCharField(
+        required=False,
+        allow_null=True,
+        max_length=64,
+        validators=[target_validator],
+        help_text="A target's name: the rule watches the version active there and an experiment's variants "
+        "there, and may act there. Null: every version of the model that receives points.",
+    )
+    firing = serializers.SerializerMethodField(help_text="How many of its alerts are firing now.")
+
+    class Meta:
+        model = AlertRule
+        fields = ["id", "model_name", *alerts.RULE_FIELDS, "firing", "created_at", "created_by", "updated_at"]
+        read_only_fields = ["id", "model_name", "firing", "created_at", "created_by", "updated_at"]
+        extra_kwargs = {
+            name: {"required": False}
+            for name in alerts.RULE_FIELDS
+            if name not in ("name", "metric", "condition", "target")
+        }
+
+    def get_firing(self, rule: AlertRule) -> int:
+        counted = getattr(rule, "firing_count", None)  # annotated by the lists (alerts.alert_rules)
+        return counted if counted is not None else rule.alerts.filter(state=AlertState.FIRING).count()
+
+    def to_representation(self, instance: AlertRule) -> dict:
+        data = super().to_representation(instance)
+        data["target"] = instance.target.name if instance.target_id else None
+        return data
+
+
+class AlertSerializer(RegistryModelSerializer):
+    """An alert: one episode of a rule holding for a version, firing until it stops holding."""
+
+    model_name = serializers.CharField(source="rule.model.name", read_only=True)
+    rule_name = serializers.CharField(source="rule.name", read_only=True)
+    target = serializers.SerializerMethodField()
+    severity = serializers.CharField(source="rule.severity", read_only=True)
+    version = serializers.CharField(source="version.version", read_only=True)
+
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "model_name",
+            "rule",
+            "rule_name",
+            "target",
+            "severity",
+            "version",
+            "state",
+            "value",
+            "reason",
+            "started_at",
+            "resolved_at",
+            "resolved_value",
+            "action_taken",
+            "acknowledged_by",
+            "acknowledged_at",
+        ]
+        read_only_fields = fields
+
+    def get_target(self, alert: Alert) -> str | None:
+        return alert.rule.target.name if alert.rule.target_id else None

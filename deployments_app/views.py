@@ -17,10 +17,21 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from deployments_app import experiments, selectors, services
-from deployments_app.filters import DeploymentFilter
-from deployments_app.models import Approval, Deployment, DeploymentStatus, Experiment, PromotionPolicy, Target
+from deployments_app import alerts, experiments, selectors, services
+from deployments_app.filters import AlertFilter, DeploymentFilter
+from deployments_app.models import (
+    Alert,
+    AlertRule,
+    Approval,
+    Deployment,
+    DeploymentStatus,
+    Experiment,
+    PromotionPolicy,
+    Target,
+)
 from deployments_app.serializers import (
+    AlertRuleSerializer,
+    AlertSerializer,
     ApprovalRequestSerializer,
     ApprovalSerializer,
     AssignmentSerializer,
@@ -570,3 +581,107 @@ class ApprovalViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
             comment=body.validated_data["comment"],
         )
         return Response(ApprovalSerializer(approval).data, status=status.HTTP_201_CREATED)
+
+
+RULE_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The alert rule's id.")
+ALERT_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The alert's id.")
+
+
+class AlertRuleViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
+    """A model's alert rules (issue #9 §4): the work is in deployments_app.alerts. Reads need
+    view_alertrule (every role), writes add/change/delete_alertrule (the deployer and admin roles); a rule
+    that rolls back or pauses an experiment also needs its author to hold that permission."""
+
+    queryset = AlertRule.objects.all()
+    serializer_class = AlertRuleSerializer
+    parser_classes = [JSONParser]
+    ordering = ("id",)
+    model_kwarg = "name"  # a token's model pattern applies to the URL's model (registry_site.permissions)
+
+    def get_object(self) -> AlertRule:
+        model = model_selectors.get_model(self.kwargs["name"])
+        found = alerts.alert_rules_listed().filter(model=model, pk=self.kwargs["pk"]).first()
+        if found is None:
+            raise NotFound(f"Model '{model.name}' has no alert rule {self.kwargs['pk']}.")
+        return found
+
+    def _answer(self, rule: AlertRule, code: int = status.HTTP_200_OK) -> Response:
+        return Response(AlertRuleSerializer(alerts.alert_rules_listed().get(pk=rule.pk)).data, status=code)
+
+    @extend_schema(parameters=[MODEL_NAME], responses=AlertRuleSerializer(many=True))
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        """The model's alert rules, oldest first."""
+        found = self.filter_queryset(self.get_queryset())  # an unknown query parameter is a 400
+        model = model_selectors.get_model(self.kwargs["name"])
+        page = self.paginate_queryset(found.filter(model=model) & alerts.alert_rules_listed())
+        assert page is not None  # every list is paginated (settings.REST_FRAMEWORK)
+        return self.get_paginated_response(AlertRuleSerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=[MODEL_NAME],
+        request=AlertRuleSerializer,
+        responses={201: AlertRuleSerializer},
+        description="A new rule: a metric (one some version of the model has) and optionally its source, an "
+        "aggregate over a window (window_points or window_minutes), a condition (above or below a threshold, "
+        "a drop against a baseline version by drop_by, or no_data), min_points, severity and an action "
+        "(none, rollback, pause_experiment; both need a target).",
+    )
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        model = model_selectors.get_model(self.kwargs["name"])
+        body = AlertRuleSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = request.user
+        rule = alerts.create_rule(
+            model=model,
+            values=dict(body.validated_data),
+            acting_user=user,
+            created_by=user.get_username() if user.is_authenticated else "",
+        )
+        response = self._answer(rule, status.HTTP_201_CREATED)
+        response["Location"] = request.build_absolute_uri(f"/models/{model.name}/alert-rules/{rule.pk}")
+        return response
+
+    @extend_schema(parameters=[MODEL_NAME, RULE_ID], responses=AlertRuleSerializer)
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        return Response(AlertRuleSerializer(self.get_object()).data)
+
+    @extend_schema(parameters=[MODEL_NAME, RULE_ID], request=AlertRuleSerializer, responses=AlertRuleSerializer)
+    def partial_update(self, request: Request, *args, **kwargs) -> Response:
+        """Change any of the rule's settings; the whole must still be valid. Disabling it resolves its alerts."""
+        rule = self.get_object()
+        body = AlertRuleSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        rule = alerts.update_rule(rule=rule, changes=dict(body.validated_data), acting_user=request.user)
+        return self._answer(rule)
+
+    @extend_schema(parameters=[MODEL_NAME, RULE_ID], responses={204: None})
+    def destroy(self, request: Request, *args, **kwargs) -> Response:
+        """Delete the rule and its alerts (the audit trail keeps their events)."""
+        alerts.delete_rule(rule=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Alerts of every model, newest first: `?state=firing` for what fires now. Reads need view_alert;
+    acknowledging acknowledge_alert (the deployer and admin roles)."""
+
+    queryset = alerts.alerts()
+    serializer_class = AlertSerializer
+    filterset_class = AlertFilter
+    ordering = ("-started_at", "-id")
+    action_verbs = {"acknowledge": "acknowledge"}  # deployments_app.acknowledge_alert
+    model_name_field = "rule__model__name"  # a token's model pattern leaves other models' alerts out
+
+    def get_object(self) -> Alert:
+        found = self.filter_queryset(self.get_queryset()).filter(pk=self.kwargs["pk"]).first()
+        if found is None:
+            raise NotFound(f"Alert {self.kwargs['pk']} not found.")
+        return found
+
+    @extend_schema(parameters=[ALERT_ID], request=None, responses=AlertSerializer)
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request: Request, *args, **kwargs) -> Response:
+        """Say someone has seen the alert (who and when; 409 when someone already did). It keeps firing
+        until its rule stops holding."""
+        alert = alerts.acknowledge_alert(alert=self.get_object(), acting_user=request.user)
+        return Response(AlertSerializer(alerts.get_alert(alert.pk)).data)

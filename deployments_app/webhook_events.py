@@ -1,14 +1,14 @@
-"""What a deployment's, a target's or an experiment's webhook event says about its object: its fields as
-the API shows them (GET /deployments/{id}, GET /targets/{name}, GET /experiments/{id}), read inside the change's transaction
-(registry_site.webhooks.enqueue)."""
+"""What a deployment's, a target's, an experiment's or an alert's webhook event says about its object: its
+fields as the API shows them (GET /deployments/{id}, GET /targets/{name}, GET /experiments/{id},
+GET /alerts/{id}), read inside the change's transaction (registry_site.webhooks.enqueue)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from deployments_app import experiments
+from deployments_app import alerts, experiments
 from deployments_app.models import Deployment, Target
-from deployments_app.serializers import DeploymentSerializer, ExperimentSerializer, TargetSerializer
+from deployments_app.serializers import AlertSerializer, DeploymentSerializer, ExperimentSerializer, TargetSerializer
 from registry_site.models import AuditEvent
 from registry_site.webhooks import describes
 
@@ -31,3 +31,9 @@ def describe_target(event: AuditEvent) -> dict[str, Any] | None:
 def describe_experiment(event: AuditEvent) -> dict[str, Any] | None:
     experiment = experiments.experiments().filter(pk=event.changes.get("experiment")).first()
     return dict(ExperimentSerializer(experiment).data) if experiment is not None else None
+
+
+@describes("alert")
+def describe_alert(event: AuditEvent) -> dict[str, Any] | None:
+    alert = alerts.alerts().filter(pk=event.changes.get("alert")).first()
+    return dict(AlertSerializer(alert).data) if alert is not None else None

@@ -14,6 +14,9 @@ one at a time or in batches, listed, summarized in time buckets for charts, and 
   `registration` (record_registered, called by models_app.services, which every door goes through).
 - Summaries bucket and aggregate in the database (Trunc, GROUP BY, a window function for `last`), on
   SQLite and PostgreSQL alike, never by reading the points into Python.
+- Each recorded batch is announced once, after it committed, by the `points_recorded` signal (the
+  version, the names and sources it held): deployments_app.alerts evaluates the model's alert rules on it.
+  A listener that fails is logged by Django (on_commit's `robust`), never the ingest's failure.
 - Retention (prune_points): points older than a cutoff are deleted; with keep_daily, each (version,
   name, source, UTC day) of them is first kept as ONE point, its daily average, timestamped at the day's
   start, with the source `<source>.daily` and `step` holding how many points it averages. Daily points
@@ -31,6 +34,7 @@ from typing import Any, NamedTuple
 from django.db import connection, transaction
 from django.db.models import Avg, Count, F, Max, Min, OuterRef, QuerySet, Subquery, Window
 from django.db.models.functions import FirstValue, Trunc
+from django.dispatch import Signal
 from django.utils import timezone
 
 from models_app.models import SOURCE_PATTERN, SOURCE_RULE, MetricPoint, ModelVersion
@@ -53,6 +57,17 @@ AGGREGATES = ("avg", "min", "max", "last", "count")
 MAX_SUMMARY_ROWS = 10_000
 
 _SOURCE = re.compile(SOURCE_PATTERN)
+
+# Sent once per recorded batch after its transaction committed, with `version`, `names` and `sources`
+# (frozensets): for the parts that watch the history without models_app knowing them (alert rules).
+points_recorded = Signal()
+
+
+def _announce(version: ModelVersion, names: frozenset[str], sources: frozenset[str]) -> None:
+    def announce_points() -> None:  # a named function: Django's log of a failing hook names it
+        points_recorded.send(sender=MetricPoint, version=version, names=names, sources=sources)
+
+    transaction.on_commit(announce_points, robust=True)
 
 
 def _refuse(field: str, message: str) -> InvalidInput:
@@ -172,6 +187,7 @@ def record_points(*, version: ModelVersion, points: list[Any], batch: bool = Tru
                 "sources": sorted({p.source for p in cleaned})[:50],
             },
         )
+        _announce(version, frozenset(p.name for p in cleaned), frozenset(p.source for p in cleaned))
     return len(cleaned)
 
 
@@ -214,11 +230,13 @@ def record_registered(*, version: ModelVersion, metrics: Mapping[str, float | No
     None, has no value to record). Called by models_app.services inside their transaction, under their
     lock, and audited by their event (which names the metrics)."""
     now = timezone.now()
-    MetricPoint.objects.bulk_create(
+    recorded = MetricPoint.objects.bulk_create(
         MetricPoint(version=version, name=name, value=value, timestamp=now, source=REGISTRATION_SOURCE)
         for name, value in sorted(metrics.items())
         if value is not None
     )
+    if recorded:
+        _announce(version, frozenset(p.name for p in recorded), frozenset({REGISTRATION_SOURCE}))
 
 
 def points_of(version: ModelVersion) -> QuerySet[MetricPoint]:

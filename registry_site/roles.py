@@ -19,6 +19,8 @@ VIEW = [
     "deployments_app.view_experiment",
     "deployments_app.view_promotionpolicy",
     "deployments_app.view_approval",
+    "deployments_app.view_alertrule",
+    "deployments_app.view_alert",
 ]
 EDIT = [
     f"models_app.{verb}_{model}"
@@ -39,11 +41,14 @@ ROLES: dict[str, list[str] | None] = {
         "deployments_app.add_approval",
     ]
     # ... and run A/B tests there (issue #11): a serving system's token reports results with this role too.
-    + [f"deployments_app.{verb}_experiment" for verb in ("add", "change", "conclude", "report")],
+    + [f"deployments_app.{verb}_experiment" for verb in ("add", "change", "conclude", "report")]
+    # ... and watch what runs (issue #9 §4): alert rules, which may roll back or pause, and acknowledging alerts.
+    + [f"deployments_app.{verb}_alertrule" for verb in ("add", "change", "delete")]
+    + ["deployments_app.acknowledge_alert"],
     "admin": None,  # every permission of the registry's apps, and seeing users (to give them tokens)
 }
 ADMIN_EXTRA = ["auth.view_user"]
-# Permissions of models made after the roles were (deployments_app's 0005, 0006 and 0007 grant them themselves).
+# Permissions of models made after the roles were (deployments_app's 0005 to 0008 grant them themselves).
 LATER_PERMISSIONS = {
     "view_target",
     "view_promotionpolicy",
@@ -54,6 +59,12 @@ LATER_PERMISSIONS = {
     "change_experiment",
     "conclude_experiment",
     "report_experiment",
+    "view_alertrule",
+    "add_alertrule",
+    "change_alertrule",
+    "delete_alertrule",
+    "view_alert",
+    "acknowledge_alert",
 }
 APPS = ("models_app", "deployments_app", "registry_site")
 

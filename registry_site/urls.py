@@ -10,6 +10,8 @@ from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
 from deployments_app.views import (
+    AlertRuleViewSet,
+    AlertViewSet,
     ApprovalViewSet,
     DeploymentViewSet,
     ExperimentViewSet,
@@ -51,6 +53,7 @@ model_targets = ModelTargetViewSet.as_view
 webhook_subscriptions = WebhookSubscriptionViewSet.as_view
 webhook_deliveries = WebhookDeliveryViewSet.as_view
 experiments = ExperimentViewSet.as_view
+alert_rules = AlertRuleViewSet.as_view
 EXPERIMENT = "experiments/<int:pk>"
 policies = PolicyViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"})
 VERSION = "models/<segment:name>/versions"
@@ -111,6 +114,15 @@ urlpatterns = [
     ),
     path(f"{EXPERIMENT}/results", experiments({"get": "results", "post": "report"}), name="experiment-results"),
     path(f"{MODEL_TARGET}/policy", policies, name="model-target-policy"),
+    path("models/<segment:name>/alert-rules", alert_rules({"get": "list", "post": "create"}), name="alert-rule-list"),
+    path(
+        "models/<segment:name>/alert-rules/<int:pk>",
+        alert_rules({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
+        name="alert-rule-detail",
+    ),
+    path("alerts", AlertViewSet.as_view({"get": "list"}), name="alert-list"),
+    path("alerts/<int:pk>", AlertViewSet.as_view({"get": "retrieve"}), name="alert-detail"),
+    path("alerts/<int:pk>/acknowledge", AlertViewSet.as_view({"post": "acknowledge"}), name="alert-acknowledge"),
     path("targets", targets({"get": "list", "post": "create"}), name="target-list"),
     path(
         "targets/<segment:name>",

@@ -257,6 +257,9 @@ WEBHOOK_EVENT_TYPES = (
     "experiment.stopped",
     "experiment.weights_changed",
     "experiment.concluded",
+    "alert.fired",
+    "alert.resolved",
+    "alert.acknowledged",
 )
 # whsec_ and standard base64 (padded) of 24 to 65 bytes: 8 to 21 groups of four, and a padded end.
 WEBHOOK_SECRET_PATTERN = r"^whsec_(?:[A-Za-z0-9+/]{4}){8,21}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$(?!\n)"

@@ -84,6 +84,9 @@ AUDITED_EVENTS: dict[tuple[str, str], str] = {
     ("experiment", "stop_experiment"): "experiment.stopped",
     ("experiment", "set_experiment_weights"): "experiment.weights_changed",
     ("experiment", "conclude_experiment"): "experiment.concluded",
+    ("alert", "fire_alert"): "alert.fired",
+    ("alert", "resolve_alert"): "alert.resolved",
+    ("alert", "acknowledge_alert"): "alert.acknowledged",
 }
 EVENT_TYPES: tuple[str, ...] = tuple(dict.fromkeys(AUDITED_EVENTS.values()))
 ALL_EVENTS = "*"
