@@ -5,7 +5,8 @@ here does through the same service as POST /deployments/{id}/rollback.
 And the targets: made, changed and deleted through the same services as /targets; their promotion
 policies, set through the same service as PUT /targets/{t}/policy; the approvals, read-only here (a
 version's "Approve for a target…" action records them, as POST .../approvals does); and the A/B tests,
-moved through their life by actions that call deployments_app.experiments."""
+moved through their life by actions that call deployments_app.experiments; the alert rules, kept through
+deployments_app.alerts, and their alerts, read-only but for the "Acknowledge" action."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 
-from deployments_app import experiments, services
+from deployments_app import alerts, experiments, services
 from deployments_app.forms import ConcludeForm, RollbackForm
-from deployments_app.models import Approval, Deployment, Experiment, PromotionPolicy, Target
+from deployments_app.models import Alert, AlertRule, Approval, Deployment, Experiment, PromotionPolicy, Target
 from models_app.models import RegisteredModel
 from registry_site.admin_base import (
     InputFilter,
@@ -441,3 +442,116 @@ class ApprovalAdmin(ReadOnlyAdminMixin, RegistryAdmin):
     ordering = ("-created_at", "-id")
     fields = ("version", "target", "user", "comment", "created_at")
     readonly_fields = fields
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(RegistryAdmin):
+    """Performance alert rules (issue #9 §4): made, changed and deleted through deployments_app.alerts, as
+    /models/{m}/alert-rules does; the model is fixed once made."""
+
+    list_display = ("name", "model", "target", "metric", "source", "condition", "severity", "action", "enabled")
+    list_filter = ("enabled", "severity", "action", "condition")
+    list_select_related = ("model", "target")
+    search_fields = ("name", "model__name", "metric")
+    ordering = ("model__name", "name")
+    raw_id_fields = ("model",)
+    fieldsets = (
+        (None, {"fields": ("model", "name", "target", "enabled", "severity", "action")}),
+        ("What is watched", {"fields": ("metric", "source", "aggregate", "window_points", "window_minutes")}),
+        (
+            "When it fires",
+            {"fields": ("condition", "threshold", "baseline", "drop_by", "drop_relative", "min_points")},
+        ),
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: AlertRule | None = None) -> tuple[str, ...]:
+        return ("model",) if obj is not None else ()
+
+    def audit_events(self, obj: AlertRule) -> QuerySet[AuditEvent]:
+        return AuditEvent.objects.filter(object_type="alert_rule", changes__rule=obj.pk)
+
+    def save_model(self, request: HttpRequest, obj: AlertRule, form, change: bool) -> None:
+        data = form.cleaned_data
+        values = {name: data[name] for name in alerts.RULE_FIELDS if name in data and name != "target"}
+        values["target"] = data["target"].name if data.get("target") else None
+        if change:
+            saved = alerts.update_rule(rule=obj, changes=values, acting_user=request.user)
+        else:
+            saved = alerts.create_rule(
+                model=data["model"], values=values, acting_user=request.user, created_by=request.user.get_username()
+            )
+        adopt(obj, saved)
+
+    def delete_model(self, request: HttpRequest, obj: AlertRule) -> None:
+        alerts.delete_rule(rule=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AlertRule]) -> None:
+        for rule in queryset.select_related("model"):
+            alerts.delete_rule(rule=rule)
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdminMixin, RegistryAdmin):
+    """Alerts: raised and resolved by their rules' evaluation, read here; "Acknowledge" records who has seen
+    them, as POST /alerts/{id}/acknowledge does."""
+
+    list_display = (
+        "id",
+        "rule",
+        "model_name",
+        "version_name",
+        "severity",
+        "state",
+        "value",
+        "started_at",
+        "resolved_at",
+        "acknowledged_by",
+    )
+    list_display_links = ("id",)
+    list_filter = ("state", "rule__severity")
+    list_select_related = ("rule__model", "version__model")
+    search_fields = ("rule__name", "rule__model__name", "version__version")
+    ordering = ("-started_at", "-id")
+    actions = ["acknowledge"]
+    fields = (
+        "rule",
+        "version",
+        "state",
+        "value",
+        "reason",
+        "action_taken",
+        "started_at",
+        "resolved_at",
+        "resolved_value",
+        "acknowledged_by",
+        "acknowledged_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="model", ordering="rule__model__name")
+    def model_name(self, alert: Alert) -> str:
+        return alert.rule.model.name
+
+    @admin.display(description="version", ordering="version__version")
+    def version_name(self, alert: Alert) -> str:
+        return alert.version.version
+
+    @admin.display(description="severity", ordering="rule__severity")
+    def severity(self, alert: Alert) -> str:
+        return alert.rule.severity
+
+    def audit_events(self, obj: Alert) -> QuerySet[AuditEvent]:
+        return AuditEvent.objects.filter(object_type="alert", changes__alert=obj.pk)
+
+    def has_acknowledge_permission(self, request: HttpRequest) -> bool:
+        return allows(request.user, "deployments_app.acknowledge_alert")
+
+    @admin.action(description="Acknowledge", permissions=["acknowledge"])
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        for alert in queryset:
+            try:
+                alerts.acknowledge_alert(alert=alert, acting_user=request.user)
+            except RegistryError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                continue
+            self.message_user(request, f"Alert {alert.pk} acknowledged.", messages.SUCCESS)

@@ -67,12 +67,15 @@ def choice_filter(choices, **kwargs) -> django_filters.ChoiceFilter:
     return django_filters.ChoiceFilter(choices=choices, error_messages={"invalid_choice": message}, **kwargs)
 
 
+BOOLEAN_WORDS = ("true", "false", "True", "False", "1", "0")
+
+
 class StrictBooleanFilter(django_filters.TypedChoiceFilter):
     """A boolean query parameter that refuses anything but true/false/1/0 (django-filter's BooleanFilter
     silently ignores a value it cannot read, returning the unfiltered list)."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("choices", [(v, v) for v in ("true", "false", "True", "False", "1", "0")])
+        kwargs.setdefault("choices", [(v, v) for v in BOOLEAN_WORDS])
         kwargs.setdefault("coerce", lambda value: value in ("true", "True", "1"))
         super().__init__(*args, **kwargs)
 

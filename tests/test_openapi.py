@@ -6,9 +6,9 @@ import re
 import pytest
 from openapi_spec_validator import validate
 
-from deployments_app import experiments
+from deployments_app import alerts, experiments
 from deployments_app.services import deploy_version
-from models_app import services
+from models_app import metric_history, services
 from registry_site import webhooks
 from registry_site.models import AuditEvent, WebhookDelivery
 from registry_site.permissions import Operator
@@ -42,7 +42,7 @@ def test_schema_lists_the_seed_routes(schema):
 
 
 @pytest.mark.django_db
-def test_every_route_in_the_schema_answers(schema, api, make_version):
+def test_every_route_in_the_schema_answers(schema, api, make_version, django_capture_on_commit_callbacks):
     version = make_version(version="v1.0.0")
     deployment = deploy_version(version=version, target="staging", acting_user=Operator()).deployment
     subscription = webhooks.create_subscription(url="http://127.0.0.1:9/x", events=["*"])
@@ -59,6 +59,15 @@ def test_every_route_in_the_schema_answers(schema, api, make_version):
         ],
         acting_user=Operator(),
     )
+    metric_history.record_points(version=version, points=[{"name": "auc", "value": 0.9}])
+    rule = alerts.create_rule(
+        model=version.model,
+        values={"name": "floor", "metric": "auc", "window_points": 5, "condition": "below", "threshold": 0.95},
+        acting_user=Operator(),
+    )
+    with django_capture_on_commit_callbacks(execute=True):  # the alert fires once the point commits
+        metric_history.record_points(version=version, points=[{"name": "auc", "value": 0.5}])
+    alert = rule.alerts.get()
     event = AuditEvent.objects.latest("id")
     values = {
         "name": version.model.name,
@@ -81,6 +90,10 @@ def test_every_route_in_the_schema_answers(schema, api, make_version):
             ids = {**ids, "id": str(subscription.pk), "delivery": str(delivery.pk)}
         if path.startswith("/experiments/"):
             ids = {**ids, "id": str(experiment.pk)}
+        if path.startswith("/alerts/"):
+            ids = {**ids, "id": str(alert.pk)}
+        if "/alert-rules/" in path:
+            ids = {**ids, "id": str(rule.pk)}
         if path.startswith("/targets/") or "{target}" in path:
             ids = {**ids, "target": "staging", **({"name": "staging"} if path.startswith("/targets/") else {})}
         url = re.sub(r"\{(\w+)\}", lambda m, ids=ids: ids[m.group(1)], path)
