@@ -9,8 +9,11 @@ and `manage.py evaluate_alerts` alike.
   `no_data` rule breaches when the window holds no point at all. Fewer than `min_points` points is no
   decision: the alert's state stays as it is.
 - Evaluation runs when points arrive (models_app.metric_history's `points_recorded` signal, after the
-  points committed; only the rules of that model whose metric and source the batch holds, in one query)
-  and for every enabled rule in `manage.py evaluate_alerts` (for no-data rules, and cron). Deciding
+  points committed; only the rules of that model whose metric and source the batch holds, in one query;
+  each rule and version at most once per REGISTRY_ALERT_EVALUATION_SECONDS in a process, and after an
+  evaluation that took t seconds not before 9 t: a busy stream does not re-aggregate its windows for
+  every batch, and its rules take at most about a tenth of its time) and for every enabled rule in `manage.py
+  evaluate_alerts` (for no-data rules, the last batches of a burst, and cron). Deciding
   reads without a lock; only a change of state locks the model's row, then the rule's, decides again and
   writes: one event when a rule starts firing for a version ('fire_alert', webhook alert.fired), one
   when it stops ('resolve_alert', alert.resolved), never one per point. The database keeps at most one
@@ -26,11 +29,13 @@ and `manage.py evaluate_alerts` alike.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Avg, Count, Max, Min, Q, QuerySet, Subquery
@@ -546,15 +551,37 @@ def evaluate(*, rules: Iterable[AlertRule], version: ModelVersion, now: datetime
     return report
 
 
+# When each (rule, version) may next be evaluated on arriving points, in this process (time.monotonic()).
+_due_at: dict[tuple[int, int], float] = {}
+_DUE_KEPT = 100_000
+# After an evaluation that took t seconds, its rules wait at least WAIT_FACTOR * t: evaluating on arriving
+# points takes at most about a tenth of a busy stream's time, however many points its windows hold.
+WAIT_FACTOR = 9
+
+
+def _due(rule: AlertRule, version: ModelVersion, now: float) -> bool:
+    return settings.REGISTRY_ALERT_EVALUATION_SECONDS <= 0 or _due_at.get((rule.pk, version.pk), 0.0) <= now
+
+
 def on_points_recorded(
     sender: Any, *, version: ModelVersion, names: frozenset[str], sources: frozenset[str], **kwargs: Any
 ) -> None:
     """models_app.metric_history.points_recorded: the model's enabled rules on a metric the batch holds
-    (from a source it holds, or any source), in one query."""
+    (from a source it holds, or any source), in one query; each evaluated unless this process did a
+    moment ago: REGISTRY_ALERT_EVALUATION_SECONDS, or longer when evaluating took long (WAIT_FACTOR)."""
+    started = time.monotonic()
     candidates = alert_rules().filter(model_id=version.model_id, enabled=True, metric__in=names)
-    matching = [rule for rule in candidates if not rule.source or rule.source in sources]
-    if matching:
-        evaluate(rules=matching, version=version)
+    matching = [r for r in candidates if (not r.source or r.source in sources) and _due(r, version, started)]
+    if not matching:
+        return
+    evaluate(rules=matching, version=version)
+    interval = settings.REGISTRY_ALERT_EVALUATION_SECONDS
+    if interval > 0:
+        finished = time.monotonic()
+        if len(_due_at) >= _DUE_KEPT:
+            _due_at.clear()
+        wait = max(interval, WAIT_FACTOR * (finished - started))
+        _due_at.update(((rule.pk, version.pk), finished + wait) for rule in matching)
 
 
 def evaluate_all(*, now: datetime | None = None) -> Evaluation:

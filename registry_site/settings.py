@@ -399,6 +399,13 @@ REGISTRY_WEBHOOK_KEEP_DAYS = envint("REGISTRY_WEBHOOK_KEEP_DAYS", 30, minimum=1)
 # How long the worker sleeps when nothing is due.
 REGISTRY_WEBHOOK_POLL_SECONDS = envint("REGISTRY_WEBHOOK_POLL_SECONDS", 2, minimum=1)
 
+# Alert rules (deployments_app.alerts) are evaluated when points arrive, at most once per this many seconds
+# per rule and version in each server process (0: every batch), and less often when evaluating takes long;
+# `manage.py evaluate_alerts` from cron evaluates what a burst's last batches left. A time window's
+# aggregate reads all of its points: once per batch, a busy stream would spend more on its rules than on
+# its points.
+REGISTRY_ALERT_EVALUATION_SECONDS = envint("REGISTRY_ALERT_EVALUATION_SECONDS", 5)
+
 # Production only (local mode is open): reads without a token when set; writes always need one.
 REGISTRY_PUBLIC_READ = envbool("REGISTRY_PUBLIC_READ", False)
 REGISTRY_THROTTLE_WRITES = envstr("REGISTRY_THROTTLE_WRITES", "600/min")

@@ -95,6 +95,8 @@ def storage_dir(tmp_path, settings):
         },
     }
     settings.FILE_UPLOAD_TEMP_DIR = str(incoming)
+    # Every batch of points evaluates the alert rules: tests send several within a millisecond.
+    settings.REGISTRY_ALERT_EVALUATION_SECONDS = 0
     return location
 
 

@@ -319,6 +319,17 @@ def test_a_failing_action_leaves_the_ingest_and_the_alert(served, ingest, monkey
     assert active.model_version == served.v2 and not events("rollback")
 
 
+def test_a_busy_stream_evaluates_a_rule_once_per_interval_and_cron_catches_up(served, ingest, settings, monkeypatch):
+    monkeypatch.setattr(alerts, "_due_at", {})  # what this process evaluated before, in other tests
+    settings.REGISTRY_ALERT_EVALUATION_SECONDS = 60
+    rule(served.model)
+    ingest(served.v2, [0.9])  # evaluated: fine
+    ingest(served.v2, [0.1, 0.1, 0.1])  # a moment later: not evaluated again yet
+    assert not Alert.objects.exists()
+    assert alerts.evaluate_all().fired == 1  # manage.py evaluate_alerts, from cron
+    assert Alert.objects.get().value == pytest.approx(0.3)
+
+
 # --- Concurrency ----------------------------------------------------------------------------------
 @postgres_only
 @pytest.mark.django_db(transaction=True)
