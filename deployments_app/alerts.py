@@ -96,7 +96,7 @@ _AGGREGATES = {"avg": Avg, "min": Min, "max": Max}
 def rule_values(rule: AlertRule) -> dict[str, Any]:
     """A rule's settings as plain values (its target by name): for the audit trail."""
     values = {name: getattr(rule, name) for name in RULE_FIELDS if name != "target"}
-    values["target"] = rule.target.name if rule.target_id else None
+    values["target"] = rule.target.name if rule.target is not None else None
     return values
 
 
@@ -314,7 +314,7 @@ def baseline_version(rule: AlertRule, version: ModelVersion) -> ModelVersion | N
     is a candidate that was never deployed there: an experiment's treatment)."""
     if rule.baseline == AlertBaseline.DEFAULT:
         return ModelVersion.objects.filter(model_id=rule.model_id, is_default=True).first()
-    history = Deployment.objects.filter(model_id=rule.model_id, deployment_target_id=rule.target.name)
+    history = Deployment.objects.filter(model_id=rule.model_id, deployment_target=rule.target)
     own = history.filter(model_version=version).order_by("-deployed_at", "-id").first()
     if own is None:
         before = history.filter(deployment_status=DeploymentStatus.ACTIVE)
@@ -383,7 +383,7 @@ def watched_versions(rule: AlertRule) -> set[int]:
     deployments = Deployment.objects.filter(model_id=rule.model_id, deployment_status=DeploymentStatus.ACTIVE)
     variants = Variant.objects.filter(experiment__model_id=rule.model_id, experiment__state=ExperimentState.RUNNING)
     if rule.target_id is not None:
-        deployments = deployments.filter(deployment_target_id=rule.target.name)
+        deployments = deployments.filter(deployment_target=rule.target)
         variants = variants.filter(experiment__target_id=rule.target_id)
         return set(deployments.values_list("model_version_id", flat=True)) | set(
             variants.values_list("version_id", flat=True)
@@ -412,7 +412,8 @@ def _act(rule: AlertRule, version: ModelVersion, reason: str) -> str:
     """Run the rule's action for a firing alert, in a savepoint: what it did, or why it did nothing."""
     if rule.action == AlertAction.NONE:
         return ""
-    target: Target = rule.target
+    target = rule.target
+    assert target is not None  # a rule with an action has a target (its constraints)
     try:
         with transaction.atomic():  # a refused action leaves nothing of itself behind
             return _run_action(rule, version, target, reason)
@@ -425,7 +426,7 @@ def _run_action(rule: AlertRule, version: ModelVersion, target: Target, reason: 
     """Roll back or pause, as the rule says; what was done, or why nothing was (a refusal raises)."""
     if rule.action == AlertAction.ROLLBACK:
         active = Deployment.objects.filter(
-            model_id=rule.model_id, deployment_target_id=target.name, deployment_status=DeploymentStatus.ACTIVE
+            model_id=rule.model_id, deployment_target=target, deployment_status=DeploymentStatus.ACTIVE
         ).first()
         if active is None or active.model_version_id != version.pk:
             return f"No rollback: {version.version} is not the version active on '{target.name}'."
