@@ -7,7 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections  # noqa: F401  (connection: the skipif condition reads it)
+from django.db import (  # noqa: F401  (connection: the skipif condition reads it)
+    IntegrityError,
+    connection,
+    connections,
+    transaction,
+)
 from django.utils import timezone
 
 from deployments_app import alerts, experiments
@@ -328,6 +333,38 @@ def test_a_busy_stream_evaluates_a_rule_once_per_interval_and_cron_catches_up(se
     assert not Alert.objects.exists()
     assert alerts.evaluate_all().fired == 1  # manage.py evaluate_alerts, from cron
     assert Alert.objects.get().value == pytest.approx(0.3)
+
+
+# --- The database's own rules ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"window_points": 10},  # two windows
+        {"window_minutes": None},  # none
+        {"aggregate": "median"},
+        {"severity": "panic"},
+        {"action": "rollback"},  # without a target
+        {"threshold": None},  # a below rule without one
+        {"condition": "no_data", "window_minutes": None, "window_points": 5},
+        {"min_points": 0},
+    ],
+)
+def test_the_database_refuses_a_broken_rule(served, changes):
+    made = rule(served.model)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        AlertRule.objects.filter(pk=made.pk).update(**changes)
+
+
+def test_the_database_keeps_one_firing_alert_per_rule_and_version(served):
+    made = rule(served.model)
+    Alert.objects.create(rule=made, version=served.v2)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Alert.objects.create(rule=made, version=served.v2)
+    Alert.objects.create(rule=made, version=served.v2, state="resolved", resolved_at=timezone.now())
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Alert.objects.create(rule=made, version=served.v1, state="resolved")  # resolved without resolved_at
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Alert.objects.create(rule=made, version=served.v1, acknowledged_at=timezone.now())  # by nobody
 
 
 # --- Concurrency ----------------------------------------------------------------------------------
