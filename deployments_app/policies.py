@@ -16,7 +16,15 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
-from deployments_app.models import Approval, Deployment, DeploymentStatus, PromotionPolicy, Target
+from deployments_app.models import (
+    Alert,
+    AlertState,
+    Approval,
+    Deployment,
+    DeploymentStatus,
+    PromotionPolicy,
+    Target,
+)
 from models_app.models import METRIC_FIELDS, FormatCheckResult, ModelVersion
 from models_app.open_metadata import metrics_of
 from registry_site.permissions import Caller
@@ -189,10 +197,12 @@ def _approvals(
 
 
 def _soak(policy: PromotionPolicy, version: ModelVersion, scope: str) -> list[RuleResult]:
+    """Active on the soak target for at least N hours, without an alert on the version (from a rule of
+    that target or of the whole model) firing now or having fired since it went active there: an alert
+    restarts the soak."""
     if policy.soak_target is None:
         return []
     where, hours = policy.soak_target.name, policy.soak_hours
-    # Alerts do not exist yet: "without a firing alert" joins this rule when they do.
     since = (
         Deployment.objects.filter(
             model_version=version, deployment_target=policy.soak_target, deployment_status=DeploymentStatus.ACTIVE
@@ -200,10 +210,24 @@ def _soak(policy: PromotionPolicy, version: ModelVersion, scope: str) -> list[Ru
         .values_list("deployed_at", flat=True)
         .first()
     )
-    expected = f"active on {where} for at least {hours} h"
+    expected = f"active on {where} for at least {hours} h without a firing alert"
     if since is None:
         return [RuleResult("soak", False, expected, None, f"not active on {where}; {expected}", scope)]
     active_hours = (timezone.now() - since) / timedelta(hours=1)
-    passed = active_hours >= hours
-    detail = f"active on {where} for {active_hours:.1f} h" + ("" if passed else f"; {expected}")
+    alert = (
+        Alert.objects.filter(version=version)
+        .filter(Q(rule__target=policy.soak_target) | Q(rule__target__isnull=True))
+        .filter(Q(state=AlertState.FIRING) | Q(started_at__gte=since))
+        .select_related("rule")
+        .order_by("-started_at")
+        .first()
+    )
+    passed = active_hours >= hours and alert is None
+    detail = f"active on {where} for {active_hours:.1f} h"
+    if alert is not None:
+        moment = alert.started_at.strftime("%Y-%m-%d %H:%M UTC")
+        fired = "is firing" if alert.state == AlertState.FIRING else "fired"
+        detail += f"; alert '{alert.rule.name}' {fired} (since {moment}) while it was active there"
+    if not passed:
+        detail += f"; {expected}"
     return [RuleResult("soak", passed, expected, round(active_hours, 2), detail, scope)]

@@ -144,6 +144,39 @@ def test_soak_on_staging(resnet):
     assert check.passed and check.seen >= 25
 
 
+def test_an_alert_on_the_soak_target_restarts_the_soak(resnet):
+    """ "Active on staging for 24 h without a firing alert": an alert of a staging rule (or of a rule of the
+    whole model) that fires while the version is active there fails the soak, even once resolved; an alert
+    of another target's rule does not count."""
+    from deployments_app import alerts
+    from deployments_app.models import Alert, AlertState
+
+    set_policy(soak_target="staging", soak_hours=24)
+    services.deploy_version(version=v(resnet, "v2"), target="staging", acting_user=Operator())
+    staged = Deployment.objects.get(model_version__version="v2", deployment_target="staging")
+    Deployment.objects.filter(pk=staged.pk).update(deployed_at=timezone.now() - timedelta(hours=25))
+    assert checks_of(v(resnet, "v2"))["soak"].passed
+
+    def alert_of(target_name, **fields) -> Alert:
+        values = {"name": f"floor {target_name}", "metric": "accuracy", "aggregate": "avg", "window_points": 5,
+                  "condition": "below", "threshold": 0.5, "target": target_name}  # fmt: skip
+        rule = alerts.create_rule(model=resnet, values=values, acting_user=Operator())
+        return Alert.objects.create(rule=rule, version=v(resnet, "v2"), value=0.1, reason="avg accuracy 0.1", **fields)
+
+    alert_of("production")  # another target's rule: not the soak's business
+    assert checks_of(v(resnet, "v2"))["soak"].passed
+    fired = alert_of("staging")
+    check = checks_of(v(resnet, "v2"))["soak"]
+    assert not check.passed and "alert 'floor staging' is firing" in check.detail
+    Alert.objects.filter(pk=fired.pk).update(state=AlertState.RESOLVED, resolved_at=timezone.now())
+    check = checks_of(v(resnet, "v2"))["soak"]
+    assert not check.passed and "alert 'floor staging' fired" in check.detail  # it fired during the soak
+    Deployment.objects.filter(pk=staged.pk).update(deployed_at=timezone.now() - timedelta(minutes=1))
+    Alert.objects.filter(pk=fired.pk).update(started_at=timezone.now() - timedelta(hours=2))
+    check = checks_of(v(resnet, "v2"))["soak"]
+    assert not check.passed and "alert '" not in check.detail  # resolved before this stay: only the hours count
+
+
 def test_the_evaluation_costs_a_fixed_number_of_queries(resnet, django_assert_num_queries):
     rules = {"min_metrics": {"accuracy": 0.5, "auc": 0.5, "latency_ms": 1},
              "max_regressions": [{"metric": "auc", "max_drop": 1}, {"metric": "latency_ms", "max_drop": 1}],
