@@ -76,7 +76,7 @@ def populate_summary(version: ModelVersion, points: int) -> None:
     every = timedelta(days=30) / points * 20  # each (name, source) series spans ~30 days
     for first in range(0, points, 50_000):
         with transaction.atomic():
-            metric_history._insert(  # the service's own insert, without re-checking generated values
+            metric_history._write(  # the service's own write (points and rollups), without re-checking generated values
                 version.pk,
                 [
                     metric_history.CleanPoint(
