@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import Avg, Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Window
+from django.db.models import Avg, Count, F, Max, Min, OuterRef, QuerySet, Subquery, Sum, Window
 from django.db.models.functions import FirstValue, Trunc
 from django.utils import timezone
 
@@ -247,7 +247,7 @@ def _naive_utc_text(moment: datetime) -> str:
 
 
 class _Hour(NamedTuple):
-    count: int
+    points: int
     total: float
     minimum: float
     maximum: float
@@ -303,7 +303,7 @@ def _upsert_rollups(version_id: int, hours: Mapping[tuple[str, str, datetime], _
     )
     adapt = (lambda moment: moment) if connection.vendor == "postgresql" else _naive_utc_text
     rows = [
-        (version_id, name, source, adapt(hour), h.count, h.total, h.minimum, h.maximum, adapt(h.first_at),
+        (version_id, name, source, adapt(hour), h.points, h.total, h.minimum, h.maximum, adapt(h.first_at),
          adapt(h.last_at), h.last_value, h.last_id)
         for (name, source, hour), h in sorted(hours.items())
     ]  # fmt: skip
@@ -416,7 +416,33 @@ def _hour_floor(moment: datetime) -> datetime:
 
 def _hour_ceiling(moment: datetime) -> datetime:
     floor = _hour_floor(moment)
-    return floor if floor == moment else floor + timedelta(hours=1)
+    try:
+        return floor if floor == moment else floor + timedelta(hours=1)
+    except OverflowError:  # in the last hour of year 9999: no whole hour follows
+        return datetime.max.replace(tzinfo=UTC)
+
+
+Span = tuple[datetime | None, datetime | None]
+
+
+def _split(since: datetime | None, until: datetime | None) -> tuple[Span | None, list[tuple[datetime, datetime]]]:
+    """[since, until) as the whole UTC hours in it, [first, end) (None: no whole hour; an open end: None),
+    and the part-hours left at its edges, which only the points can answer for."""
+    since = None if since is None else since.astimezone(UTC)
+    until = None if until is None else until.astimezone(UTC)
+    if since is not None and until is not None and _hour_ceiling(since) >= _hour_floor(until):
+        return None, [(since, until)] if since < until else []
+    edges = []
+    first = end = None
+    if since is not None:
+        first = _hour_ceiling(since)
+        if since < first:
+            edges.append((since, first))
+    if until is not None:
+        end = _hour_floor(until)
+        if end < until:
+            edges.append((end, until))
+    return (first, end), edges
 
 
 def summarize(
@@ -438,24 +464,15 @@ def summarize(
         raise _refuse("bucket", f"Use one of: {', '.join(BUCKETS)}.")
     if agg not in AGGREGATES:
         raise _refuse("agg", f"Use one of: {', '.join(AGGREGATES)}.")
-    series_filter = {"version_id": version.pk}
+    series_filter: dict[str, Any] = {"version_id": version.pk}
     if name:
         series_filter["name"] = name
     if source:
         series_filter["source"] = source
-    # The whole hours: [first_hour, end_hour); what is left of [since, until) are the edges.
-    first_hour = None if since is None else _hour_ceiling(since)
-    end_hour = None if until is None else _hour_floor(until)
-    edges: list[tuple[datetime, datetime]] = []
+    whole, edges = _split(since, until)
     parts: dict[tuple[str, str, datetime], _Part] = {}
-    if first_hour is not None and end_hour is not None and first_hour >= end_hour:
-        if since < until:  # type: ignore[operator]
-            edges.append((since, until))  # type: ignore[arg-type]
-    else:
-        if since is not None and since < first_hour:  # type: ignore[operator]
-            edges.append((since, first_hour))  # type: ignore[arg-type]
-        if until is not None and end_hour < until:  # type: ignore[operator]
-            edges.append((end_hour, until))  # type: ignore[arg-type]
+    if whole is not None:
+        first_hour, end_hour = whole
         rollups = MetricRollup.objects.filter(**series_filter)
         if first_hour is not None:
             rollups = rollups.filter(hour__gte=first_hour)
@@ -467,11 +484,8 @@ def summarize(
         if len(found) > MAX_SUMMARY_ROWS:
             raise _refuse("since", f"More than {MAX_SUMMARY_ROWS} buckets: narrow it with since, until or name.")
         parts.update(found)
-    if edges:
-        window = Q()
-        for low, high in edges:
-            window |= Q(timestamp__gte=low, timestamp__lt=high)
-        points = MetricPoint.objects.filter(window, **series_filter)
+    for low, high in edges:  # one query each: a range of the index (version, timestamp, id), not an OR
+        points = MetricPoint.objects.filter(timestamp__gte=low, timestamp__lt=high, **series_filter)
         start = Trunc("timestamp", BUCKETS[bucket], tzinfo=UTC)
         found = _parts(points, start, agg, count="id", total="value", minimum="value", maximum="value",
                        last=("timestamp", "id", "value"), limit=None, counting=True)  # fmt: skip
