@@ -192,7 +192,6 @@ _ROLLUP_COLUMNS = (
     "version_id", "name", "source", "hour", "count", "total", "minimum", "maximum", "first_at", "last_at",
     "last_value", "last_id",
 )  # fmt: skip
-_sequences: dict[str, str] = {}
 
 
 def _write(version_id: int, points: list[CleanPoint]) -> None:
@@ -213,10 +212,11 @@ def _insert(version_id: int, points: list[CleanPoint]) -> list[int]:
         if connection.vendor == "postgresql":
             # The ids first (COPY returns none): the rollups keep the latest point's id, the tie-break
             # of two points at the same time, as the points' own order has it.
-            if table not in _sequences:
-                cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
-                _sequences[table] = cursor.fetchone()[0]
-            cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [_sequences[table], len(points)])
+            cursor.execute(
+                "SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq) AS s, "
+                "generate_series(1, %s)",
+                [table, len(points)],
+            )
             ids = sorted(row[0] for row in cursor.fetchall())
             # COPY: one stream for the batch, where even a pipelined executemany pays per row.
             # Binary, with the columns' types declared: no text formatting or parsing of each value.
