@@ -342,18 +342,19 @@ OVERVIEW_ROWS = 50
 
 def overview(version: ModelVersion) -> list[dict[str, Any]]:
     """Per (name, source) of the version's history: how many points, the latest one's time and value;
-    at most OVERVIEW_ROWS, by name and source (the admin's read-only slice)."""
-    latest = MetricPoint.objects.filter(
+    at most OVERVIEW_ROWS, by name and source (the admin's read-only slice). From the rollups: an hour's
+    row instead of its every point."""
+    latest = MetricRollup.objects.filter(
         version_id=OuterRef("version_id"), name=OuterRef("name"), source=OuterRef("source")
-    ).order_by("-timestamp", "-id")
+    ).order_by("-last_at", "-last_id")
     rows = (
-        points_of(version)
+        MetricRollup.objects.filter(version_id=version.pk)
         .values("name", "source")
-        .annotate(points=Count("id"), last_at=Max("timestamp"))
-        .annotate(last_value=Subquery(latest.values("value")[:1]))
+        .annotate(points=Sum("count"), last_at=Max("last_at"))
+        .annotate(last_value=Subquery(latest.values("last_value")[:1]))
         .order_by("name", "source")[:OVERVIEW_ROWS]
     )
-    return [dict(row) for row in rows]
+    return [{**row, "points": int(row["points"])} for row in rows]
 
 
 @dataclass(frozen=True)
