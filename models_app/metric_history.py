@@ -212,9 +212,11 @@ def _insert(version_id: int, points: list[CleanPoint]) -> list[int]:
         if connection.vendor == "postgresql":
             # The ids first (COPY returns none): the rollups keep the latest point's id, the tie-break
             # of two points at the same time, as the points' own order has it.
+            # MATERIALIZED: the sequence's name looked up once, not once per id (a subquery in FROM would
+            # be pulled up into the nextval call: four times slower).
             cursor.execute(
-                "SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq) AS s, "
-                "generate_series(1, %s)",
+                "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq) "
+                "SELECT nextval(s.seq) FROM s, generate_series(1, %s)",
                 [table, len(points)],
             )
             ids = sorted(row[0] for row in cursor.fetchall())
