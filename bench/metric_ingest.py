@@ -9,7 +9,8 @@ version `summary` holding --summary-points points: 10 names x 2 sources, one poi
 over ~30 days. Prints one JSON line per measurement.
 
 - ingest, service: --batches batches of 10,000 points (5 names, timestamps and steps) through
-  models_app.metric_history.record_points (validation, one bulk insert, one audit event, one commit).
+  models_app.metric_history.record_points (validation, one bulk insert, the hourly rollups' upsert, one audit
+  event, one commit).
 - ingest, api: the same batches as JSON bodies POSTed to /models/{m}/versions/{v}/metrics through
   Django's test client (the whole middleware stack, JSON parsing, the view; no socket). The client's
   own encoding of the body is done before the clock starts.
