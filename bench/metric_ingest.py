@@ -9,13 +9,15 @@ version `summary` holding --summary-points points: 10 names x 2 sources, one poi
 over ~30 days. Prints one JSON line per measurement.
 
 - ingest, service: --batches batches of 10,000 points (5 names, timestamps and steps) through
-  models_app.metric_history.record_points (validation, one bulk insert, one audit event, one commit).
+  models_app.metric_history.record_points (validation, one bulk insert, the hourly rollups' upsert, one audit
+  event, one commit).
 - ingest, api: the same batches as JSON bodies POSTed to /models/{m}/versions/{v}/metrics through
   Django's test client (the whole middleware stack, JSON parsing, the view; no socket). The client's
   own encoding of the body is done before the clock starts.
 - summary: GET .../metrics/summary?bucket=1d&agg=avg over the whole 1,000,000-point version (and
-  ?agg=last, the window-function path), median and p90 over --runs requests, and the plan PostgreSQL
-  chose.
+  ?agg=last, the window-function path; and a window whose since/until are not on the hour, which reads
+  the points of its two part-hours too), median and p90 over --runs requests, and the plan PostgreSQL
+  chose for the rollups' query.
 
     .venv/bin/python bench/metric_ingest.py --summary-points 0        # SQLite: ingest only
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/bench .venv/bin/python bench/metric_ingest.py
@@ -41,10 +43,11 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from models_app import metric_history  # noqa: E402
-from models_app.models import MetricPoint, ModelVersion, RegisteredModel  # noqa: E402
+from models_app.models import MetricPoint, MetricRollup, ModelVersion, RegisteredModel  # noqa: E402
 
 MODEL = "bench-metric-ingest"
 BATCH = metric_history.MAX_POINTS_PER_REQUEST
@@ -72,11 +75,13 @@ def populate_summary(version: ModelVersion, points: int) -> None:
     if MetricPoint.objects.filter(version=version).count() == points:
         return
     MetricPoint.objects.filter(version=version).delete()
+    MetricRollup.objects.filter(version=version).delete()
     start = datetime(2026, 1, 1, tzinfo=UTC)
     every = timedelta(days=30) / points * 20  # each (name, source) series spans ~30 days
     for first in range(0, points, 50_000):
         with transaction.atomic():
-            metric_history._insert(  # the service's own insert, without re-checking generated values
+            # The service's own write (points and rollups), without checking generated values again.
+            metric_history._write(
                 version.pk,
                 [
                     metric_history.CleanPoint(
@@ -92,6 +97,7 @@ def populate_summary(version: ModelVersion, points: int) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE metric_points")
+            cursor.execute("VACUUM ANALYZE metric_rollups")
 
 
 def timed(function, runs: int) -> dict:
@@ -114,6 +120,7 @@ def main() -> None:
     model = RegisteredModel.objects.get_or_create(name=MODEL, defaults={"model_type": "classification"})[0]
     ingest = version_named(model, "ingest")
     MetricPoint.objects.filter(version=ingest).delete()
+    MetricRollup.objects.filter(version=ingest).delete()
     client = Client(HTTP_HOST="localhost")
     url = f"/models/{MODEL}/versions/{ingest.version}/metrics"
     bodies = [batch(n) for n in range(args.batches)]
@@ -150,7 +157,13 @@ def main() -> None:
         summary = version_named(model, "summary")
         populate_summary(summary, args.summary_points)
         base = f"/models/{MODEL}/versions/{summary.version}/metrics/summary"
-        for query in ("?bucket=1d&agg=avg", "?bucket=1d&agg=last", "?bucket=1h&agg=max&name=metric3"):
+        queries = (
+            "?bucket=1d&agg=avg",
+            "?bucket=1d&agg=last",
+            "?bucket=1h&agg=max&name=metric3",
+            "?bucket=1d&agg=avg&since=2026-01-03T10:20:00Z&until=2026-01-25T17:45:00Z",
+        )
+        for query in queries:
 
             def get(query=query):
                 response = client.get(base + query)
@@ -159,16 +172,11 @@ def main() -> None:
             result = {"database": connection.vendor, "case": f"summary {query}", "points": args.summary_points}
             print(json.dumps({**result, **timed(get, args.runs), "load": os.getloadavg()[0]}))
         if connection.vendor == "postgresql":
-            rows = metric_history.summarize(points=metric_history.points_of(summary), bucket="1d", agg="avg")
-            query = (
-                metric_history.points_of(summary)
-                .annotate(start=metric_history.Trunc("timestamp", "day", tzinfo=UTC))
-                .values("name", "source", "start")
-                .annotate(result=metric_history.Avg("value"))
-            )
+            with CaptureQueriesContext(connection) as queries:
+                rows = metric_history.summarize(version=summary, bucket="1d", agg="avg")
+            (sql,) = [q["sql"] for q in queries.captured_queries if "metric_rollups" in q["sql"]]
             with connection.cursor() as cursor:
-                sql, params = query.query.sql_with_params()
-                cursor.execute("EXPLAIN ANALYZE " + sql, params)
+                cursor.execute("EXPLAIN ANALYZE " + sql)
                 print(json.dumps({"buckets": len(rows), "plan": [row[0] for row in cursor.fetchall()]}))
 
 

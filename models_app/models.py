@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.validators import MaxLengthValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from registry_site.errors import invalid_choice_message
 from registry_site.model_fields import OpenChoiceField, RuledJSONField
@@ -381,3 +381,38 @@ class MetricPoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value} @ {self.timestamp:%Y-%m-%dT%H:%M:%SZ} ({self.source})"
+
+
+class MetricRollup(models.Model):
+    """One UTC hour of one (version, name, source) series of MetricPoint, pre-aggregated: how many points,
+    their sum, smallest and largest value, first and last time, and the latest point's value (`last_id`
+    breaks a tie of times as the points' own order does: the larger id is the later point). Written only by
+    models_app.metric_history in the transaction that writes the points, so it always equals an aggregate of
+    the points; a summary reads these rows instead of every point (issue #9: 1,000,000 points in 200 ms)."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="metric_rollups", db_index=False)
+    name = models.CharField(max_length=64)
+    source = models.CharField(max_length=40)
+    hour = models.DateTimeField(help_text="The hour's start, in UTC.")
+    count = models.BigIntegerField()
+    total = models.FloatField(help_text="The sum of the hour's values.")
+    minimum = models.FloatField()
+    maximum = models.FloatField()
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+    last_value = models.FloatField()
+    last_id = models.BigIntegerField(help_text="The latest point's id.")
+
+    class Meta:
+        db_table = "metric_rollups"
+        constraints = [
+            # Also the index every summary reads by (and the foreign key's).
+            models.UniqueConstraint(fields=["version", "name", "source", "hour"], name="metric_rollups_one_per_hour"),
+            models.CheckConstraint(condition=Q(count__gte=1), name="metric_rollups_count_positive"),
+            models.CheckConstraint(condition=Q(minimum__lte=F("maximum")), name="metric_rollups_min_le_max"),
+            models.CheckConstraint(condition=Q(first_at__lte=F("last_at")), name="metric_rollups_first_le_last"),
+            models.CheckConstraint(condition=Q(first_at__gte=F("hour")), name="metric_rollups_within_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.source}) {self.hour:%Y-%m-%dT%H}h: {self.count} points"

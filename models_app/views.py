@@ -378,6 +378,19 @@ whole number from 0. `source`: {SOURCE_RULE}; default `eval`. A problem is a 400
 point's index in a batch (`points[3].value`). 201 with how many points were recorded."""
 
 
+# `name` in the query is the metric's; the path's `{name}` is the model's (a published parameter: the README,
+# the client's `metric_points(name=...)` and `mvr metrics ls --name` send it), so the schema says which is which.
+METRIC_NAME_PARAMETER = OpenApiParameter(
+    "name",
+    str,
+    pattern=METRIC_NAME_PATTERN,
+    description="A metric's name: only that metric's points (not the model's name, which is the path's `{name}`).",
+)
+METRIC_SOURCE_PARAMETER = OpenApiParameter(
+    "source", str, pattern=SOURCE_PATTERN, description="Only points from this source (eval, canary, registration...)."
+)
+
+
 class VersionMetricsViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
     """A version's metric history: the work is in models_app.metric_history. Recording needs
     change_modelversion and reading view_modelversion (the read rule): see permission_model."""
@@ -417,28 +430,48 @@ class VersionMetricsViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
         )
         return Response({"recorded": recorded}, status=status.HTTP_201_CREATED)
 
-    @extend_schema(description="The version's points, newest first, a cursor page at a time.")
+    @extend_schema(
+        parameters=[METRIC_NAME_PARAMETER, METRIC_SOURCE_PARAMETER],
+        description="The version's points, newest first, a cursor page at a time.",
+    )
     def list(self, request: Request, *args, **kwargs) -> Response:
         page = self.paginate_queryset(self._points())
         return self.get_paginated_response(MetricPointSerializer(page, many=True).data)
+
+    @property
+    def paginator(self):
+        # A summary is one answer, not pages: `cursor` and `page_size` are then unknown parameters (a 400).
+        return None if getattr(self, "action", None) == "summary" else super().paginator
 
     @extend_schema(
         parameters=[
             OpenApiParameter("bucket", str, enum=[*metric_history.BUCKETS], default="1d", description="In UTC."),
             OpenApiParameter("agg", str, enum=[*metric_history.AGGREGATES], default="avg"),
-            OpenApiParameter("name", str, pattern=METRIC_NAME_PATTERN, description="Only this metric."),
-            OpenApiParameter("source", str, pattern=SOURCE_PATTERN, description="Only this source."),
+            METRIC_NAME_PARAMETER,
+            METRIC_SOURCE_PARAMETER,
             OpenApiParameter("since", OpenApiTypes.DATETIME, description="Points at or after this time."),
             OpenApiParameter("until", OpenApiTypes.DATETIME, description="Points before this time."),
         ],
         responses=MetricSummarySerializer,
         description="The version's points in buckets of time (`bucket`, in UTC) per name and source, each "
-        "bucket's value aggregated by `agg`, for charts; filtered like the list. More than 10,000 buckets is a "
-        "400 (narrow it with since, until or name).",
+        "bucket's value aggregated by `agg`, for charts; filtered like the list. One answer, not paginated "
+        "(`cursor` and `page_size` are a 400). More than 10,000 buckets is a 400 (narrow it with since, until "
+        "or name).",
     )
     def summary(self, request: Request, *args, **kwargs) -> Response:
-        points = self._points()
-        bucket, agg = request.query_params.get("bucket", "1d"), request.query_params.get("agg", "avg")
-        rows = metric_history.summarize(points=points, bucket=bucket, agg=agg)
+        self._points()  # the parameters, strictly (a 400 naming the one at fault), and the version (a 404)
+        filters = MetricSummaryFilter(request.query_params)
+        filters.is_valid()  # valid: _points checked it
+        given = filters.form.cleaned_data
+        bucket, agg = given.get("bucket") or "1d", given.get("agg") or "avg"
+        rows = metric_history.summarize(
+            version=selectors.get_version(self.kwargs["name"], self.kwargs["version"]),
+            bucket=bucket,
+            agg=agg,
+            name=given.get("name") or None,
+            source=given.get("source") or None,
+            since=given.get("since"),
+            until=given.get("until"),
+        )
         data = {"bucket": bucket, "agg": agg, "series": metric_history.series(rows)}
         return Response(MetricSummarySerializer(data).data)

@@ -24,7 +24,9 @@ class StrictFilterBackend(DjangoFilterBackend):
 
     def filter_queryset(self, request, queryset, view):
         filterset_class = self.get_filterset_class(view, queryset)
-        allowed = self.always_allowed | set(getattr(view, "extra_query_params", ()))
+        # A view that does not paginate (view.paginator None) takes no cursor or page size.
+        paging = self.always_allowed if getattr(view, "paginator", True) is not None else frozenset()
+        allowed = paging | set(getattr(view, "extra_query_params", ()))
         if filterset_class is not None:
             allowed |= set(filterset_class.base_filters)
         # A filterset may take families of parameters named by the client (?metric.auc__gte=0.9): it
