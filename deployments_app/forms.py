@@ -38,9 +38,7 @@ PERCENT_HELP = "Percent of the target's traffic, up to two decimals (12.5 = 12.5
 
 
 def percent_field(**kwargs) -> forms.DecimalField:
-    return forms.DecimalField(
-        min_value=0, max_value=100, max_digits=5, decimal_places=2, help_text=PERCENT_HELP, **kwargs
-    )
+    return forms.DecimalField(min_value=0, max_value=100, max_digits=5, decimal_places=2, **kwargs)
 
 
 def basis_points(percent) -> int:
@@ -86,7 +84,7 @@ class VariantForm(forms.Form):
         validators=Variant._meta.get_field("name").validators,
         help_text="Left empty: the version string.",
     )
-    weight = percent_field()
+    weight = percent_field(help_text=PERCENT_HELP)
     is_control = forms.BooleanField(required=False, label="control")
 
 
@@ -103,6 +101,7 @@ class WeightsForm(forms.Form):
         self.variants = variants
         for variant in variants:
             label = f"{variant.name} ({variant.version.version}{', control' if variant.is_control else ''})"
+            # The page says once, above them, that these are percent (PERCENT_HELP).
             self.fields[f"variant_{variant.pk}"] = percent_field(label=label, initial=Decimal(variant.weight) / 100)
 
     def weights(self) -> dict[str, int]:
