@@ -570,36 +570,12 @@ class ExperimentAdmin(RegistryAdmin):
 
     @admin.action(description="Conclude…", permissions=["conclude"])
     def conclude(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> HttpResponse | None:
-        chosen = list(queryset)
+        """The experiment's Conclude… page (conclude_view): one place shows the verdict and asks."""
+        chosen = list(queryset[:2])
         if len(chosen) != 1:
             self.message_user(request, "Select one experiment to conclude.", messages.ERROR)
             return None
-        experiment = chosen[0]
-        summary = experiments.results(experiment)
-        form = ConcludeForm(
-            request.POST if "apply" in request.POST else None,
-            variants=[v.name for v in experiment.variants.all()],
-            suggested=summary["suggested_winner"],
-        )
-        if not form.is_bound or not form.is_valid():
-            # The verdict first: the operator decides with the evidence in front of them.
-            return self.render_action_form(
-                request,
-                action="conclude",
-                objects=[experiment],
-                form=form,
-                title=f"Conclude experiment {experiment.pk}",
-                intro=f"Verdict: {summary['verdict']} The winner is deployed to target "
-                f"'{experiment.target.name}' as its only active version, and the experiment ends.",
-                submit="Conclude",
-            )
-        try:
-            concluded = self._conclude(request, experiment, form)
-        except RegistryError as exc:
-            self.message_user(request, f"Experiment {experiment.pk}: {exc.message}", messages.ERROR)
-            return None
-        self._concluded_message(request, concluded)
-        return None
+        return HttpResponseRedirect(reverse("admin:deployments_app_experiment_conclude", args=[chosen[0].pk]))
 
 
 LIFECYCLE_BUTTONS = {"start": "Start", "pause": "Pause", "resume": "Resume", "stop": "Stop"}

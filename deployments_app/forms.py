@@ -19,7 +19,7 @@ class RollbackForm(forms.Form):
 
 
 class ConcludeForm(forms.Form):
-    """The admin's "Conclude…" action: the winner among the experiment's variants."""
+    """An experiment's "Conclude…" page: the winner among its variants, and whether it becomes the default."""
 
     winner = forms.ChoiceField(help_text="Deployed to the target as its only active version.")
     make_default = forms.BooleanField(required=False, help_text="Also make it the model's default version.")

@@ -14,7 +14,7 @@ from deployments_app.models import Deployment, DeploymentStatus, Experiment
 from registry_site.models import AuditEvent
 from registry_site.permissions import Operator
 from tests.conftest import user_with_role
-from tests.test_admin import act, confirm, flashed, url
+from tests.test_admin import act, flashed, url
 from tests.test_experiments import state
 
 pytestmark = pytest.mark.django_db
@@ -64,10 +64,12 @@ def test_life_actions_and_conclude_with_the_verdict_first(admin_client, experime
     assert Experiment.objects.get().state == "paused"
     response = act(admin_client, CHANGELIST, "pause", [experiment])  # illegal: a message, nothing changes
     assert Experiment.objects.get().state == "paused"
-    page = act(admin_client, CHANGELIST, "conclude", [experiment]).content.decode()
-    assert "Verdict: Not enough data" in page and 'value="candidate"' in page
+    response = act(admin_client, CHANGELIST, "conclude", [experiment])  # the experiment's Conclude… page
+    assert response.status_code == 302 and response["Location"] == page("conclude", experiment)
+    html = admin_client.get(response["Location"]).content.decode()
+    assert "Not enough data" in html and 'value="candidate"' in html
     assert Experiment.objects.get().state == "paused"  # nothing happens before the operator confirms
-    response = confirm(admin_client, CHANGELIST, "conclude", [experiment], winner="candidate", make_default="on")
+    response = admin_client.post(page("conclude", experiment), {"winner": "candidate", "make_default": "on"})
     assert response.status_code == 302
     concluded = Experiment.objects.get()
     assert concluded.state == "concluded" and concluded.decision["winner"] == "candidate"
