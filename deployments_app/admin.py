@@ -456,11 +456,23 @@ class ExperimentAdmin(RegistryAdmin):
         checks: list[dict] = []
         if form.is_bound and form.is_valid():
             try:
-                concluded = self._conclude(request, experiment, form)
+                concluded = experiments.conclude_experiment(
+                    experiment=experiment,
+                    winner=form.cleaned_data["winner"],
+                    make_default=form.cleaned_data["make_default"],
+                    acting_user=request.user,
+                    deployed_by=request.user.get_username(),
+                )
             except RegistryError as exc:
-                checks = show_service_error(exc, form, None, aliases={})
+                checks = show_service_error(exc, form, None, aliases={}, refused_version="winner")
             else:
-                self._concluded_message(request, concluded)
+                made_default = " and is the model's default version" if concluded.decision["made_default"] else ""
+                self.message_user(
+                    request,
+                    f"Experiment {concluded.pk} concluded: {concluded.decision['winner']} is deployed to "
+                    f"{concluded.target.name}{made_default}.",
+                    messages.SUCCESS,
+                )
                 return HttpResponseRedirect(self._page_url(experiment))
         # The verdict and the results first: the operator decides with the evidence in front of them.
         return self._render(
@@ -550,24 +562,6 @@ class ExperimentAdmin(RegistryAdmin):
     def stop(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
         self._each(request, queryset, self._moves(request)["stop"])
 
-    def _conclude(self, request: HttpRequest, experiment: Experiment, form: ConcludeForm) -> Experiment:
-        return experiments.conclude_experiment(
-            experiment=experiment,
-            winner=form.cleaned_data["winner"],
-            make_default=form.cleaned_data["make_default"],
-            acting_user=request.user,
-            deployed_by=request.user.get_username(),
-        )
-
-    def _concluded_message(self, request: HttpRequest, concluded: Experiment) -> None:
-        made_default = " and is the model's default version" if concluded.decision["made_default"] else ""
-        self.message_user(
-            request,
-            f"Experiment {concluded.pk} concluded: {concluded.decision['winner']} is deployed to "
-            f"{concluded.target.name}{made_default}.",
-            messages.SUCCESS,
-        )
-
     @admin.action(description="Conclude…", permissions=["conclude"])
     def conclude(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> HttpResponse | None:
         """The experiment's Conclude… page (conclude_view): one place shows the verdict and asks."""
@@ -582,14 +576,20 @@ LIFECYCLE_BUTTONS = {"start": "Start", "pause": "Pause", "resume": "Resume", "st
 
 
 def show_service_error(
-    exc: RegistryError, form: forms.Form, variant_errors: list[str] | None, *, aliases: dict[str, str]
+    exc: RegistryError,
+    form: forms.Form,
+    variant_errors: list[str] | None,
+    *,
+    aliases: dict[str, str],
+    refused_version: str = "variants",
 ) -> list[dict]:
     """A service's refusal on the form it came from: on the field it names (through `aliases`), the
-    variants' errors above the variants' rows, the rest above the form. Returns a promotion policy's
+    variants' errors above the variants' rows, the rest above the form. A promotion policy's refusal
+    (which names no field) is about a version: the form's `refused_version` field. Returns the policy's
     failed checks, to show under the error."""
     problems = exc.errors or {None: [exc.message]}
     if isinstance(exc, PolicyRefused):
-        problems = {"variants": [exc.message]}
+        problems = {refused_version: [exc.message]}
     for field, messages_ in problems.items():
         name = aliases.get(field, field) if field else None
         for problem in messages_:

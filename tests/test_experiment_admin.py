@@ -376,6 +376,21 @@ def test_a_refused_conclusion_is_a_form_error_and_changes_nothing(admin_client, 
     assert state(storage_dir) == before
 
 
+def test_a_winner_the_deploy_refuses_is_an_error_on_the_winner(admin_client, experiment, storage_dir):
+    """Concluding deploys through deploy_version: a policy set on the target since the start refuses the
+    candidate there, on the winner's field with the failed checks, and the experiment goes on."""
+    from deployments_app.models import Target
+
+    experiments.start_experiment(experiment=experiment, acting_user=Operator())
+    deployment_services.set_policy(target=Target.objects.get(name="staging"), rules={"required_status": "approved"})
+    before = state(storage_dir)
+    response = admin_client.post(page("conclude", experiment), {"winner": "candidate"})
+    assert response.status_code == 200
+    assert "refuses resnet:v2" in " ".join(response.context["form"].errors["winner"])
+    assert [check["rule"] for check in response.context["checks"]] == ["status"]
+    assert state(storage_dir) == before and Experiment.objects.get().state == "running"
+
+
 def test_who_may_use_the_experiment_pages(client, experiment, storage_dir):
     viewer = user_with_role("staff-viewer", "viewer", password="x", is_staff=True)
     client.force_login(viewer)
