@@ -12,14 +12,38 @@ from __future__ import annotations
 
 from collections import Counter
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from deployments_app import alerts, experiments, services
-from deployments_app.forms import ConcludeForm, RollbackForm
-from deployments_app.models import Alert, AlertRule, Approval, Deployment, Experiment, PromotionPolicy, Target
+from deployments_app.forms import (
+    PERCENT_HELP,
+    ConcludeForm,
+    ExperimentForm,
+    RollbackForm,
+    VariantFormSet,
+    WeightsForm,
+    basis_points,
+)
+from deployments_app.models import (
+    MAX_VARIANTS,
+    Alert,
+    AlertRule,
+    Approval,
+    Deployment,
+    Experiment,
+    PromotionPolicy,
+    Target,
+)
+from models_app import selectors as model_selectors
 from models_app.models import RegisteredModel
 from registry_site.admin_base import (
     InputFilter,
@@ -29,7 +53,7 @@ from registry_site.admin_base import (
     adopt,
     prefix_match,
 )
-from registry_site.errors import RegistryError
+from registry_site.errors import InvalidInput, NotFound, PolicyRefused, RegistryError
 from registry_site.models import AuditEvent
 from registry_site.permissions import allows, permission_for
 
@@ -203,9 +227,13 @@ class TargetAdmin(RegistryAdmin):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
-    """A/B tests (issue #11): read here, moved through their life by the actions, which call the same
-    services as the API. Made through the API or `manage.py experiments create`."""
+class ExperimentAdmin(RegistryAdmin):
+    """A/B tests (issue #11), an operator's console over deployments_app.experiments: the "Add experiment"
+    page (create_experiment, and start_experiment when "start now" is ticked), the page's Start, Pause,
+    Resume and Stop buttons and the list's actions (the same services), "Change weights" (set_weights) and
+    "Conclude…" (conclude_experiment), which shows the verdict and the results before it asks for the
+    winner. The services judge every input; their refusals come back as form errors on the field they
+    name, with nothing written. The page itself is read-only: Django's own save never runs here."""
 
     list_display = ("id", "name", "model_link", "target", "state", "metric", "started_at", "stopped_at")
     list_display_links = ("id", "name")
@@ -214,6 +242,7 @@ class ExperimentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
     search_fields = ("name", "model__name")
     ordering = ("-id",)
     actions = ["start", "pause", "resume", "stop", "conclude"]
+    change_form_template = "admin/deployments_app/experiment/change_form.html"
     fields = (
         "name",
         "model_link",
@@ -233,6 +262,11 @@ class ExperimentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
         "decision_summary",
     )
     readonly_fields = fields
+
+    def audit_events(self, obj: Experiment) -> QuerySet[AuditEvent]:
+        return AuditEvent.objects.filter(
+            model_name=obj.model.name, object_type="experiment", changes__experiment=obj.pk
+        )
 
     @admin.display(description="model", ordering="model__name")
     def model_link(self, experiment: Experiment) -> str:
@@ -278,13 +312,242 @@ class ExperimentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Experiment]:
         return super().get_queryset(request).prefetch_related("variants__version")
 
+    # --- Who may do what: the API's permissions (deployments_app.views.ExperimentViewSet) ---------------
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return allows(request.user, permission_for(Experiment, "add"))
+
+    def has_change_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
+        return False  # the page is read; its buttons and forms below change the experiment
+
+    def has_delete_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
+        return False  # an experiment is its model's history; deleting the model takes it along
+
     def has_lifecycle_permission(self, request: HttpRequest) -> bool:
         return allows(request.user, permission_for(Experiment, "change"))
 
     def has_conclude_permission(self, request: HttpRequest) -> bool:
         return allows(request.user, permission_for(Experiment, "conclude"))
 
-    def _each(self, request: HttpRequest, queryset: QuerySet[Experiment], move) -> None:
+    # --- The pages --------------------------------------------------------------------------------------
+    def get_urls(self) -> list:
+        page = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/weights/", page(self.weights_view), name="deployments_app_experiment_weights"),
+            path("<path:object_id>/conclude/", page(self.conclude_view), name="deployments_app_experiment_conclude"),
+            *(
+                path(
+                    f"<path:object_id>/{act}/",
+                    page(self.lifecycle_view),
+                    {"act": act},
+                    name=f"deployments_app_experiment_{act}",
+                )
+                for act in LIFECYCLE_BUTTONS
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        experiment = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if experiment is not None:
+            lifecycle = self.has_lifecycle_permission(request)
+            context["lifecycle_buttons"] = [
+                (act, label, reverse(f"admin:deployments_app_experiment_{act}", args=[experiment.pk]))
+                for act, label in LIFECYCLE_BUTTONS.items()
+                if lifecycle and experiment.state in experiments.TRANSITIONS[act][0]
+            ]
+            context["may_change_weights"] = lifecycle and experiment.state in experiments.WEIGHTS_CHANGEABLE
+            context["may_conclude"] = (
+                self.has_conclude_permission(request) and experiment.state in experiments.TRANSITIONS["conclude"][0]
+            )
+        return super().change_view(request, object_id, form_url, context)
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        targets = list(Target.objects.order_by("display_order", "name").values_list("name", flat=True))
+        posted = request.POST if request.method == "POST" else None
+        initial = {name: request.GET[name] for name in ("model", "target", "name") if name in request.GET}
+        form = ExperimentForm(posted, targets=targets, initial=initial)
+        variants = VariantFormSet(posted, prefix="variants")
+        if posted is None:
+            try:
+                variants.extra = max(4, min(MAX_VARIANTS, int(request.GET.get("rows", 4))))
+            except ValueError:
+                pass
+        variant_errors: list[str] = []
+        checks: list[dict] = []
+        if posted is not None and form.is_valid() and variants.is_valid():
+            data = form.cleaned_data
+            specs = [
+                experiments.VariantSpec(
+                    version=row["version"],
+                    weight=basis_points(row["weight"]),
+                    name=row["name"],
+                    is_control=row["is_control"],
+                )
+                for row in variants.cleaned_data
+                if row
+            ]
+            try:
+                # Made and started together or not at all: a start refused (another experiment runs on
+                # the target) leaves no draft behind.
+                with transaction.atomic():
+                    experiment = experiments.create_experiment(
+                        model=self._model_named(data["model"]),
+                        target=data["target"],
+                        name=data["name"],
+                        variants=specs,
+                        acting_user=request.user,
+                        created_by=request.user.get_username(),
+                        metric=data["metric"],
+                        metric_kind=data["metric_kind"],
+                        higher_is_better=data["higher_is_better"],
+                        min_samples=data["min_samples"],
+                        salt=data["salt"] or None,
+                    )
+                    if data["start_now"]:
+                        experiment = experiments.start_experiment(experiment=experiment, acting_user=request.user)
+            except RegistryError as exc:
+                checks = show_service_error(
+                    exc, form, variant_errors, aliases={"state": "start_now", "weights": "variants"}
+                )
+            else:
+                self.log_addition(request, experiment, [{"added": {}}])
+                self.message_user(
+                    request, f"Experiment {experiment.pk} ({experiment.name}) is {experiment.state}.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(self._page_url(experiment))
+        return self._render(
+            request,
+            "admin/deployments_app/experiment/add_form.html",
+            title="Add experiment",
+            form=form,
+            variants=variants,
+            variant_errors=variant_errors + list(variants.non_form_errors()),
+            checks=checks,
+            percent_help=PERCENT_HELP,
+        )
+
+    def weights_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        experiment = self._experiment(request, object_id, self.has_lifecycle_permission)
+        form = WeightsForm(
+            request.POST if request.method == "POST" else None,
+            variants=sorted(experiment.variants.all(), key=lambda v: v.pk),
+        )
+        checks: list[dict] = []
+        if form.is_bound and form.is_valid():
+            try:
+                experiments.set_weights(experiment=experiment, weights=form.weights())
+            except RegistryError as exc:
+                checks = show_service_error(exc, form, None, aliases={})
+            else:
+                self.message_user(request, f"Experiment {experiment.pk}'s weights are changed.", messages.SUCCESS)
+                return HttpResponseRedirect(self._page_url(experiment))
+        return self._render(
+            request,
+            "admin/deployments_app/experiment/weights_form.html",
+            title=f"Change the weights of experiment {experiment.pk}",
+            experiment=experiment,
+            form=form,
+            checks=checks,
+            weights_table=self.weights(experiment),
+            percent_help=PERCENT_HELP,
+        )
+
+    def conclude_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        experiment = self._experiment(request, object_id, self.has_conclude_permission)
+        summary = experiments.results(experiment)
+        form = ConcludeForm(
+            request.POST if request.method == "POST" else None,
+            variants=[v.name for v in experiment.variants.all()],
+            suggested=summary["suggested_winner"],
+        )
+        checks: list[dict] = []
+        if form.is_bound and form.is_valid():
+            try:
+                concluded = experiments.conclude_experiment(
+                    experiment=experiment,
+                    winner=form.cleaned_data["winner"],
+                    make_default=form.cleaned_data["make_default"],
+                    acting_user=request.user,
+                    deployed_by=request.user.get_username(),
+                )
+            except RegistryError as exc:
+                checks = show_service_error(exc, form, None, aliases={}, refused_version="winner")
+            else:
+                made_default = " and is the model's default version" if concluded.decision["made_default"] else ""
+                self.message_user(
+                    request,
+                    f"Experiment {concluded.pk} concluded: {concluded.decision['winner']} is deployed to "
+                    f"{concluded.target.name}{made_default}.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(self._page_url(experiment))
+        # The verdict and the results first: the operator decides with the evidence in front of them.
+        return self._render(
+            request,
+            "admin/deployments_app/experiment/conclude_form.html",
+            title=f"Conclude experiment {experiment.pk}",
+            experiment=experiment,
+            form=form,
+            checks=checks,
+            results_table=results_html(summary),
+        )
+
+    def lifecycle_view(self, request: HttpRequest, object_id: str, act: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        experiment = self._experiment(request, object_id, self.has_lifecycle_permission)
+        self._each(request, [experiment], self._moves(request)[act])
+        return HttpResponseRedirect(self._page_url(experiment))
+
+    def _experiment(self, request: HttpRequest, object_id: str, permission) -> Experiment:
+        experiment = self.get_object(request, unquote(object_id))
+        if experiment is None:
+            raise Http404(f"Experiment {object_id} not found.")
+        if not permission(request):
+            raise PermissionDenied
+        return experiment
+
+    @staticmethod
+    def _model_named(name: str) -> RegisteredModel:
+        try:
+            return model_selectors.get_model(name)
+        except NotFound as exc:
+            raise InvalidInput(exc.message, field="model") from None
+
+    def _page_url(self, experiment: Experiment) -> str:
+        return reverse("admin:deployments_app_experiment_change", args=[experiment.pk])
+
+    def _render(self, request: HttpRequest, template: str, *, title: str, **context) -> TemplateResponse:
+        request.current_app = self.admin_site.name
+        form = context["form"]
+        media = self.media + form.media
+        return TemplateResponse(
+            request,
+            template,
+            {
+                **self.admin_site.each_context(request),
+                "title": title,
+                "subtitle": None,
+                "opts": self.opts,
+                "media": media,
+                **context,
+            },
+        )
+
+    # --- The life of an experiment, shared by the page's buttons and the list's actions ------------------
+    def _moves(self, request: HttpRequest) -> dict:
+        user = request.user
+        return {
+            "start": lambda e: experiments.start_experiment(experiment=e, acting_user=user),
+            "pause": lambda e: experiments.pause_experiment(experiment=e),
+            "resume": lambda e: experiments.resume_experiment(experiment=e),
+            "stop": lambda e: experiments.stop_experiment(experiment=e),
+        }
+
+    def _each(self, request: HttpRequest, queryset, move) -> None:
         for experiment in queryset:
             try:
                 moved = move(experiment)
@@ -295,64 +558,58 @@ class ExperimentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
 
     @admin.action(description="Start", permissions=["lifecycle"])
     def start(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
-        user = request.user
-        self._each(request, queryset, lambda e: experiments.start_experiment(experiment=e, acting_user=user))
+        self._each(request, queryset, self._moves(request)["start"])
 
     @admin.action(description="Pause", permissions=["lifecycle"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
-        self._each(request, queryset, lambda e: experiments.pause_experiment(experiment=e))
+        self._each(request, queryset, self._moves(request)["pause"])
 
     @admin.action(description="Resume", permissions=["lifecycle"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
-        self._each(request, queryset, lambda e: experiments.resume_experiment(experiment=e))
+        self._each(request, queryset, self._moves(request)["resume"])
 
     @admin.action(description="Stop", permissions=["lifecycle"])
     def stop(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
-        self._each(request, queryset, lambda e: experiments.stop_experiment(experiment=e))
+        self._each(request, queryset, self._moves(request)["stop"])
 
     @admin.action(description="Conclude…", permissions=["conclude"])
     def conclude(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> HttpResponse | None:
-        chosen = list(queryset)
+        """The experiment's Conclude… page (conclude_view): one place shows the verdict and asks."""
+        chosen = list(queryset[:2])
         if len(chosen) != 1:
             self.message_user(request, "Select one experiment to conclude.", messages.ERROR)
             return None
-        experiment = chosen[0]
-        summary = experiments.results(experiment)
-        form = ConcludeForm(
-            request.POST if "apply" in request.POST else None,
-            variants=[v.name for v in experiment.variants.all()],
-            suggested=summary["suggested_winner"],
-        )
-        if not form.is_bound or not form.is_valid():
-            # The verdict first: the operator decides with the evidence in front of them.
-            return self.render_action_form(
-                request,
-                action="conclude",
-                objects=[experiment],
-                form=form,
-                title=f"Conclude experiment {experiment.pk}",
-                intro=f"Verdict: {summary['verdict']} The winner is deployed to target "
-                f"'{experiment.target.name}' as its only active version, and the experiment ends.",
-                submit="Conclude",
-            )
-        try:
-            concluded = experiments.conclude_experiment(
-                experiment=experiment,
-                winner=form.cleaned_data["winner"],
-                make_default=form.cleaned_data["make_default"],
-                acting_user=request.user,
-                deployed_by=request.user.get_username(),
-            )
-        except RegistryError as exc:
-            self.message_user(request, f"Experiment {experiment.pk}: {exc.message}", messages.ERROR)
-            return None
-        self.message_user(
-            request,
-            f"Experiment {experiment.pk} concluded: {concluded.decision['winner']} is deployed to "
-            f"{experiment.target.name}.",
-            messages.SUCCESS,
-        )
-        return None
+        return HttpResponseRedirect(reverse("admin:deployments_app_experiment_conclude", args=[chosen[0].pk]))
+
+
+LIFECYCLE_BUTTONS = {"start": "Start", "pause": "Pause", "resume": "Resume", "stop": "Stop"}
+
+
+def show_service_error(
+    exc: RegistryError,
+    form: forms.Form,
+    variant_errors: list[str] | None,
+    *,
+    aliases: dict[str, str],
+    refused_version: str = "variants",
+) -> list[dict]:
+    """A service's refusal on the form it came from: on the field it names (through `aliases`), the
+    variants' errors above the variants' rows, the rest above the form. A promotion policy's refusal
+    (which names no field) is about a version: the form's `refused_version` field. Returns the policy's
+    failed checks, to show under the error."""
+    problems = exc.errors or {None: [exc.message]}
+    if isinstance(exc, PolicyRefused):
+        problems = {refused_version: [exc.message]}
+    for field, messages_ in problems.items():
+        name = aliases.get(field, field) if field else None
+        for problem in messages_:
+            if name == "variants" and variant_errors is not None:
+                variant_errors.append(problem)
+            elif name in form.fields:
+                form.add_error(name, problem)
+            else:
+                form.add_error(None, f"{field}: {problem}" if field and field not in problem else problem)
+    return [c for c in getattr(exc, "checks", []) if not c.get("passed")]
 
 
 def _figure(value: float | None, digits: int = 4) -> str:

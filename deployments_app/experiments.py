@@ -58,6 +58,10 @@ from registry_site.permissions import Caller
 from registry_site.validators import clean_fields, metric_value
 
 MAX_BATCHES = 1000  # per POST of results
+# Units (exposures, conversions, a mean's count) in one batch: a trillion is more than any serving system
+# sees between two reports, and keeps the columns' sums far inside a 64-bit integer (SQLite's SUM fails
+# on overflow instead of widening), where an unbounded count was a 500 from the database.
+MAX_UNITS_PER_BATCH = 10**12
 # Which transitions each act allows: from these states, to that one.
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "start": ((ExperimentState.DRAFT,), ExperimentState.RUNNING),
@@ -580,6 +584,12 @@ def _count(batch: dict[str, Any], field: str, where: str) -> int:
         raise InvalidInput(f"{where}.{field}: required for this experiment's metric.", field="batches")
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInput(f"{where}.{field}: must be a whole number, 0 or more.", field="batches")
+    if value > MAX_UNITS_PER_BATCH:
+        raise InvalidInput(
+            f"{where}.{field}: at most {MAX_UNITS_PER_BATCH:,} in one batch ({value:,} given); report a larger "
+            "number in several batches.",
+            field="batches",
+        )
     return value
 
 

@@ -463,7 +463,14 @@ class ModelVersionAdmin(RegistryAdmin):
 
     @admin.display(description="deployed to")
     def deployed_to(self, version: ModelVersion) -> str:
-        return ", ".join(selectors.deployed_targets(version)) or "-"
+        """The targets it is active on, then the A/B tests' splits it takes part in ("staging: 10% in
+        A/B test #3")."""
+        splits = [
+            f"{s['target']}: {s['weight'] / 100:g}% in A/B test #{s['experiment']}"
+            + (" (paused)" if s["state"] == "paused" else "")
+            for s in selectors.experiment_splits(version)
+        ]
+        return ", ".join([*selectors.deployed_targets(version), *splits]) or "-"
 
     @admin.display(description=f"latest {DEPLOYMENTS_SHOWN} deployments")
     def recent_deployments(self, version: ModelVersion) -> str:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models.functions import JSONObject
 
-from deployments_app.models import Deployment, DeploymentStatus
+from deployments_app.models import LIVE_STATES, Deployment, DeploymentStatus, Variant
 from deployments_app.selectors import get_target_or_404
 from models_app.models import ModelVersion, RegisteredModel, VersionMetric, VersionTag
 from registry_site.errors import NotFound
@@ -66,8 +67,29 @@ def _versions_with_files_and_targets() -> QuerySet[ModelVersion]:
         .annotate(targets=JSONArrayAgg("deployment_target"))
         .values("targets")
     )
+    # Where a running or paused experiment splits a target's traffic with this version as a variant (issue
+    # #11): the split beside `deployed_to`, which stays the seed's list of targets it is active on.
+    splits = (
+        Variant.objects.filter(version=OuterRef("pk"), experiment__state__in=LIVE_STATES)
+        .order_by()
+        .values("version")
+        .annotate(
+            splits=JSONArrayAgg(
+                JSONObject(
+                    target="experiment__target__name",
+                    experiment="experiment_id",
+                    state="experiment__state",
+                    variant="name",
+                    weight="weight",
+                    is_control="is_control",
+                )
+            )
+        )
+        .values("splits")
+    )
     return ModelVersion.objects.select_related("model", "artifact").annotate(
         active_targets=Subquery(active),
+        live_splits=Subquery(splits),
         metric_map=Subquery(_map_of(VersionMetric, "name")),
         tag_map=Subquery(_map_of(VersionTag, "key")),
     )
@@ -146,3 +168,26 @@ def deployed_targets(version: ModelVersion) -> list[str]:
         active = version.deployments.filter(deployment_status=DeploymentStatus.ACTIVE)
         targets = active.values_list("deployment_target", flat=True)
     return sorted(targets or ())
+
+
+def experiment_splits(version: ModelVersion) -> list[dict[str, Any]]:
+    """The running or paused experiments `version` is a variant of, by target: the experiment's id and
+    state, the variant's name, weight (basis points of the target's traffic) and whether it is the
+    control. Read with the version (versions_with_files_and_targets), or by a query of its own."""
+    splits: Any = getattr(version, "live_splits", _NOT_READ)
+    if splits is _NOT_READ:
+        splits = [
+            {
+                "target": v.experiment.target.name,
+                "experiment": v.experiment_id,
+                "state": v.experiment.state,
+                "variant": v.name,
+                "weight": v.weight,
+                "is_control": v.is_control,
+            }
+            for v in Variant.objects.filter(version=version, experiment__state__in=LIVE_STATES).select_related(
+                "experiment__target"
+            )
+        ]
+    # SQLite's json_object writes a boolean as 0 or 1.
+    return sorted(({**s, "is_control": bool(s["is_control"])} for s in splits or ()), key=lambda s: s["target"])

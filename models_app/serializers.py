@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from models_app import open_metadata, services
 from models_app.models import SOURCE_PATTERN, FormatCheckResult, MetricPoint, ModelVersion, RegisteredModel
-from models_app.selectors import deployed_targets
+from models_app.selectors import deployed_targets, experiment_splits
 from registry_site.fields import (
     MetricsChangeField,
     MetricsField,
@@ -126,6 +128,15 @@ class FileUploadSerializer(StrictFieldsMixin, serializers.Serializer):
     sha256 = declared_sha256_field()
 
 
+class VersionSplitSerializer(serializers.Serializer):
+    target = serializers.CharField()
+    experiment = serializers.IntegerField(help_text="The experiment's id: GET /experiments/{id}.")
+    state = serializers.ChoiceField(choices=["running", "paused"], help_text="A paused experiment serves its control.")
+    variant = serializers.CharField()
+    weight = serializers.IntegerField(help_text="Basis points of the target's traffic (10000 = all).")
+    is_control = serializers.BooleanField()
+
+
 class ModelVersionSerializer(RegistryModelSerializer):
     """A version, with its file's facts and where it is deployed."""
 
@@ -135,6 +146,10 @@ class ModelVersionSerializer(RegistryModelSerializer):
     checksum = serializers.CharField(read_only=True, allow_null=True, help_text="sha256 of the file.")
     file_url = serializers.SerializerMethodField()
     deployed_to = serializers.SerializerMethodField()
+    experiments = serializers.SerializerMethodField(
+        help_text="Where a running or paused A/B test splits a target's traffic with this version as a variant "
+        "(`deployed_to` lists the targets where it is the active version)."
+    )
     metrics = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
     format_check = serializers.ChoiceField(
@@ -175,6 +190,7 @@ class ModelVersionSerializer(RegistryModelSerializer):
             "dataset_version",
             "release_notes",
             "deployed_to",
+            "experiments",
             "deployment_config",
             "is_default",
             "created_at",
@@ -199,6 +215,10 @@ class ModelVersionSerializer(RegistryModelSerializer):
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_deployed_to(self, obj: ModelVersion) -> list[str]:
         return deployed_targets(obj)
+
+    @extend_schema_field(VersionSplitSerializer(many=True))
+    def get_experiments(self, obj: ModelVersion) -> list[dict[str, Any]]:
+        return experiment_splits(obj)
 
 
 # 2 to 20 names separated by commas, in the names' alphabets: what the schema can say of `versions`. A

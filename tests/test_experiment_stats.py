@@ -192,6 +192,12 @@ def _as_batch(values: list[float]) -> dict:
         ({"variant": "control", "exposures": 10}, "batches[1].conversions: required"),
         ({"variant": "control", "count": 10, "sum": 1.0, "sum_sq": 1.0}, "not taken by a rate metric"),
         ({"variant": "control", "exposures": "10", "conversions": 1}, "valid integer"),
+        # Past any database integer: a 400, not the database's overflow (a 500).
+        (
+            {"variant": "control", "exposures": 2**70, "conversions": 0},
+            "batches[1].exposures: at most 1,000,000,000,000",
+        ),
+        ({"variant": "control", "exposures": 10**12 + 1, "conversions": 0}, "in one batch (1,000,000,000,001 given)"),
     ],
 )
 def test_bad_batches_are_refused_and_nothing_is_recorded(api, world, batch, words, storage_dir):

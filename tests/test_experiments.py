@@ -344,6 +344,32 @@ def test_the_targets_listing_shows_the_running_split(api, world):
     assert rows["staging"]["active"]["version"] == "v1"  # the deployment itself is unchanged meanwhile
 
 
+def test_a_versions_page_shows_the_split_beside_deployed_to(api, admin_client, world):
+    """`deployed_to` stays the seed's list of targets where the version is active; `experiments` says where
+    a running or paused experiment splits a target's traffic with it, in the one query that reads the
+    version (GET .../versions/{v}, the versions' list, the admin's list)."""
+    experiment = created(api)
+    version = api.get("/models/resnet/versions/v2").json()
+    assert version["deployed_to"] == [] and version["experiments"] == []  # a draft splits nothing
+    act(api, experiment, "start")
+    act(api, experiment, "weights", {"weights": {"control": 8000, "candidate": 2000}})
+    split = {"target": "staging", "experiment": experiment["id"], "state": "running", "variant": "candidate"}
+    assert api.get("/models/resnet/versions/v2").json()["experiments"] == [
+        {**split, "weight": 2000, "is_control": False}
+    ]
+    listed = {v["version"]: v for v in api.get("/models/resnet/versions").json()["results"]}
+    assert listed["v1"]["deployed_to"] == ["staging"]
+    assert listed["v1"]["experiments"] == [{**split, "variant": "control", "weight": 8000, "is_control": True}]
+    assert listed["v3"]["experiments"] == []
+    html = admin_client.get("/admin/models_app/modelversion/").content.decode()
+    assert f"staging: 20% in A/B test #{experiment['id']}" in html
+    assert f"staging, staging: 80% in A/B test #{experiment['id']}" in html
+    act(api, experiment, "pause")
+    assert api.get("/models/resnet/versions/v2").json()["experiments"][0]["state"] == "paused"
+    act(api, experiment, "stop")
+    assert api.get("/models/resnet/versions/v2").json()["experiments"] == []
+
+
 def test_a_tested_version_and_a_target_with_experiments_are_kept(api, world, storage_dir):
     response = api.post(
         "/models/resnet/targets/canary/experiments",
