@@ -14,9 +14,10 @@ from collections import Counter
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from django.utils.html import format_html, format_html_join
 
-from deployments_app import experiments, services
+from deployments_app import experiment_charts, experiments, services
 from deployments_app.forms import ConcludeForm, RollbackForm
 from deployments_app.models import Approval, Deployment, Experiment, PromotionPolicy, Target
 from models_app.models import RegisteredModel
@@ -229,6 +230,7 @@ class ExperimentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
         "stopped_at",
         "weights",
         "results_table",
+        "results_chart",
         "decision_summary",
     )
     readonly_fields = fields
@@ -262,6 +264,12 @@ class ExperimentAdmin(ReadOnlyAdminMixin, RegistryAdmin):
     @admin.display(description="results")
     def results_table(self, experiment: Experiment) -> str:
         return results_html(experiments.results(experiment))
+
+    @admin.display(description="over time")
+    def results_chart(self, experiment: Experiment) -> str:
+        return render_to_string(
+            "admin/deployments_app/experiment_chart.html", {"chart": experiment_charts.results_chart(experiment)}
+        )
 
     @admin.display(description="decision")
     def decision_summary(self, experiment: Experiment) -> str:
