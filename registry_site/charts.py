@@ -102,14 +102,16 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
         raise ValueError("ticks of a non-finite range")
     if high < low:
         low, high = high, low
-    if high == low:
+    if high - low <= 1e-9 * max(1.0, abs(low), abs(high)):  # equal but for rounding: a flat line
         pad = abs(low) * 0.1 or 1.0
         low, high = low - pad, high + pad
-    raw = (high - low) / max(1, count)
-    magnitude = 10 ** math.floor(math.log10(raw))
+    raw = high / max(1, count) - low / max(1, count)  # not (high - low): that overflows near the float limits
+    magnitude = 10.0 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     first = math.floor(low / step) * step
     last = math.ceil(high / step) * step
+    if not (math.isfinite(first) and math.isfinite(last)):  # round ticks past the largest float: the ends
+        return [low, high]
     ticks = []
     value = first
     while value <= last + step / 2:
@@ -155,6 +157,11 @@ def time_ticks(start: datetime, end: datetime, count: int = 7) -> tuple[list[dat
     else:
         fmt = "%m-%d %H:%M"
     return ticks, fmt
+
+
+def _fraction(value: float, low: float, high: float) -> float:
+    """Where `value` is between low (0) and high (1); halved first, so that ±1.7e308 do not overflow."""
+    return (value / 2 - low / 2) / (high / 2 - low / 2)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -244,7 +251,7 @@ def time_series_chart(
         return left + (right - left) * ((_utc(moment) - start) / (end - start))
 
     def y_of(value: float) -> float:
-        return bottom - (bottom - top) * (value - y_ticks[0]) / (y_ticks[-1] - y_ticks[0])
+        return bottom - (bottom - top) * _fraction(value, y_ticks[0], y_ticks[-1])
 
     summary = "; ".join(
         f"{s.label}: {len(s.points)} points, latest {number(s.points[-1][1])} at {_utc(s.points[-1][0]):%Y-%m-%d %H:%M}"
@@ -328,7 +335,7 @@ def _bar_panel(
     ticks = nice_ticks(min(0.0, *present), max(0.0, *present), count=4)
 
     def y_of(value: float) -> float:
-        return bottom - (bottom - top) * (value - ticks[0]) / (ticks[-1] - ticks[0])
+        return bottom - (bottom - top) * _fraction(value, ticks[0], ticks[-1])
 
     parts = _y_axis(ticks, y_of, left, right, axis_label, top, bottom)
     slot = (right - left) / len(values)

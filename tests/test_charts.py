@@ -161,6 +161,9 @@ def test_nice_ticks_and_time_ticks():
     assert charts.nice_ticks(0.81, 0.93) == [0.8, 0.825, 0.85, 0.875, 0.9, 0.925, 0.95]
     assert charts.nice_ticks(0, 120, count=4) == [0, 50, 100, 150]
     assert charts.nice_ticks(5, 5)[0] < 5 < charts.nice_ticks(5, 5)[-1]
+    assert charts.nice_ticks(-1.7e308, 1.7e308) == [-1.7e308, 1.7e308]  # no overflow to infinity
+    flat = charts.nice_ticks(0.5449999999999999, 0.545)  # equal but for rounding
+    assert flat[0] < 0.545 < flat[-1] and len(flat) < 10
     ticks, fmt = charts.time_ticks(T0, T0 + timedelta(days=10))
     assert fmt == "%Y-%m-%d" and T0 <= ticks[0] < T0 + timedelta(days=2) and 4 <= len(ticks) <= 7
     ticks, fmt = charts.time_ticks(T0, T0 + timedelta(days=3))
@@ -169,3 +172,13 @@ def test_nice_ticks_and_time_ticks():
     assert fmt == "%H:%M" and all(t.minute == 0 for t in ticks)
     ticks, _ = charts.time_ticks(T0, T0 + timedelta(days=365 * 30))
     assert 1 < len(ticks) <= 8
+
+
+def test_extreme_values_still_make_valid_svg():
+    series = [charts.Series("s", [(T0, -1.7e308), (T0 + timedelta(hours=1), 1.7e308), (T0 + timedelta(hours=2), 0.0)])]
+    svg = charts.time_series_chart(title="t", series=series)
+    assert "inf" not in svg and "nan" not in svg
+    parse(svg)
+    bars = charts.bar_chart(title="t", labels=["a", "b"], values=[-1.7e308, 1.7e308])
+    assert "inf" not in bars and "nan" not in bars
+    parse(bars)
