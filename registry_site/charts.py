@@ -91,6 +91,10 @@ def number(value: float) -> str:
     return f"{value:.6g}"
 
 
+def _value_text(value: float | None) -> str:
+    return "no value" if value is None else number(value)
+
+
 def no_data(title: str, message: str = "no data yet.") -> SafeString:
     return mark_safe(f'<p class="registry-chart-empty"><strong>{text(title)}</strong>: {text(message)}</p>')
 
@@ -400,9 +404,7 @@ def bar_chart(
     longest = min(LABEL_CHARS, max(len(label) for label in labels))
     crowded = (WIDTH - 86) / len(labels) < CHAR_WIDTH * longest + 4
     total_height = bottom + (CHAR_WIDTH * longest * 0.7 + 24 if crowded else 30)
-    summary = ", ".join(
-        f"{label} {'no value' if v is None else number(v)}" for label, v in zip(labels, values, strict=True)
-    )
+    summary = ", ".join(f"{label} {_value_text(v)}" for label, v in zip(labels, values, strict=True))
     parts = _open(title, f"{description} {summary}.".strip(), total_height, "bars")
     parts += _bar_panel(
         values,
@@ -445,9 +447,7 @@ def grouped_bar_chart(
     row_height = height + 56
     total_height = top + rows * row_height
     summary = "; ".join(
-        f"{groups[i]}: "
-        + ", ".join(f"{s.label} {'no value' if s.values[i] is None else number(s.values[i])}" for s in series)
-        for i in shown
+        f"{groups[i]}: " + ", ".join(f"{s.label} {_value_text(s.values[i])}" for s in series) for i in shown
     )
     parts = _open(title, f"{description} {summary}.".strip(), total_height, "grouped")
     parts += legend
