@@ -4,8 +4,9 @@ registry_site.charts.
 - A version's history: each metric a chart, a line per source, its deploys and rollbacks marked. A few
   points (RAW_POINTS) are drawn as they are; more are averaged in the database by metric_history.summarize
   into hours or days, whichever keeps a line under LINE_POINTS points, over at most LINE_POINTS of those
-  buckets back from the latest point. A version with a million points costs two index reads and one
-  GROUP BY, never a read of the points into Python.
+  buckets back from the latest point and at most the latest POINTS_SUMMARIZED points, so the page costs
+  the same with a million points as with two hundred thousand: three index reads and one GROUP BY of
+  those, never a read of the points into Python. The API's summary has the whole history.
 - A model's metric across its versions: the latest VERSIONS_CHARTED versions in the order they were
   registered, the metric's registered value of each.
 """
@@ -25,7 +26,8 @@ from registry_site import charts
 from registry_site.errors import InvalidInput
 
 RAW_POINTS = 2_000
-LINE_POINTS = 400
+POINTS_SUMMARIZED = 200_000
+LINE_POINTS = 200
 METRICS_CHARTED = 12
 MARKERS_SHOWN = 20
 VERSIONS_CHARTED = 40
@@ -74,7 +76,9 @@ def _summarized(rows: list[metric_history.SummaryRow]) -> dict[str, list[charts.
     return out
 
 
-def history_lines(version: ModelVersion) -> tuple[dict[str, list[charts.Series]], str, datetime | None]:
+def history_lines(
+    version: ModelVersion, *, most_points: int = POINTS_SUMMARIZED
+) -> tuple[dict[str, list[charts.Series]], str, datetime | None]:
     """Per metric name the lines to draw (one per source), a note on how they were read, and the time
     from which they start when older points were left out (None: all of them)."""
     points = metric_history.points_of(version)
@@ -84,9 +88,13 @@ def history_lines(version: ModelVersion) -> tuple[dict[str, list[charts.Series]]
     if len(head) <= RAW_POINTS:
         return _raw(head), "Every point, as recorded." if head else "", None
     first = head[0][2]
-    last = points.order_by("-timestamp", "-id").values_list("timestamp", flat=True)[0]
-    bucket = "1h" if last - first <= LINE_POINTS * BUCKET_LENGTHS["1h"] else "1d"
-    since = max(first, last - LINE_POINTS * BUCKET_LENGTHS[bucket])
+    newest = points.order_by("-timestamp", "-id").values_list("timestamp", flat=True)
+    last = newest[0]
+    # The latest `most_points` points at most: an index walk finds where they start.
+    oldest_summarized = list(newest[most_points - 1 : most_points])
+    start = oldest_summarized[0] if oldest_summarized else first
+    bucket = "1h" if last - start <= LINE_POINTS * BUCKET_LENGTHS["1h"] else "1d"
+    since = max(start, last - LINE_POINTS * BUCKET_LENGTHS[bucket])
     try:
         rows = metric_history.summarize(points=points.filter(timestamp__gte=since), bucket=bucket, agg="avg")
     except InvalidInput:

@@ -29,8 +29,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import Avg, Count, F, Max, Min, QuerySet, Window
-from django.db.models.functions import FirstValue, Trunc
+from django.db.models import Avg, CharField, Count, F, Max, Min, QuerySet, Window
+from django.db.models.functions import FirstValue, Substr, Trunc
 from django.utils import timezone
 
 from models_app.models import SOURCE_PATTERN, SOURCE_RULE, MetricPoint, ModelVersion
@@ -259,7 +259,7 @@ def summarize(*, points: QuerySet[MetricPoint], bucket: str, agg: str) -> list[S
         raise _refuse("bucket", f"Use one of: {', '.join(BUCKETS)}.")
     if agg not in AGGREGATES:
         raise _refuse("agg", f"Use one of: {', '.join(AGGREGATES)}.")
-    start = Trunc("timestamp", BUCKETS[bucket], tzinfo=UTC)
+    start = _bucket_start(bucket)
     if agg == "last":
         # The latest point of each bucket: a window over the bucket, one row per bucket by DISTINCT.
         partition: list[Any] = [F("name"), F("source"), start]
@@ -287,7 +287,28 @@ def summarize(*, points: QuerySet[MetricPoint], bucket: str, agg: str) -> list[S
     found = _first_rows(rows, MAX_SUMMARY_ROWS + 1, grouped=agg != "last")
     if len(found) > MAX_SUMMARY_ROWS:
         raise _refuse("since", f"More than {MAX_SUMMARY_ROWS} buckets: narrow it with since, until or name.")
-    return [SummaryRow(name, source, start, float(value), count) for name, source, start, value, count in found]
+    return [
+        SummaryRow(name, source, _as_utc(start), float(value), count) for name, source, start, value, count in found
+    ]
+
+
+# SQLite keeps a time as UTC text, 'YYYY-MM-DD HH:MM:SS[.ffffff]' (Django's adapter and _insert alike): its
+# first 10 or 13 characters are its day or its hour. Cut in C, where Trunc calls a Python function per
+# point: 2.2 s instead of 10.7 s over 1,000,000 points (load 10, bench/admin_charts.py).
+_SQLITE_BUCKET_CHARS = {"1h": 13, "1d": 10}
+
+
+def _bucket_start(bucket: str) -> Any:
+    if connection.vendor == "sqlite":
+        return Substr("timestamp", 1, _SQLITE_BUCKET_CHARS[bucket], output_field=CharField())
+    return Trunc("timestamp", BUCKETS[bucket], tzinfo=UTC)
+
+
+def _as_utc(start: datetime | str) -> datetime:
+    """A bucket's start as an aware UTC datetime, from Trunc's datetime or SQLite's cut text."""
+    if isinstance(start, str):
+        return datetime.fromisoformat(start).replace(tzinfo=UTC)
+    return start
 
 
 def _first_rows(rows: QuerySet, limit: int, *, grouped: bool) -> list[tuple]:

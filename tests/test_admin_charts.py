@@ -92,6 +92,17 @@ def test_years_of_points_are_daily_and_bounded(make_version):
     assert all(moment >= since - timedelta(days=1) for line in lines["auc"] for moment, _ in line.points)
 
 
+def test_a_huge_history_is_summarized_from_its_latest_points_only(make_version):
+    version = make_version(data=None)
+    bulk_points(version, count=5_000, every=timedelta(minutes=1))
+    lines, note, since = metric_charts.history_lines(version, most_points=3_000)
+    assert (
+        since == T0 + timedelta(minutes=2_000) and note == f"Averages per hour (UTC) since {since:%Y-%m-%d %H:%M} UTC."
+    )
+    (line,) = lines["auc"]
+    assert sum(int(n.split()[2]) for n in line.notes) == 3_000  # "average of N points"
+
+
 def test_the_version_page_charts_marks_and_lists_without_counting(admin_client, api, make_model, make_version):
     from tests.conftest import deployed
 
@@ -113,7 +124,8 @@ def test_the_version_page_charts_marks_and_lists_without_counting(admin_client, 
     assert "Averages per hour (UTC)" in html and "All points (API)" in html
     point_reads = [q["sql"] for q in queries.captured_queries if "metric_points" in q["sql"]]
     assert not [sql for sql in point_reads if "COUNT(" in sql.upper() and "GROUP BY" not in sql.upper()]
-    assert len(point_reads) <= 4  # the head, the latest time, the summary, the latest points
+    # The head, the latest time, where the latest POINTS_SUMMARIZED start, the summary, the latest points.
+    assert len(point_reads) <= 5
 
 
 def test_a_version_without_points_says_so(admin_client, make_version):
