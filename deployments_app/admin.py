@@ -19,11 +19,12 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from deployments_app import alerts, experiments, services
+from deployments_app import alerts, experiment_charts, experiments, services
 from deployments_app.forms import (
     PERCENT_HELP,
     ConcludeForm,
@@ -259,6 +260,7 @@ class ExperimentAdmin(RegistryAdmin):
         "stopped_at",
         "weights",
         "results_table",
+        "results_chart",
         "decision_summary",
     )
     readonly_fields = fields
@@ -297,6 +299,12 @@ class ExperimentAdmin(RegistryAdmin):
     @admin.display(description="results")
     def results_table(self, experiment: Experiment) -> str:
         return results_html(experiments.results(experiment))
+
+    @admin.display(description="over time")
+    def results_chart(self, experiment: Experiment) -> str:
+        return render_to_string(
+            "admin/deployments_app/experiment_chart.html", {"chart": experiment_charts.results_chart(experiment)}
+        )
 
     @admin.display(description="decision")
     def decision_summary(self, experiment: Experiment) -> str:

@@ -23,13 +23,15 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 from deployments_app import services as deployment_services
 from deployments_app.models import Approval, Deployment, DeploymentStatus
-from models_app import comparison, metric_history, selectors, services
+from models_app import comparison, metric_charts, metric_history, selectors, services
 from models_app.forms import ApproveForm, DeployForm, ModelVersionForm
 from models_app.models import Artifact, ModelVersion, RegisteredModel, VersionStatus
 from models_app.uploads import safe_file_name
+from registry_site import charts
 from registry_site.admin_base import (
     SEARCH_MATCHES_PER_KIND,
     InputFilter,
@@ -72,6 +74,8 @@ def _table(headers: tuple[str, ...], rows: list[tuple], more: str = "") -> str:
 
 
 METRICS_LISTED = 3  # in a row of the version list
+POINTS_LISTED = 10  # the latest points on a version's page
+CHART_METRIC_PARAMETER = "chart_metric"
 
 
 def _number(value: float | None) -> str:
@@ -111,6 +115,7 @@ class RegisteredModelAdmin(RegistryAdmin):
             ("Model card", {"fields": ("model_card", "readme")}),
             ("Comparison", {"fields": ("metric_directions",)}),
             ("Versions", {"fields": ("default_version", "active_deployments", "latest_versions", "all_versions")}),
+            ("A metric across versions", {"fields": ("metric_across_versions",)}),
             ("Timestamps", {"fields": ("created_at", "updated_at")}),
         ]
 
@@ -125,9 +130,17 @@ class RegisteredModelAdmin(RegistryAdmin):
             "active_deployments",
             "latest_versions",
             "all_versions",
+            "metric_across_versions",
             "created_at",
             "updated_at",
         )
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None):
+        model = super().get_object(request, object_id, from_field)
+        if model is not None:
+            # The chart's metric, chosen by a link on the page (?chart_metric=): read-only fields see only the object.
+            model.chart_metric = request.GET.get(CHART_METRIC_PARAMETER, "")
+        return model
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[RegisteredModel], search_term: str
@@ -194,6 +207,33 @@ class RegisteredModelAdmin(RegistryAdmin):
             url = reverse("admin:models_app_modelversion_compare")
             compare = format_html('<p><a href="{}?versions={}">Compare these versions</a></p>', url, refs)
         return _table(headers, rows, compare)
+
+    @admin.display(description="chart")
+    def metric_across_versions(self, model: RegisteredModel) -> str:
+        """A metric (the one chosen by ?chart_metric=, else the first of the seed's five with values) across
+        the latest versions, oldest first; the other metrics as links."""
+        versions, names = metric_charts.chartable_metrics(model)
+        if not names:
+            return charts.no_data(f"Metrics of {model.name}", "no version has a metric yet.")
+        chosen = getattr(model, "chart_metric", "")
+        metric = chosen if chosen in names else metric_charts.default_metric(names)
+        choices = format_html_join(
+            " · ",
+            "{}",
+            (
+                (
+                    format_html('<strong aria-current="true">{}</strong>', name)
+                    if name == metric
+                    else format_html('<a href="?{}">{}</a>', urlencode({CHART_METRIC_PARAMETER: name}), name),
+                )
+                for name in names
+            ),
+        )
+        return format_html(
+            '<p class="registry-chart-choices">Metric: {}</p><div class="registry-chart-box">{}</div>',
+            choices,
+            metric_charts.across_versions_chart(model, versions, metric),
+        )
 
     @admin.display(description="all versions")
     def all_versions(self, model: RegisteredModel) -> str:
@@ -323,6 +363,16 @@ class ModelVersionAdmin(RegistryAdmin):
             "comparison": result,
             "metric_rows": rows,
             "others": list(zip(result["compatibility"], result["training_config"], strict=True)),
+            "chart": charts.grouped_bar_chart(
+                title="Compared metrics, each on its own scale",
+                groups=[row["name"] for row in result["metrics"]],
+                series=[charts.BarSeries(ref, [row["values"][ref] for row in result["metrics"]]) for ref in asked],
+                best=[
+                    [i for i, ref in enumerate(asked) if ref in row["best"] and len(row["best"]) < len(asked)]
+                    for row in result["metrics"]
+                ],
+                description="A bar per version; a star marks the best value of each metric by its direction.",
+            ),
         }
         return TemplateResponse(request, "admin/models_app/compare.html", context)
 
@@ -368,7 +418,7 @@ class ModelVersionAdmin(RegistryAdmin):
         return [
             (None, {"fields": ("model_link", "version", "format", "status", default_field, "deployed_to")}),
             ("Deployments", {"fields": ("recent_deployments",)}),
-            ("Metric history", {"fields": ("metric_history",)}),
+            ("Metric history", {"fields": ("metric_charts", "metric_history")}),
             ("File", {"fields": file_fields}),
             metrics,
             lineage,
@@ -395,6 +445,7 @@ class ModelVersionAdmin(RegistryAdmin):
             "is_default",
             "deployed_to",
             "recent_deployments",
+            "metric_charts",
             "metric_history",
             "file_name",
             "checksum_full",
@@ -493,15 +544,39 @@ class ModelVersionAdmin(RegistryAdmin):
         ]
         return _table(("deployment", "target", "status", "deployed at", "by", "rolled back", "reason"), rows, more)
 
-    @admin.display(description="points per metric and source")
+    @admin.display(description="charts")
+    def metric_charts(self, version: ModelVersion) -> str:
+        """Each metric's history, a line per source, with the version's deploys and rollbacks marked."""
+        drawn = metric_charts.version_history_charts(version)
+        if not drawn.charts:
+            return charts.no_data(f"Metric history of {version}", "no point recorded yet.")
+        return format_html(
+            '<p class="registry-chart-note">{}</p>{}',
+            drawn.note,
+            format_html_join("", '<div class="registry-chart-box">{}</div>', ((chart,) for chart in drawn.charts)),
+        )
+
+    @admin.display(description=f"latest {POINTS_LISTED} points")
     def metric_history(self, version: ModelVersion) -> str:
+        """The newest points (an index read, however many there are; no count of them all)."""
+        latest = metric_history.points_of(version).order_by("-timestamp", "-id")[:POINTS_LISTED]
         rows = [
-            (row["name"], row["source"], row["points"], row["last_value"], f"{row['last_at']:%Y-%m-%d %H:%M:%S} UTC")
-            for row in metric_history.overview(version)
+            (
+                p.name,
+                p.source,
+                _number(p.value),
+                "-" if p.step is None else p.step,
+                f"{p.timestamp:%Y-%m-%d %H:%M:%S} UTC",
+            )
+            for p in latest
         ]
-        url = reverse("version-metrics", kwargs={"name": version.model.name, "version": version.version})
-        more = format_html('<p><a href="{}">All points (API)</a></p>', url) if rows else ""
-        return _table(("metric", "source", "points", "last value", "last at"), rows, more)
+        kwargs = {"name": version.model.name, "version": version.version}
+        more = format_html(
+            '<p><a href="{}">All points (API)</a> · <a href="{}">Daily averages (API)</a></p>',
+            reverse("version-metrics", kwargs=kwargs),
+            reverse("version-metrics-summary", kwargs=kwargs),
+        )
+        return _table(("metric", "source", "value", "step", "at"), rows, more if rows else "")
 
     @admin.display(description="rendered")
     def release_notes_rendered(self, version: ModelVersion) -> str:

@@ -44,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import Avg, Count, F, Max, Min, OuterRef, QuerySet, Subquery, Sum, Window
+from django.db.models import Avg, Count, F, Max, Min, QuerySet, Sum, Window
 from django.db.models.functions import FirstValue, Trunc
 from django.dispatch import Signal
 from django.utils import timezone
@@ -354,26 +354,6 @@ def record_registered(*, version: ModelVersion, metrics: Mapping[str, float | No
 
 def points_of(version: ModelVersion) -> QuerySet[MetricPoint]:
     return MetricPoint.objects.filter(version_id=version.pk)
-
-
-OVERVIEW_ROWS = 50
-
-
-def overview(version: ModelVersion) -> list[dict[str, Any]]:
-    """Per (name, source) of the version's history: how many points, the latest one's time and value;
-    at most OVERVIEW_ROWS, by name and source (the admin's read-only slice). From the rollups: an hour's
-    row instead of its every point."""
-    latest = MetricRollup.objects.filter(
-        version_id=OuterRef("version_id"), name=OuterRef("name"), source=OuterRef("source")
-    ).order_by("-last_at", "-last_id")
-    rows = (
-        MetricRollup.objects.filter(version_id=version.pk)
-        .values("name", "source")
-        .annotate(points=Sum("count"), last_at=Max("last_at"))
-        .annotate(last_value=Subquery(latest.values("last_value")[:1]))
-        .order_by("name", "source")[:OVERVIEW_ROWS]
-    )
-    return [{**row, "points": int(row["points"])} for row in rows]
 
 
 @dataclass(frozen=True)

@@ -358,7 +358,9 @@ def test_the_version_page_shows_the_history_per_name_and_source(admin_client, ap
     assert page.status_code == 200
     html = page.content.decode()
     assert "Metric history" in html
-    # auc/canary, auc/eval, loss/eval: 8 points each, the last one 7.0.
+    # auc/canary, auc/eval, loss/eval: 8 points each; the latest 10 are listed (nothing counts them all),
+    # newest first, and each metric is charted, a line per source (tests/test_admin_charts.py).
     rows = [row for row in html.split("<tr>") if "<td>auc</td>" in row or "<td>loss</td>" in row]
-    assert len(rows) == 3
-    assert all("<td>8</td>" in row and "<td>7.0</td>" in row for row in rows)
+    assert len(rows) == 10
+    assert all("<td>7</td>" in row for row in rows[:3]) and "<td>4</td>" in rows[-1]
+    assert 'aria-label="auc of ' in html and 'aria-label="loss of ' in html
