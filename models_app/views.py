@@ -115,6 +115,13 @@ def _version_response(version: ModelVersion, status_code: int = status.HTTP_200_
     return Response(ModelVersionSerializer(version).data, status=status_code)
 
 
+_MODEL_COLUMNS_NOT_SHOWN = [
+    f"model__{field.name}"
+    for field in RegisteredModel._meta.concrete_fields
+    if field.name not in ("id", "name")
+]
+
+
 @extend_schema_view(
     create=extend_schema(
         request={"application/json": VersionCreateJSONSerializer, "multipart/form-data": VersionCreateSerializer},
@@ -165,7 +172,10 @@ class ModelVersionViewSet(
             return ModelVersion.objects.none()
         # One query for a version (or a page) by the model's name; whether the model exists is asked only
         # when nothing was found (get_object, list, _default, latest).
-        return selectors.versions_of(self.kwargs["name"])
+        versions = selectors.versions_of(self.kwargs["name"])
+        # A version shows its model's name only: a page of 50 need not read (and convert) 50 copies of the
+        # model's card, up to 100,000 characters each, and its other columns.
+        return versions.defer(*_MODEL_COLUMNS_NOT_SHOWN) if self.action == "list" else versions
 
     def list(self, request: Request, *args, **kwargs) -> Response:
         response = super().list(request, *args, **kwargs)
