@@ -115,13 +115,6 @@ def _version_response(version: ModelVersion, status_code: int = status.HTTP_200_
     return Response(ModelVersionSerializer(version).data, status=status_code)
 
 
-_MODEL_COLUMNS_NOT_SHOWN = [
-    f"model__{field.name}"
-    for field in RegisteredModel._meta.concrete_fields
-    if field.name not in ("id", "name")
-]
-
-
 @extend_schema_view(
     create=extend_schema(
         request={"application/json": VersionCreateJSONSerializer, "multipart/form-data": VersionCreateSerializer},
@@ -172,10 +165,16 @@ class ModelVersionViewSet(
             return ModelVersion.objects.none()
         # One query for a version (or a page) by the model's name; whether the model exists is asked only
         # when nothing was found (get_object, list, _default, latest).
-        versions = selectors.versions_of(self.kwargs["name"])
-        # A version shows its model's name only: a page of 50 need not read (and convert) 50 copies of the
-        # model's card, up to 100,000 characters each, and its other columns.
-        return versions.defer(*_MODEL_COLUMNS_NOT_SHOWN) if self.action == "list" else versions
+        if self.action == "list":
+            return selectors.versions_listed(self.kwargs["name"])
+        return selectors.versions_of(self.kwargs["name"])
+
+    def paginate_queryset(self, queryset: QuerySet[ModelVersion]):
+        """A plain page (no filter, no chosen order: what clients walk) is read by a query compiled once
+        per page shape (selectors.version_pages); the others by the filtered queryset."""
+        if set(self.request.query_params) <= {"cursor", "page_size"}:
+            queryset = selectors.version_pages(self.kwargs["name"])  # type: ignore[assignment]
+        return super().paginate_queryset(queryset)
 
     def list(self, request: Request, *args, **kwargs) -> Response:
         response = super().list(request, *args, **kwargs)
