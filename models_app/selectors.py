@@ -93,8 +93,9 @@ def versions_of(model_name: str) -> QuerySet[ModelVersion]:
     return versions_with_files_and_targets().filter(model_id=Subquery(model_id))
 
 
-# A version in a list shows its model's name only: a page of 50 need not read (and convert) 50 copies of
-# the model's card, up to 100,000 characters each, and its other columns.
+# A version in a list shows its model's name only, and of its file the size and the storage key: a page of
+# 50 need not read (and convert) 50 copies of the model's card, up to 100,000 characters each, and the
+# rest.
 _MODEL_COLUMNS_NOT_LISTED = [
     f"model__{field.name}" for field in RegisteredModel._meta.concrete_fields if field.name not in ("id", "name")
 ]
@@ -102,7 +103,7 @@ _MODEL_COLUMNS_NOT_LISTED = [
 
 def versions_listed(model_name: str) -> QuerySet[ModelVersion]:
     """versions_of(model_name) as lists show them."""
-    return versions_of(model_name).defer(*_MODEL_COLUMNS_NOT_LISTED)
+    return versions_of(model_name).defer(*_MODEL_COLUMNS_NOT_LISTED, "artifact__created_at")
 
 
 _PAGES = PreparedPages(versions_listed, "model_name")

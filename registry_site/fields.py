@@ -5,6 +5,7 @@ model field's rule (registry_site.validators), which RegistryModelSerializer cop
 from __future__ import annotations
 
 import copy
+import datetime
 import re
 from collections.abc import Callable
 from typing import Any
@@ -17,8 +18,9 @@ from django.db import models
 from django.utils.choices import CallableChoiceIterator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
 from rest_framework.relations import PKOnlyObject
+from rest_framework.settings import api_settings
 from rest_framework.utils import html
 from rest_framework.validators import UniqueValidator
 
@@ -351,11 +353,11 @@ class RegistryModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         plan = self.__dict__.get("_output_plan")
         if plan is None:
             plan = self.__dict__["_output_plan"] = [
-                (field.field_name, _plain_path(field), field, _unchanged_types(field))
+                (field.field_name, _plain_path(field), field, _unchanged_types(field), _representer(field))
                 for field in self._readable_fields
             ]
         ret: dict[str, Any] = {}
-        for name, path, field, unchanged in plan:
+        for name, path, field, unchanged, represent in plan:
             value = _read(instance, path)
             if value is _DRF_READS:
                 try:
@@ -367,7 +369,7 @@ class RegistryModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             if value is None or unchanged is _ANY or type(value) in unchanged:
                 ret[name] = value
             else:
-                ret[name] = field.to_representation(value)
+                ret[name] = represent(value)
         return ret
 
 
@@ -381,6 +383,29 @@ _RETURNED_AS_IS: dict[Any, tuple[type, ...]] = {
     serializers.FloatField.to_representation: (float,),
     serializers.BooleanField.to_representation: (bool,),
 }
+
+
+def _representer(field: serializers.Field) -> Callable[[Any], Any]:
+    """field.to_representation, or for a DateTimeField written in ISO 8601 the same done without asking
+    for the time zone on every value (a page of versions has 100 of them): the zone is read once, when
+    the serializer makes its plan, as DRF would read it for each value of the request."""
+    if type(field).to_representation is not serializers.DateTimeField.to_representation:
+        return field.to_representation
+    output_format = getattr(field, "format", api_settings.DATETIME_FORMAT)
+    zone = field.timezone if hasattr(field, "timezone") else field.default_timezone()
+    if zone is None or output_format is None or output_format.lower() != ISO_8601:
+        return field.to_representation
+
+    def iso_8601(value: Any) -> Any:
+        if type(value) is not datetime.datetime or value.utcoffset() is None:
+            return field.to_representation(value)
+        try:
+            text = value.astimezone(zone).isoformat()
+        except OverflowError:
+            return field.to_representation(value)  # DRF's own error
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    return iso_8601
 
 
 def _unchanged_types(field: serializers.Field) -> tuple[type, ...]:
