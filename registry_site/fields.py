@@ -389,7 +389,10 @@ def _representer(field: serializers.Field) -> Callable[[Any], Any]:
     """field.to_representation, or for a DateTimeField written in ISO 8601 the same done without asking
     for the time zone on every value (a page of versions has 100 of them): the zone is read once, when
     the serializer makes its plan, as DRF would read it for each value of the request."""
-    if type(field).to_representation is not serializers.DateTimeField.to_representation:
+    if (
+        not isinstance(field, serializers.DateTimeField)
+        or type(field).to_representation is not serializers.DateTimeField.to_representation
+    ):
         return field.to_representation
     output_format = getattr(field, "format", api_settings.DATETIME_FORMAT)
     zone = field.timezone if hasattr(field, "timezone") else field.default_timezone()
