@@ -36,6 +36,8 @@ ENDPOINTS = ("get_version", "list_versions_50", "get_default", "list_models_50",
 # A deploy's dry run without a promotion policy and with one of every rule (issue #10 §4): what the
 # evaluation costs. Not in the default set: a registry before policies has no dry run (--only them).
 POLICY_ENDPOINTS = ("dry_run_no_policy", "dry_run_policy")
+# A/B assignment (issue #11 §2) with a running two-variant experiment on the target: not in the default set.
+EXPERIMENT_ENDPOINTS = ("assignment",)
 EVERY_RULE = {
     "required_status": "training",
     "min_metrics": {"accuracy": 0.5, "auc": 0.5},
@@ -117,7 +119,20 @@ def measure(args: argparse.Namespace) -> dict:
         response = client.put("/targets/production/policy", EVERY_RULE, content_type="application/json")
         assert response.status_code == 200, response.content
 
+    if args.only and "assignment" in args.only.split(",") or args.profile == "assignment":
+        client.post("/deploy", _deploy("staging", version="1.0.0", dry_run=False), content_type="application/json")
+        variants = [{"version": "1.0.0", "weight": 8000, "is_control": True}, {"version": "1.0.1", "weight": 2000}]
+        response = client.post(
+            f"/models/{MODEL}/targets/staging/experiments",
+            {"name": "bench", "variants": variants},
+            content_type="application/json",
+        )
+        assert response.status_code == 201, response.content
+        response = client.post(f"/experiments/{response.json()['id']}/start")
+        assert response.status_code == 200, response.content
+
     counter = iter(range(10**9))
+    units = iter(range(10**9))
     requests = {
         "get_version": lambda: client.get(f"/models/{MODEL}/versions/1.0.{min(7, args.versions - 1)}"),
         "list_versions_50": lambda: client.get(f"/models/{MODEL}/versions", {"page_size": "50"}),
@@ -127,10 +142,11 @@ def measure(args: argparse.Namespace) -> dict:
         "post_version": lambda: client.post(f"/models/{MODEL}/versions", _multipart(f"2.0.{next(counter)}", payload)),
         "dry_run_no_policy": lambda: client.post("/deploy", _deploy("bench-plain"), content_type="application/json"),
         "dry_run_policy": lambda: client.post("/deploy", _deploy("production"), content_type="application/json"),
+        "assignment": lambda: client.get(f"/models/{MODEL}/targets/staging/assignment", {"key": f"u{next(units)}"}),
     }
     chosen = [
         name
-        for name in ENDPOINTS + POLICY_ENDPOINTS
+        for name in ENDPOINTS + POLICY_ENDPOINTS + EXPERIMENT_ENDPOINTS
         if (not args.only and name in ENDPOINTS) or (args.only and name in args.only.split(","))
     ]
     if args.profile:
@@ -187,10 +203,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--versions", type=int, default=120, help="at least 1")
-    parser.add_argument("--only", help="comma-separated endpoints: " + ", ".join(ENDPOINTS + POLICY_ENDPOINTS))
+    parser.add_argument(
+        "--only", help="comma-separated endpoints: " + ", ".join(ENDPOINTS + POLICY_ENDPOINTS + EXPERIMENT_ENDPOINTS)
+    )
     parser.add_argument("--pg-url", help="PostgreSQL instead of SQLite (its tables are emptied)")
     parser.add_argument(
-        "--profile", choices=ENDPOINTS + POLICY_ENDPOINTS, help="print a cProfile of one endpoint instead"
+        "--profile",
+        choices=ENDPOINTS + POLICY_ENDPOINTS + EXPERIMENT_ENDPOINTS,
+        help="print a cProfile of one endpoint instead",
     )
     parser.add_argument("--sort", default="cumulative", help="with --profile: cumulative, tottime...")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)

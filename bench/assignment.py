@@ -70,6 +70,7 @@ def load(base: str, paths: list[str], rate: float, seconds: float, threads: int)
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
+    cpu_before = server_cpu_seconds()
     start = time.perf_counter() + 0.5
 
     def worker(offset: int) -> None:
@@ -103,6 +104,7 @@ def load(base: str, paths: list[str], rate: float, seconds: float, threads: int)
     for thread in pool:
         thread.join()
     elapsed = time.perf_counter() - start
+    cpu = server_cpu_seconds() - cpu_before
     ranked = sorted(latencies)
 
     def pct(p: float) -> float:
@@ -116,7 +118,32 @@ def load(base: str, paths: list[str], rate: float, seconds: float, threads: int)
         "p90_ms": round(pct(90), 2),
         "p99_ms": round(pct(99), 2),
         "max_ms": round(ranked[-1] * 1000, 2),
+        "server_cpu_ms_per_request": round(cpu * 1000 / total, 2),
     }
+
+
+def server_cpu_seconds() -> float:
+    """CPU time (user + system) of every process this one started, and theirs: the gunicorn master and
+    its workers. The client's own threads are this process, left out."""
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total, pending = 0.0, list(children.get(os.getpid(), []))
+    while pending:
+        pid = pending.pop()
+        total += times.get(pid, 0.0)
+        pending.extend(children.get(pid, []))
+    return total
 
 
 def uptime() -> str:
@@ -139,15 +166,19 @@ def main() -> int:
         setup(base)
         assignment = [f"/models/{MODEL}/targets/staging/assignment?key=user-{i}" for i in range(10_000)]
         peer = [f"/models/{MODEL}/versions/v1"]
-        load(base, assignment, min(args.rate, 100), 1.0, args.threads)  # warm every worker
+        load(base, assignment, min(args.rate, 100), 1.0, args.threads)  # warm every worker and thread
+        load(base, peer, min(args.rate, 100), 1.0, args.threads)
         results["assignment"] = load(base, assignment, args.rate, args.seconds, args.threads)
         results["peer: GET version"] = load(base, peer, args.rate, args.seconds, args.threads)
     print("after: ", uptime())
-    print(f"{'endpoint':20} {'req':>6} {'err':>4} {'req/s':>7} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+    print(
+        f"{'endpoint':20} {'req':>6} {'err':>4} {'req/s':>7} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7} "
+        f"{'CPU ms':>7}"
+    )
     for name, r in results.items():
         print(
             f"{name:20} {r['requests']:>6} {r['errors']:>4} {r['achieved_per_s']:>7} {r['p50_ms']:>7} "
-            f"{r['p90_ms']:>7} {r['p99_ms']:>7} {r['max_ms']:>7}"
+            f"{r['p90_ms']:>7} {r['p99_ms']:>7} {r['max_ms']:>7} {r['server_cpu_ms_per_request']:>7}"
         )
     print(json.dumps(results))
     return 0

@@ -28,7 +28,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Min, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 from django.urls import reverse
 from django.utils import timezone
 
@@ -55,6 +55,7 @@ from models_app.models import ModelVersion, RegisteredModel, VersionStatus
 from registry_site import audit
 from registry_site.errors import Conflict, InvalidInput, NotFound
 from registry_site.permissions import Caller
+from registry_site.prepared import PreparedQuery
 from registry_site.validators import clean_fields, metric_value
 
 MAX_BATCHES = 1000  # per POST of results
@@ -139,20 +140,48 @@ class Assignment:
     bucket: int | None = None
 
 
+def _live_variants(model: str, target: str) -> QuerySet[Variant]:
+    """The variants of the experiment running or paused for `model` on `target` (a target's name folded
+    to lower case, as targets are one whatever the case), with what an assignment reads of them."""
+    return (
+        Variant.objects.select_related("experiment", "version")
+        .only(
+            "name",
+            "weight",
+            "is_control",
+            "experiment__state",
+            "experiment__salt",
+            "version__version",
+            "version__artifact",
+        )
+        .annotate(target_folded=Lower("experiment__target__name"))
+        .filter(experiment__model__name=model, target_folded=target, experiment__state__in=LIVE_STATES)
+        .order_by("id")
+    )
+
+
+def _active_deployment(model: str, target: str) -> QuerySet[Deployment]:
+    return (
+        Deployment.objects.select_related("model_version")
+        .only("model_version__version", "model_version__artifact")
+        .annotate(target_folded=Lower("deployment_target"))
+        .filter(model__name=model, target_folded=target, deployment_status=DeploymentStatus.ACTIVE)
+        .order_by()[:1]
+    )
+
+
+# The assignment's two reads, compiled once (registry_site.prepared): compiling them cost more than half
+# of the request's CPU, and this route is called for every unit a serving system sees (issue #11 §2).
+_LIVE_VARIANTS = PreparedQuery(_live_variants, "model", "target")
+_ACTIVE_DEPLOYMENT = PreparedQuery(_active_deployment, "model", "target")
+
+
 def assign(*, model_name: str, target_name: str, key: str) -> Assignment:
     """Which version serves unit `key` of `model_name` on `target_name`: its variant's, while an
     experiment runs there (a paused one answers its control to every unit); the target's active version
     otherwise. One query with an experiment, two without; a 404 naming what is missing when nothing
-    serves there."""
-    variants = list(
-        Variant.objects.select_related("experiment", "version__artifact")
-        .filter(
-            experiment__model__name=model_name,
-            experiment__target__name__iexact=target_name,
-            experiment__state__in=LIVE_STATES,
-        )
-        .order_by("id")
-    )
+    serves there. The Assignment's version has its `version` and `artifact_id` (the sha256) read."""
+    variants = _LIVE_VARIANTS.all(model=model_name, target=target_name.lower())
     if variants:
         experiment = variants[0].experiment
         if experiment.state == ExperimentState.PAUSED:
@@ -161,15 +190,7 @@ def assign(*, model_name: str, target_name: str, key: str) -> Assignment:
         bucket = bucket_of(experiment.salt, key)
         variant = variant_for_bucket(variants, bucket)
         return Assignment(variant.version, experiment, variant, bucket)
-    active = (
-        Deployment.objects.select_related("model_version__artifact")
-        .filter(
-            model__name=model_name,
-            deployment_target__name__iexact=target_name,
-            deployment_status=DeploymentStatus.ACTIVE,
-        )
-        .first()
-    )
+    active = _ACTIVE_DEPLOYMENT.first(model=model_name, target=target_name.lower())
     if active is None:
         model = model_selectors.get_model(model_name)
         target = selectors.get_target_or_404(target_name)

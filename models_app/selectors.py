@@ -13,7 +13,7 @@ from deployments_app.selectors import get_target_or_404
 from models_app.models import ModelVersion, RegisteredModel, VersionMetric, VersionTag
 from registry_site.errors import NotFound
 from registry_site.model_fields import JSONArrayAgg, JSONObjectAgg
-from registry_site.prepared import PreparedQuery
+from registry_site.prepared import PreparedPages, PreparedQuery
 
 
 def model_not_found(name: str) -> NotFound:
@@ -113,6 +113,27 @@ def versions_of(model_name: str) -> QuerySet[ModelVersion]:
     both when the model has no such versions and when it does not exist (model_not_found tells which)."""
     model_id = RegisteredModel.objects.filter(name=model_name).order_by().values("pk")[:1]
     return versions_with_files_and_targets().filter(model_id=Subquery(model_id))
+
+
+# A version in a list shows its model's name only, and of its file the size and the storage key: a page of
+# 50 need not read (and convert) 50 copies of the model's card, up to 100,000 characters each, and the
+# rest.
+_MODEL_COLUMNS_NOT_LISTED = [
+    f"model__{field.name}" for field in RegisteredModel._meta.concrete_fields if field.name not in ("id", "name")
+]
+
+
+def versions_listed(model_name: str) -> QuerySet[ModelVersion]:
+    """versions_of(model_name) as lists show them."""
+    return versions_of(model_name).defer(*_MODEL_COLUMNS_NOT_LISTED, "artifact__created_at")
+
+
+_PAGES = PreparedPages(versions_listed, "model_name")
+
+
+def version_pages(model_name: str):
+    """versions_listed(model_name) for the cursor pagination, each page shape's SQL compiled once."""
+    return _PAGES.pages(model_name=model_name)
 
 
 # The API's hot reads, compiled once (registry_site.prepared): a version by its model's name and its own,

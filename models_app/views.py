@@ -165,7 +165,16 @@ class ModelVersionViewSet(
             return ModelVersion.objects.none()
         # One query for a version (or a page) by the model's name; whether the model exists is asked only
         # when nothing was found (get_object, list, _default, latest).
+        if self.action == "list":
+            return selectors.versions_listed(self.kwargs["name"])
         return selectors.versions_of(self.kwargs["name"])
+
+    def paginate_queryset(self, queryset: QuerySet[ModelVersion]):
+        """A plain page (no filter, no chosen order: what clients walk) is read by a query compiled once
+        per page shape (selectors.version_pages); the others by the filtered queryset."""
+        if set(self.request.query_params) <= {"cursor", "page_size"}:
+            queryset = selectors.version_pages(self.kwargs["name"])  # type: ignore[assignment]
+        return super().paginate_queryset(queryset)
 
     def list(self, request: Request, *args, **kwargs) -> Response:
         response = super().list(request, *args, **kwargs)

@@ -1,6 +1,7 @@
 """gunicorn settings for `make run` and the Docker image. Every value can be overridden from the
 environment (see the README)."""
 
+import gc
 import glob
 import ipaddress
 import multiprocessing
@@ -69,6 +70,17 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    """The application is loaded (its URLs and views too, here rather than at the first request): its
+    objects will live as long as the worker, so the garbage collector's full passes stop walking them
+    (gc.freeze). Those passes over Django's hundreds of thousands of objects were the slowest requests'
+    stalls: bench/assignment.py's p99 at 500/s."""
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018  (imports every view)
+    gc.freeze()
 
 
 def pre_request(worker, req):

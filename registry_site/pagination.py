@@ -79,7 +79,14 @@ class RegistryCursorPagination(CursorPagination):
         chooser = getattr(view, "keyset_order", None)
         self.keyset = chooser(request, queryset) if chooser is not None else None
         if self.keyset is None:
-            return super().paginate_queryset(queryset, request, view)
+            try:
+                return super().paginate_queryset(queryset, request, view)
+            except (ValueError, TypeError, ValidationError):
+                # A forged cursor whose position does not fit the column ("p=abc" for an id): a 404 as any
+                # other invalid cursor, not a 500 from the query.
+                if request.query_params.get(self.cursor_query_param):
+                    raise exceptions.NotFound(self.invalid_cursor_message) from None
+                raise
         self.request = request
         self.base_url = request.build_absolute_uri()
         self.page_size = self.get_page_size(request)

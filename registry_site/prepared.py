@@ -25,14 +25,14 @@ M = TypeVar("M", bound=Model)
 class _Compiled:
     __slots__ = ("compiler", "sql", "params", "slots", "init_list", "start", "end", "populators", "annotations")
 
-    def __init__(self, queryset: QuerySet, placeholders: dict[str, str]) -> None:
+    def __init__(self, queryset: QuerySet, placeholders: dict[str, Any]) -> None:
         compiler = queryset.query.get_compiler(using=queryset.db)
         self.compiler = compiler
         self.sql, params = compiler.as_sql()
         self.params = list(params)
         self.slots: list[tuple[int, str]] = []
         for name, marker in placeholders.items():
-            positions = [i for i, value in enumerate(self.params) if value == marker]
+            positions = [i for i, value in enumerate(self.params) if type(value) is type(marker) and value == marker]
             if not positions:
                 raise ValueError(f"The prepared query's value '{name}' does not reach its SQL's parameters.")
             self.slots.extend((i, name) for i in positions)
@@ -50,9 +50,12 @@ class PreparedQuery(Generic[M]):
     same keyword names. Only values that the ORM passes as SQL parameters can be placeholders (filter
     values, not field names or slices)."""
 
-    def __init__(self, build: Callable[..., QuerySet[M]], *names: str) -> None:
+    def __init__(self, build: Callable[..., QuerySet[M]], *names: str, markers: dict[str, Any] | None = None) -> None:
         self._build = build
         self._names = names
+        # A value stands for each name while the SQL is compiled: a string no one sends, or, for a name
+        # whose field is not text (an integer key), the marker given here.
+        self._markers = {name: (markers or {}).get(name, f"\x00prepared:{name}\x00") for name in names}
         self._local = threading.local()
 
     def _compiled(self, alias: str) -> _Compiled:
@@ -60,8 +63,7 @@ class PreparedQuery(Generic[M]):
         key = (alias, connections[alias].vendor)
         compiled = cache.get(key)
         if compiled is None:
-            placeholders = {name: f"\x00prepared:{name}\x00" for name in self._names}
-            compiled = cache[key] = _Compiled(self._build(**placeholders).using(alias), placeholders)
+            compiled = cache[key] = _Compiled(self._build(**self._markers).using(alias), self._markers)
         return compiled
 
     def all(self, *, using: str = "default", **values: Any) -> list[M]:
@@ -86,3 +88,80 @@ class PreparedQuery(Generic[M]):
     def first(self, *, using: str = "default", **values: Any) -> M | None:
         found = self.all(using=using, **values)
         return found[0] if found else None
+
+
+# An integer no cursor holds, standing for a page's position while its SQL is compiled.
+_POSITION_MARKER = -7_340_032_113_900_419
+
+
+class PreparedPages:
+    """Cursor pages of `build(**values)` in the order of one integer column, each page shape (order,
+    position or none, offset, size) compiled once: `pages(**values)` stands for the queryset in DRF's
+    CursorPagination.paginate_queryset, which orders it, filters it past the cursor's position and
+    slices it, and nothing else. Compiling a page's query cost a page of versions as much CPU as
+    reading its 50 rows into model instances. Past `max_shapes` shapes (a client trying every page
+    size), or with a position that is not a whole number, a page is read by its queryset as before."""
+
+    def __init__(self, build: Callable[..., QuerySet[M]], *names: str, max_shapes: int = 64) -> None:
+        self._build = build
+        self._names = names
+        self._max_shapes = max_shapes
+        self._shapes: dict[tuple, PreparedQuery] = {}
+        self._lock = threading.Lock()
+
+    def pages(self, **values: Any) -> _PageOf:
+        return _PageOf(self, values, (), None)
+
+    def _read(self, page: _PageOf, start: int, stop: int) -> list:
+        ordering, bound = page.ordering, page.bound
+        lookup, position = bound if bound is not None else (None, None)
+        values = dict(page.values)
+        if lookup is not None:
+            try:
+                values["position"] = int(position)
+            except (TypeError, ValueError):
+                values["position"] = None
+            if values["position"] is None or not -(2**63) <= values["position"] < 2**63:
+                return list(page.queryset()[start:stop])  # refused or answered as the ORM does
+        key = (ordering, lookup, start, stop)
+        prepared = self._shapes.get(key)
+        if prepared is None:
+            with self._lock:
+                if len(self._shapes) >= self._max_shapes:
+                    return list(page.queryset()[start:stop])
+                prepared = self._shapes.setdefault(key, self._prepare(ordering, lookup, start, stop))
+        return prepared.all(**values)
+
+    def _prepare(self, ordering: tuple[str, ...], lookup: str | None, start: int, stop: int) -> PreparedQuery:
+        def build(**values: Any) -> QuerySet:
+            position = values.pop("position", None)
+            queryset = self._build(**values).order_by(*ordering)
+            if lookup is not None:
+                queryset = queryset.filter(**{lookup: position})
+            return queryset[start:stop]
+
+        names = (*self._names, "position") if lookup is not None else self._names
+        return PreparedQuery(build, *names, markers={"position": _POSITION_MARKER})
+
+
+class _PageOf:
+    """What DRF's cursor pagination does to a queryset (order_by, one filter on the position, a slice),
+    recorded, then read through PreparedPages."""
+
+    def __init__(self, pages: PreparedPages, values: dict, ordering: tuple, bound: tuple | None) -> None:
+        self.pages, self.values, self.ordering, self.bound = pages, values, ordering, bound
+
+    def order_by(self, *ordering: str) -> _PageOf:
+        return _PageOf(self.pages, self.values, ordering, self.bound)
+
+    def filter(self, **lookup: Any) -> _PageOf:
+        ((name, value),) = lookup.items()
+        return _PageOf(self.pages, self.values, self.ordering, (name, value))
+
+    def __getitem__(self, window: slice) -> list:
+        return self.pages._read(self, window.start or 0, window.stop)
+
+    def queryset(self) -> QuerySet:
+        """The same page as a plain queryset."""
+        queryset = self.pages._build(**self.values).order_by(*self.ordering)
+        return queryset.filter(**dict([self.bound])) if self.bound is not None else queryset

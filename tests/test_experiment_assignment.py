@@ -182,3 +182,24 @@ def test_an_assignment_is_one_query_with_an_experiment_and_two_without(api, worl
     with django_assert_num_queries(1):
         assert api.get(ASSIGN, {"key": "u1"}).json()["variant"] in ("control", "candidate")
     assert Experiment.objects.get().state == "running"
+
+
+def test_a_target_name_is_matched_whole_whatever_its_case_never_as_a_pattern(api, world):
+    """The assignment's reads are compiled once (registry_site.prepared) with the target's name folded to
+    lower case: `_` in a name is a letter, not LIKE's any-character."""
+    experiment = running(api, (5000, 5000))
+    for name in ("STAGING", "Staging", "staging"):
+        assert (
+            api.get(f"/models/resnet/targets/{name}/assignment", {"key": "u1"}).json()["experiment"]
+            == (experiment["id"])
+        )
+    assert api.post("/targets", {"name": "edge_eu"}, format="json").status_code == 201
+    assert api.post("/targets", {"name": "edgeXeu"}, format="json").status_code == 201
+    assert (
+        api.post(
+            "/deploy", {"model_name": "resnet", "version": "v2", "deployment_target": "edgeXeu"}, format="json"
+        ).status_code
+        == 201
+    )
+    assert api.get("/models/resnet/targets/edgexeu/assignment", {"key": "u1"}).json()["version"] == "v2"
+    assert api.get("/models/resnet/targets/edge_eu/assignment", {"key": "u1"}).status_code == 404

@@ -4,6 +4,7 @@ grow with the page."""
 
 from __future__ import annotations
 
+import base64
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -236,6 +237,15 @@ def test_invalid_cursor_is_an_error_not_a_500(api, db):
 
     assert 400 <= response.status_code < 500
     assert response.json()["detail"]
+
+
+@pytest.mark.parametrize("position", ["abc", "1e5", ""])
+def test_a_forged_cursor_position_is_an_invalid_cursor_not_a_500(api, make_model, make_version, position):
+    """The versions' cursor holds an id: a position that is no number is an invalid cursor, as any other."""
+    make_version(make_model("vision"), "1.0")
+    cursor = base64.b64encode(f"p={position}".encode()).decode()
+    response = api.get("/models/vision/versions", {"cursor": cursor})
+    assert response.status_code == 404 and response.json()["detail"] == "Invalid cursor"
 
 
 # --- Queries per page -------------------------------------------------------------------------------------

@@ -85,3 +85,47 @@ def test_the_version_routes_read_through_the_prepared_queries(api, registry, mon
     assert body["deployed_to"] == ["production", "staging"] and body["metrics"]["auc"] == 0.91
     assert api.get("/models/vision/versions/default").json()["version"] == "1.0"
     assert calls == [{"model": "vision", "version": "1.0"}, {"model": "vision"}]
+
+
+def test_a_page_read_prepared_is_the_page_its_queryset_reads(registry):
+    """selectors.version_pages stands for the queryset in DRF's cursor pagination: each shape (order,
+    position or none, offset, size) compiled once, then run with other models and positions."""
+    for model in ("vision", "other", "nope"):
+        ids = list(selectors.versions_listed(model).order_by("-id").values_list("id", flat=True))
+        for ordering, lookup in [(("-id",), None), (("-id",), "id__lt"), (("id",), "id__gt")]:
+            for position in [*ids, 0, 10**9]:
+                for start, stop in [(0, 2), (0, 51), (1, 3)]:
+                    page = selectors.version_pages(model).order_by(*ordering)
+                    expected = selectors.versions_listed(model).order_by(*ordering)
+                    if lookup:
+                        page = page.filter(**{lookup: str(position)})
+                        expected = expected.filter(**{lookup: position})
+                    got = page[start:stop]
+                    assert all("readme" in v.model.get_deferred_fields() for v in got)  # a list shows no card
+                    assert [_seen(v) for v in got] == [_seen(v) for v in expected[start:stop]]
+
+
+def test_a_page_past_an_odd_position_is_read_as_the_orm_reads_it(registry):
+    top = selectors.versions_listed("vision").order_by("-id").first().pk
+    page = selectors.version_pages("vision").order_by("-id")
+    assert [v.pk for v in page.filter(id__lt=str(10**30))[0:51]] == [v.pk for v in page[0:51]]
+    assert top in [v.pk for v in page.filter(id__lt=str(2**63 - 1))[0:51]]
+
+
+def test_the_version_list_reads_its_pages_prepared(api, registry, monkeypatch):
+    calls = []
+    real = PreparedQuery.all
+
+    def counting(self, *, using="default", **values):
+        calls.append(values)
+        return real(self, using=using, **values)
+
+    monkeypatch.setattr(PreparedQuery, "all", counting)
+    first = api.get("/models/vision/versions", {"page_size": "2"}).json()
+    second = api.get(first["next"]).json()
+    assert [v["version"] for v in first["results"] + second["results"]] == ["3.0", "2.0", "1.0"]
+    assert calls[0] == {"model_name": "vision"} and calls[1]["model_name"] == "vision"
+    assert calls[1]["position"] == int(calls[1]["position"])
+    calls.clear()
+    assert [v["version"] for v in api.get("/models/vision/versions", {"status": "training"}).json()["results"]]
+    assert calls == []  # a filtered list is read by its queryset

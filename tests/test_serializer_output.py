@@ -73,3 +73,19 @@ def test_special_reads_go_drfs_way(registry):
     with_file = ModelVersion.objects.get(version="1.0")
     assert Odd().to_representation(with_file) == drf_output(Odd(), with_file)
     assert Odd().to_representation(with_file)["artifact_size"] == len(b"weights")
+
+
+def test_times_and_plain_values_read_as_drf_reads_them_in_any_zone(registry):
+    """The plan writes a DateTimeField's ISO 8601 itself, with the zone read once per serializer, and
+    returns a str, int, float or bool as it is where DRF's field would: the same text in UTC, in an
+    activated zone, and for a version whose model's columns a list does not read."""
+    from django.utils import timezone
+
+    listed = list(selectors.versions_listed("vision"))
+    for zone in ("UTC", "Europe/Paris", "America/St_Johns"):
+        with timezone.override(zone):
+            for version in listed + list(ModelVersion.objects.all()):
+                serializer = ModelVersionSerializer()
+                out = serializer.to_representation(version)
+                assert out == drf_output(serializer, version)
+                assert out["created_at"].endswith("Z") == (zone == "UTC")
