@@ -661,7 +661,7 @@ class AlertRuleViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class AlertViewSet(IdempotentPostsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Alerts of every model, newest first: `?state=firing` for what fires now. Reads need view_alert;
     acknowledging acknowledge_alert (the deployer and admin roles)."""
 

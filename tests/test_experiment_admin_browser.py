@@ -26,6 +26,18 @@ def fill(driver, name: str, value: str) -> None:
     field.send_keys(value)
 
 
+def message_after(browser, act) -> str:
+    """The success message of the page that `act` (a click that submits) leads to: the current page
+    (which may show a message of its own) is waited out first, so the new page's message is the one read."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    html = browser.find_element("tag name", "html")
+    act()
+    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(html))
+    return wait_for(browser, ".messagelist .success").text
+
+
 def test_create_ramp_and_conclude_an_experiment(
     browser, live_server, engineer, api, make_model, make_version, screenshots
 ):
@@ -72,8 +84,8 @@ def test_create_ramp_and_conclude_an_experiment(
     fill(browser, f"variant_{control.pk}", "80")
     fill(browser, f"variant_{candidate.pk}", "20")
     browser.save_screenshot(str(screenshots / "experiment-weights.png"))
-    browser.find_element(By.CSS_SELECTOR, 'input[type="submit"]').click()
-    assert wait_for(browser, ".messagelist .success").text == f"Experiment {experiment.pk}'s weights are changed."
+    submit = browser.find_element(By.CSS_SELECTOR, 'input[type="submit"]')
+    assert message_after(browser, submit.click) == f"Experiment {experiment.pk}'s weights are changed."
     weights = browser.find_element(By.CSS_SELECTOR, ".field-weights").text
     assert "candidate v2 20% [0, 2000)" in weights and "control (control) v1 80% [2000, 10000)" in weights
 
@@ -85,10 +97,10 @@ def test_create_ramp_and_conclude_an_experiment(
             {"variant": "candidate", "exposures": 2000, "conversions": 260},
         ],
     )
-    browser.find_element(By.CSS_SELECTOR, 'button[name="pause"]').click()
-    assert wait_for(browser, ".messagelist .success").text == f"Experiment {experiment.pk} is paused."
-    browser.find_element(By.CSS_SELECTOR, 'button[name="resume"]').click()
-    assert wait_for(browser, ".messagelist .success").text == f"Experiment {experiment.pk} is running."
+    pause = browser.find_element(By.CSS_SELECTOR, 'button[name="pause"]')
+    assert message_after(browser, pause.click) == f"Experiment {experiment.pk} is paused."
+    resume = browser.find_element(By.CSS_SELECTOR, 'button[name="resume"]')
+    assert message_after(browser, resume.click) == f"Experiment {experiment.pk} is running."
     browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.CSS_SELECTOR, ".field-weights"))
     browser.save_screenshot(str(screenshots / "experiment-page.png"))
 
