@@ -43,7 +43,7 @@ from deployments_app import alerts  # noqa: E402
 from deployments_app.models import AlertRule  # noqa: E402
 from deployments_app.services import deploy_version  # noqa: E402
 from models_app import metric_history  # noqa: E402
-from models_app.models import MetricPoint, ModelVersion, RegisteredModel  # noqa: E402
+from models_app.models import MetricPoint, MetricRollup, ModelVersion, RegisteredModel  # noqa: E402
 from registry_site.permissions import Operator  # noqa: E402
 
 MODEL = "bench-alert-ingest"
@@ -119,6 +119,7 @@ def main() -> None:
     client = Client(HTTP_HOST="localhost")
     model, version = setup(client)
     MetricPoint.objects.filter(version=version).delete()
+    MetricRollup.objects.filter(version=version).delete()  # the points' hourly rollups go with them
     url = f"/models/{MODEL}/versions/{version.version}/metrics"
     rules = AlertRule.objects.filter(model=model)
     seconds: dict[tuple[str, int], float] = {}
