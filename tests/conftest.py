@@ -38,6 +38,8 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group("s3"))
         if any(item.get_closest_marker(mark) for mark in SLOW_MARKS):
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("own_sqlite") and connection.vendor == "postgresql":  # opens no connection
+            item.add_marker(pytest.mark.skip(reason="runs on SQLite files of its own: the SQLite suite runs it"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,7 +15,8 @@ import requests
 from tests.live import ROOT, free_port
 from tests.webhook_support import receiver
 
-pytestmark = [pytest.mark.gunicorn, pytest.mark.subprocess]
+# make run serves SQLite in a data folder of its own (the test unsets DATABASE_URL).
+pytestmark = [pytest.mark.gunicorn, pytest.mark.subprocess, pytest.mark.own_sqlite]
 
 
 def _make_run(tmp_path, port: int) -> subprocess.Popen:

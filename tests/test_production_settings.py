@@ -53,6 +53,7 @@ def run(cmd, env, timeout=60) -> subprocess.CompletedProcess:
 
 # --- manage.py check --deploy --------------------------------------------------------------------------
 @pytest.mark.subprocess
+@pytest.mark.own_sqlite
 def test_check_deploy_is_clean_with_the_documented_environment(production_env):
     result = run(CHECK, production_env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -60,6 +61,7 @@ def test_check_deploy_is_clean_with_the_documented_environment(production_env):
 
 
 @pytest.mark.subprocess
+@pytest.mark.own_sqlite
 def test_check_deploy_raises_no_security_warning(production_env):
     """Django's own deployment checks (security.*) are clean."""
     result = run(CHECK, production_env)
@@ -75,6 +77,7 @@ def test_check_deploy_raises_no_security_warning(production_env):
     ["short", "k" * 80, "abcd" * 20, random_secret(49)],
     ids=["short", "one-character", "four-characters", "49-random"],
 )
+@pytest.mark.own_sqlite
 def test_production_refuses_to_start_with_a_weak_secret_key(production_env, key):
     """Not left to `check --deploy` (security.W009), which nothing makes anyone run: every command and
     every worker refuses to start."""
@@ -85,6 +88,7 @@ def test_production_refuses_to_start_with_a_weak_secret_key(production_env, key)
 
 
 @pytest.mark.subprocess
+@pytest.mark.own_sqlite
 def test_a_key_of_50_random_characters_is_enough(production_env):
     result = run(CHECK, {**production_env, "DJANGO_SECRET_KEY": random_secret(50)})
     assert result.returncode == 0, result.stderr
@@ -92,6 +96,7 @@ def test_a_key_of_50_random_characters_is_enough(production_env):
 
 @pytest.mark.subprocess
 @pytest.mark.parametrize("debug", ["true", "1", "yes"])
+@pytest.mark.own_sqlite
 def test_production_refuses_to_start_with_debug(production_env, debug):
     result = run(CHECK[:3], {**production_env, "DJANGO_DEBUG": debug})
     assert result.returncode != 0
@@ -99,6 +104,7 @@ def test_production_refuses_to_start_with_debug(production_env, debug):
 
 
 @pytest.mark.subprocess
+@pytest.mark.own_sqlite
 def test_local_mode_may_debug_with_any_key(tmp_path):
     env = clean_env(
         DJANGO_DEBUG="true",
@@ -111,6 +117,7 @@ def test_local_mode_may_debug_with_any_key(tmp_path):
 
 
 @pytest.mark.gunicorn
+@pytest.mark.own_sqlite
 def test_gunicorn_refuses_to_serve_production_with_debug(tmp_path):
     env = gunicorn_env(
         tmp_path,
@@ -126,6 +133,7 @@ def test_gunicorn_refuses_to_serve_production_with_debug(tmp_path):
 
 
 @pytest.mark.subprocess
+@pytest.mark.own_sqlite
 def test_production_settings_are_secure(production_env):
     code = (
         "from django.conf import settings as s; import json; print(json.dumps({"
@@ -147,6 +155,7 @@ def test_production_settings_are_secure(production_env):
 
 
 @pytest.mark.subprocess
+@pytest.mark.own_sqlite
 def test_without_a_secret_key_production_refuses_to_start(production_env):
     env = dict(production_env)
     del env["DJANGO_SECRET_KEY"]
@@ -158,6 +167,7 @@ def test_without_a_secret_key_production_refuses_to_start(production_env):
 
 
 @pytest.mark.subprocess
+@pytest.mark.own_sqlite
 def test_without_allowed_hosts_production_refuses_to_start(production_env):
     env = dict(production_env)
     del env["REGISTRY_ALLOWED_HOSTS"]
@@ -167,6 +177,7 @@ def test_without_allowed_hosts_production_refuses_to_start(production_env):
 
 
 @pytest.mark.subprocess
+@pytest.mark.own_sqlite
 def test_the_secret_key_can_come_from_a_file(production_env, tmp_path):
     key_file = tmp_path / "secret_key"
     key_file.write_text(random_secret() + "\n")
@@ -182,6 +193,7 @@ def test_the_secret_key_can_come_from_a_file(production_env, tmp_path):
 
 
 @pytest.mark.subprocess
+@pytest.mark.own_sqlite
 def test_an_unreadable_secret_key_file_is_named(production_env, tmp_path):
     env = dict(production_env)
     del env["DJANGO_SECRET_KEY"]
@@ -192,6 +204,7 @@ def test_an_unreadable_secret_key_file_is_named(production_env, tmp_path):
 
 
 @pytest.mark.subprocess
+@pytest.mark.own_sqlite
 def test_an_unknown_mode_is_refused(production_env):
     result = run(CHECK, {**production_env, "REGISTRY_ENV": "prod"})
     assert result.returncode != 0
@@ -213,6 +226,7 @@ def gunicorn_env(tmp_path, bind: str, **extra: str) -> dict[str, str]:
 
 @pytest.mark.gunicorn
 @pytest.mark.parametrize("host", ["0.0.0.0", "[::]", "192.0.2.1", "registry.example.com"])
+@pytest.mark.own_sqlite
 def test_gunicorn_refuses_local_mode_on_a_non_loopback_address(tmp_path, host):
     env = gunicorn_env(tmp_path, f"{host}:{free_port()}")
     started = time.monotonic()
@@ -225,6 +239,7 @@ def test_gunicorn_refuses_local_mode_on_a_non_loopback_address(tmp_path, host):
 
 
 @pytest.mark.gunicorn
+@pytest.mark.own_sqlite
 def test_gunicorn_serves_local_mode_on_any_address_when_told_to(tmp_path):
     port = free_port()
     env = gunicorn_env(tmp_path, f"0.0.0.0:{port}", REGISTRY_LOCAL_ALLOW_ANY_BIND="1")
@@ -247,6 +262,7 @@ def test_gunicorn_serves_local_mode_on_any_address_when_told_to(tmp_path):
 
 
 @pytest.mark.parametrize("bind", ["127.0.0.1", "localhost", "[::1]", "127.0.0.2"])
+@pytest.mark.own_sqlite
 def test_the_loopback_check_accepts_loopback_binds(bind):
     """gunicorn.conf's own decision, without starting a server."""
     import importlib.util
@@ -302,6 +318,7 @@ def test_production_mode_starts_quietly_and_refuses_anonymous_writes(tmp_path):
 
 @pytest.mark.gunicorn
 @pytest.mark.subprocess
+@pytest.mark.own_sqlite
 def test_behind_the_proxy_failed_attempts_are_counted_per_client(tmp_path):
     db = tmp_path / "proxy.sqlite3"
     env = {

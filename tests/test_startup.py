@@ -10,7 +10,12 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tests.live import ROOT
+
+# Every start here is a child process on a SQLite file in its own data folder.
+pytestmark = pytest.mark.own_sqlite
 
 SHOW_KEY = "from django.conf import settings; print(settings.SECRET_KEY)"
 
