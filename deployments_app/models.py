@@ -15,6 +15,7 @@ from models_app.models import SOURCE_PATTERN, ModelVersion, RegisteredModel, Ver
 from registry_site.model_fields import RuledJSONField
 from registry_site.validators import (
     METRIC_NAME_PATTERN,
+    validate_finite,
     validate_json_object,
     validate_metric_minimums,
     validate_one_line,
@@ -462,14 +463,14 @@ class AlertRule(models.Model):
         help_text="Aggregate the points of the last T minutes (give this or window_points).",
     )
     condition = models.CharField(max_length=8, choices=AlertCondition.choices)
-    threshold = models.FloatField(null=True, blank=True, help_text="For above and below.")
+    threshold = models.FloatField(null=True, blank=True, validators=[validate_finite], help_text="For above and below.")
     baseline = models.CharField(
         max_length=8, choices=AlertBaseline.choices, blank=True, default="", help_text="For drop."
     )
     drop_by = models.FloatField(
         null=True,
         blank=True,
-        validators=[MinValueValidator(0.0)],
+        validators=[validate_finite, MinValueValidator(0.0)],
         help_text="For drop: by how much worse than the baseline (in the metric's direction) it may get.",
     )
     drop_relative = models.BooleanField(

@@ -76,6 +76,16 @@ class RegistryCommand(BaseCommand):
             except RegistryError as exc:
                 raise CommandError(exc.message) from None
 
+    def filterset(self, filterset_class, given: dict[str, str], queryset):
+        """The API's filters of a list (`filterset_class`) on `queryset` with `given` (option name: text),
+        checked: a bad value ends the command naming its option. Its `.qs` is the filtered list."""
+        filterset = filterset_class(given, queryset=queryset)
+        if not filterset.is_valid():
+            raise CommandError(
+                "; ".join(f"--{name}: {' '.join(messages)}" for name, messages in filterset.errors.items())
+            )
+        return filterset
+
     def progress(self, what: str) -> Callable[[int, int, int], None]:
         """A progress callback (done, total, bytes) that prints every 100 items and at the end."""
 

@@ -163,6 +163,12 @@ def validate_metric_directions(value: Any) -> None:
             raise ValidationError(f"{name!r} must be 'higher' or 'lower' (which values are better).", code="bad_value")
 
 
+def validate_finite(value: float) -> None:
+    """A number a rule compares with: not NaN or infinity (which compare with nothing)."""
+    if not math.isfinite(value):
+        raise ValidationError("Must be a finite number, not NaN or infinity.", code="not_finite")
+
+
 def validate_unit_interval(value: float) -> None:
     """A metric: a finite number in [0, 1] (1e400 parses to infinity; "nan" and "inf" to what they say)."""
     if not math.isfinite(value):
