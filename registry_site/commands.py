@@ -6,14 +6,26 @@ message; and the progress lines they share are here."""
 from __future__ import annotations
 
 import getpass
+from argparse import ArgumentTypeError
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from registry_site import audit
 from registry_site.errors import RegistryError
+from registry_site.json_values import parse_json_text
 from registry_site.permissions import Operator
+
+
+def json_argument(text: str) -> Any:
+    """An option's JSON value (argparse `type=`): a usage error saying what is wrong with it otherwise."""
+    try:
+        return parse_json_text(text)
+    except ValidationError as exc:
+        raise ArgumentTypeError(exc.messages[0]) from None
 
 
 class IntermixedCommandParser(CommandParser):
