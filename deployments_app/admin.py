@@ -22,6 +22,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from deployments_app import alerts, experiment_charts, experiments, services
@@ -760,19 +761,10 @@ class AlertAdmin(ReadOnlyAdminMixin, RegistryAdmin):
     """Alerts: raised and resolved by their rules' evaluation, read here; "Acknowledge" records who has seen
     them, as POST /alerts/{id}/acknowledge does."""
 
-    list_display = (
-        "id",
-        "rule",
-        "model_name",
-        "version_name",
-        "severity",
-        "state",
-        "value",
-        "started_at",
-        "resolved_at",
-        "acknowledged_by",
-    )
-    list_display_links = ("id",)
+    # Fits a 1400 px window beside the navigation and the filters: the rule by its name (the version
+    # column names the model), the times to the minute, when it resolved on its page.
+    list_display = ("rule_name", "model_version", "severity", "state", "value", "started", "acknowledged_by")
+    list_display_links = ("rule_name",)
     list_filter = ("state", "rule__severity")
     list_select_related = ("rule__model", "version__model")
     search_fields = ("rule__name", "rule__model__name", "version__version")
@@ -793,13 +785,17 @@ class AlertAdmin(ReadOnlyAdminMixin, RegistryAdmin):
     )
     readonly_fields = fields
 
-    @admin.display(description="model", ordering="rule__model__name")
-    def model_name(self, alert: Alert) -> str:
-        return alert.rule.model.name
+    @admin.display(description="rule", ordering="rule__name")
+    def rule_name(self, alert: Alert) -> str:
+        return alert.rule.name
 
-    @admin.display(description="version", ordering="version__version")
-    def version_name(self, alert: Alert) -> str:
-        return alert.version.version
+    @admin.display(description="version", ordering="rule__model__name")
+    def model_version(self, alert: Alert) -> str:
+        return f"{alert.rule.model.name}:{alert.version.version}"
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, alert: Alert) -> str:
+        return f"{timezone.localtime(alert.started_at):%Y-%m-%d %H:%M}"
 
     @admin.display(description="severity", ordering="rule__severity")
     def severity(self, alert: Alert) -> str:
