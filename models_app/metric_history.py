@@ -553,6 +553,22 @@ def _parts(
     }
 
 
+def summary_of(*, version: ModelVersion, filters: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary's answer for checked `filters` (bucket, agg, name, source, since, until; the first two
+    default to 1d and avg): what GET .../metrics/summary and `manage.py metrics summary` give."""
+    bucket, agg = filters.get("bucket") or "1d", filters.get("agg") or "avg"
+    rows = summarize(
+        version=version,
+        bucket=bucket,
+        agg=agg,
+        name=filters.get("name") or None,
+        source=filters.get("source") or None,
+        since=filters.get("since"),
+        until=filters.get("until"),
+    )
+    return {"bucket": bucket, "agg": agg, "series": series(rows)}
+
+
 def series(rows: Iterable[SummaryRow]) -> list[dict[str, Any]]:
     """Summary rows as one series per (name, source), for a chart."""
     out: list[dict[str, Any]] = []

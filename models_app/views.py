@@ -471,16 +471,6 @@ class VersionMetricsViewSet(IdempotentPostsMixin, viewsets.GenericViewSet):
         self._points()  # the parameters, strictly (a 400 naming the one at fault), and the version (a 404)
         filters = MetricSummaryFilter(request.query_params)
         filters.is_valid()  # valid: _points checked it
-        given = filters.form.cleaned_data
-        bucket, agg = given.get("bucket") or "1d", given.get("agg") or "avg"
-        rows = metric_history.summarize(
-            version=selectors.get_version(self.kwargs["name"], self.kwargs["version"]),
-            bucket=bucket,
-            agg=agg,
-            name=given.get("name") or None,
-            source=given.get("source") or None,
-            since=given.get("since"),
-            until=given.get("until"),
-        )
-        data = {"bucket": bucket, "agg": agg, "series": metric_history.series(rows)}
+        version = selectors.get_version(self.kwargs["name"], self.kwargs["version"])
+        data = metric_history.summary_of(version=version, filters=filters.form.cleaned_data)
         return Response(MetricSummarySerializer(data).data)

@@ -106,6 +106,14 @@ def log_in(driver, live_server, user) -> None:
     assert driver.current_url == f"{live_server.url}/admin/"
 
 
+def sideways_overflow(driver) -> int:
+    """How many pixels a change list is wider than its place in the window (0 or less: it fits)."""
+    return driver.execute_script(
+        "const r = document.querySelector('#changelist .results');"
+        "return Math.max(document.documentElement.scrollWidth - window.innerWidth, r.scrollWidth - r.clientWidth)"
+    )
+
+
 def csp_violations(driver) -> list[str]:
     """What the page's Content-Security-Policy refused since the last call, from the browser's console."""
     return [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]

@@ -11,7 +11,7 @@ import pytest
 
 from tests import test_admin_browser as console
 from tests.conftest import deployed
-from tests.test_admin_browser import assert_png, csp_violations, log_in, run_action, wait_for
+from tests.test_admin_browser import assert_png, csp_violations, log_in, run_action, sideways_overflow, wait_for
 
 # The browser test module's fixtures: a headless Chromium, a superuser, where screenshots go.
 browser, engineer, screenshots = console.browser, console.engineer, console.screenshots
@@ -41,10 +41,7 @@ def test_compare_versions_from_the_list(browser, live_server, engineer, api, mak
     browser.get(f"{live_server.url}/admin/models_app/modelversion/")
     wait_for(browser, "#result_list")
     # The version list fits the 1400 px window (no sideways scrolling) and says where versions are deployed.
-    overflow = browser.execute_script(
-        "const r = document.querySelector('#changelist .results');"
-        "return Math.max(document.documentElement.scrollWidth - window.innerWidth, r.scrollWidth - r.clientWidth)"
-    )
+    overflow = sideways_overflow(browser)
     assert overflow <= 0, f"the version list is {overflow} px wider than its place in the window"
     assert "deployed to" in browser.find_element(By.CSS_SELECTOR, "#result_list thead").text.lower()
     browser.save_screenshot(str(screenshots / "version-list.png"))

@@ -10,7 +10,7 @@ from models_app import metric_history
 from registry_site.permissions import Operator
 from tests import test_admin_browser as console
 from tests.conftest import deployed
-from tests.test_admin_browser import assert_png, log_in, wait_for
+from tests.test_admin_browser import assert_png, log_in, sideways_overflow, wait_for
 
 browser, engineer, screenshots = console.browser, console.engineer, console.screenshots
 
@@ -43,10 +43,7 @@ def test_the_alert_list_fits_the_window(browser, live_server, engineer, api, mak
     log_in(browser, live_server, engineer)
     browser.get(f"{live_server.url}/admin/deployments_app/alert/")
     wait_for(browser, "#result_list")
-    overflow = browser.execute_script(
-        "const r = document.querySelector('#changelist .results');"
-        "return Math.max(document.documentElement.scrollWidth - window.innerWidth, r.scrollWidth - r.clientWidth)"
-    )
+    overflow = sideways_overflow(browser)
     assert overflow <= 0, f"the alert list is {overflow} px wider than its place in the window"
     row = browser.find_element(By.CSS_SELECTOR, "#result_list tbody tr").text
     for shown in (

@@ -66,24 +66,14 @@ class Command(RegistryCommand):
             if options[name] is not None:
                 given[name] = options[name]
         checked = self.filterset(MetricSummaryFilter, given, metric_history.points_of(version)).form.cleaned_data
-        bucket, agg = options["bucket"] or "1d", options["agg"] or "avg"
-        rows = metric_history.summarize(
-            version=version,
-            bucket=bucket,
-            agg=agg,
-            name=checked.get("name") or None,
-            source=checked.get("source") or None,
-            since=checked.get("since"),
-            until=checked.get("until"),
-        )
-        data = {"bucket": bucket, "agg": agg, "series": metric_history.series(rows)}
+        data = metric_history.summary_of(version=version, filters=checked)
         if options["json"]:
             self.stdout.write(json.dumps(MetricSummarySerializer(data).data, indent=2))
             return
         for line in data["series"]:
             for bucket_row in line["buckets"]:
                 self.stdout.write(
-                    f"{bucket_row['start'].isoformat()}\t{line['name']}\t{line['source']}\t{agg}={bucket_row['value']}"
+                    f"{bucket_row['start'].isoformat()}\t{line['name']}\t{line['source']}\t{data['agg']}={bucket_row['value']}"
                     f"\tcount={bucket_row['count']}"
                 )
 
