@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Flat to a million versions (issue #12, W3): the latency of the API's reads of one model and one version
+at 100 versions, and again once the database holds a model of 1,000,000 versions and 10,000 models of 100
+versions each, on SQLite or PostgreSQL.
+
+In process, like bench/api_cpu.py: Django's test Client drives the whole stack (middleware, DRF, the
+database) against a fresh SQLite file or a fresh PostgreSQL database (--pg-url, dropped afterwards).
+
+1. A model `base` gets 100 versions through the API (4 KiB files, hashed and stored as always), plus a
+   template version of the model `big`. The reads below are timed: "at 100 versions".
+2. The database then grows by bulk SQL, copying rows the API made: `big` to --versions versions (its
+   template row copied with new version strings; every copy shares the template's stored file, as
+   identical files do), and --models models of 100 versions each (the same way). Nothing is written
+   through the API, so filling takes minutes, not hours.
+3. The same reads are timed again on `base`, on `big` and on a model in the middle of the many.
+
+Each read: --requests calls after --warmup, p50 and p95 wall time and CPU per request. The table gives each
+against its figure at 100 versions; issue #12 asks for 1.2x at most.
+
+    .venv/bin/python bench/million_versions.py                      # SQLite, 1,000,000 and 10,000 x 100
+    .venv/bin/python bench/million_versions.py --pg-url postgresql://postgres@127.0.0.1:5432/postgres
+    .venv/bin/python bench/million_versions.py --versions 20000 --models 200   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+READS = ("get_model", "get_version", "get_default", "first_page_50", "list_models_50")
+
+
+def _timed(client, path: str, params: dict, *, requests: int, warmup: int) -> dict:
+    for _ in range(warmup):
+        assert client.get(path, params).status_code == 200, path
+    walls = []
+    cpu = time.process_time()
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get(path, params)
+        walls.append(time.perf_counter() - started)
+        assert response.status_code == 200, (path, response.status_code)
+    cpu = time.process_time() - cpu
+    walls.sort()
+    return {
+        "p50": statistics.median(walls) * 1000,
+        "p95": walls[int(len(walls) * 0.95) - 1] * 1000,
+        "cpu": cpu * 1000 / requests,
+    }
+
+
+def _reads(client, model: str, middle: str, args) -> dict:
+    paths = {
+        "get_model": (f"/models/{model}", {}),
+        "get_version": (f"/models/{model}/versions/{middle}", {}),
+        "get_default": (f"/models/{model}/versions/default", {}),
+        "first_page_50": (f"/models/{model}/versions", {"page_size": "50"}),
+        "list_models_50": ("/models", {"page_size": "50"}),
+    }
+    return {name: _timed(client, *paths[name], requests=args.requests, warmup=args.warmup) for name in READS}
+
+
+def _fill(connection, *, big_id: int, template_id: int, versions: int, models: int, per_model: int) -> None:
+    """Copy rows: `big`'s template version to `versions` versions in all, then `models` models (copies of
+    `big`'s row) of `per_model` versions each (copies of the template version)."""
+    from models_app.models import ModelVersion, RegisteredModel
+
+    version_table, model_table = ModelVersion._meta.db_table, RegisteredModel._meta.db_table
+    vcols = [f.column for f in ModelVersion._meta.concrete_fields if not f.primary_key]
+    mcols = [f.column for f in RegisteredModel._meta.concrete_fields if not f.primary_key]
+    postgres = connection.vendor == "postgresql"
+
+    def series(name: str, count: int) -> str:
+        if postgres:
+            return f"generate_series(1, {count}) AS {name}(n)"
+        return f"(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {count}) SELECT n FROM s) AS {name}"
+
+    text = "::text" if postgres else ""
+
+    def version_copy(model_expr: str, version_expr: str) -> str:
+        chosen = {"model_id": model_expr, "version": version_expr, "is_default": "FALSE" if postgres else "0"}
+        return ", ".join(chosen.get(c, f"t.{c}") for c in vcols)
+
+    with connection.cursor() as cursor:
+        started = time.perf_counter()
+        big_versions = version_copy(str(big_id), "'b' || s.n" + text)
+        cursor.execute(
+            f"INSERT INTO {version_table} ({', '.join(vcols)}) "
+            f"SELECT {big_versions} "
+            f"FROM {series('s', versions - 1)}, {version_table} t WHERE t.id = %s",
+            [template_id],
+        )
+        print(f"  big: {versions - 1:,} version rows in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        started = time.perf_counter()
+        chosen = {"name": f"'many-' || s.n{text}"}
+        cursor.execute(
+            f"INSERT INTO {model_table} ({', '.join(mcols)}) "
+            f"SELECT {', '.join(chosen.get(c, f't.{c}') for c in mcols)} "
+            f"FROM {series('s', models)}, {model_table} t WHERE t.id = %s",
+            [big_id],
+        )
+        many_versions = version_copy("m.id", "'v' || s.n" + text)
+        cursor.execute(
+            f"INSERT INTO {version_table} ({', '.join(vcols)}) "
+            f"SELECT {many_versions} "
+            f"FROM {model_table} m, {series('s', per_model)}, {version_table} t "
+            f"WHERE m.name LIKE 'many-%%' AND t.id = %s",
+            [template_id],
+        )
+        # Each of the many has a default, as every model with a file does: its first version.
+        cursor.execute(
+            f"UPDATE {version_table} SET is_default = {'TRUE' if postgres else '1'} "
+            f"WHERE version = 'v1' AND model_id IN (SELECT id FROM {model_table} WHERE name LIKE 'many-%%')"
+        )
+        print(f"  many: {models:,} models x {per_model} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        cursor.execute("ANALYZE")
+
+
+def run(args) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="million-"))
+    os.environ["REGISTRY_DATA_DIR"] = str(workdir / "data")
+    os.environ["REGISTRY_STORAGE_DIR"] = str(workdir / "storage")
+    os.environ["REGISTRY_ENV"] = "local"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "registry_site.settings"
+    database = None
+    if args.pg_url:
+        import psycopg
+
+        database = f"bench_million_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(args.pg_url, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{database}"')
+        os.environ["DATABASE_URL"] = args.pg_url.rsplit("/", 1)[0] + f"/{database}"
+    else:
+        os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'registry.sqlite3'}"
+    os.chdir(HERE)
+    sys.path.insert(0, str(HERE))
+    try:
+        _measure(args, workdir)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if database:
+            with psycopg.connect(args.pg_url, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _measure(args, workdir: Path) -> None:
+    import django
+
+    django.setup()
+    import logging
+
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(open(os.devnull, "w"))  # noqa: SIM115
+    from registry_site.startup import prepare
+
+    prepare()
+    for folder in (workdir / "data", workdir / "storage" / ".incoming"):
+        folder.mkdir(parents=True, exist_ok=True)
+    call_command("migrate", verbosity=0)
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from models_app.models import ModelVersion, RegisteredModel
+
+    client = Client(HTTP_HOST="localhost")
+    payload = os.urandom(4096)
+
+    def register(model: str, version: str) -> None:
+        form = {
+            "version": version,
+            "format": "onnx",
+            "accuracy": "0.9",
+            "input_shape": "[1,3,224,224]",
+            "file": SimpleUploadedFile("m.onnx", payload),
+        }
+        assert client.post(f"/models/{model}/versions", form).status_code == 201
+
+    for name in ("base", "big"):
+        assert (
+            client.post("/models", {"name": name, "model_type": "classification"}, "application/json").status_code
+            == 201
+        )
+    for i in range(100):
+        register("base", f"1.0.{i}")
+    register("big", "b0")
+    print(f"{connection.vendor}: at 100 versions", file=sys.stderr)
+    before = _reads(client, "base", "1.0.50", args)
+
+    big = RegisteredModel.objects.get(name="big")
+    template = ModelVersion.objects.get(model=big, version="b0")
+    _fill(connection, big_id=big.pk, template_id=template.pk, versions=args.versions, models=args.models, per_model=100)
+    total = ModelVersion.objects.count()
+    print(f"  {total:,} versions in {RegisteredModel.objects.count():,} models", file=sys.stderr)
+    after = {
+        "base": _reads(client, "base", "1.0.50", args),
+        "big": _reads(client, "big", f"b{args.versions // 2}", args),
+        "many": _reads(client, f"many-{args.models // 2}", "v50", args),
+    }
+    print(f"\n{connection.vendor}, {total:,} versions; p50 ms (p95) and the ratio to the same read at 100 versions\n")
+    print("| read | at 100 versions | 100-version model, after | the 1M-version model | a model among the many |")
+    print("|---|---|---|---|---|")
+    for name in READS:
+        base = before[name]["p50"]
+        cells = [f"{before[name]['p50']:.2f} ({before[name]['p95']:.2f})"]
+        for key in ("base", "big", "many"):
+            figure = after[key][name]
+            cells.append(f"{figure['p50']:.2f} ({figure['p95']:.2f}), {figure['p50'] / base:.2f}x")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pg-url", help="a PostgreSQL server (a database is created there and dropped after)")
+    parser.add_argument("--versions", type=int, default=1_000_000, help="the big model's versions")
+    parser.add_argument("--models", type=int, default=10_000, help="how many models of 100 versions")
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
