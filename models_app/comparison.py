@@ -77,6 +77,9 @@ def check_count(refs: list[str], *, field: str) -> None:
         )
     if any(not ref.strip() for ref in refs):
         raise InvalidInput(f"{field}: an empty name between commas.", field=field)
+    twice = sorted({ref for ref in refs if refs.count(ref) > 1})
+    if twice:
+        raise InvalidInput(f"{field}: '{twice[0]}' is named twice; name each version once.", field=field)
 
 
 @dataclass(frozen=True)

@@ -255,7 +255,7 @@ class CompareQuerySerializer(StrictFieldsMixin, serializers.Serializer):
     versions = serializers.RegexField(
         rf"^{_VERSION_REF}(?:,{_VERSION_REF}){{1,19}}$(?!\n)",
         max_length=4000,
-        help_text="2 to 20 versions separated by commas, the first the baseline: a version string, `default`, "
+        help_text="2 to 20 versions separated by commas, each named once, the first the baseline: a version string, `default`, "
         "`latest` or `@target` (the version active there).",
         error_messages={"invalid": "2 to 20 versions separated by commas, without spaces (letters, digits, _.+-, @)."},
     )
@@ -287,7 +287,7 @@ class CrossModelCompareQuerySerializer(CompareQuerySerializer):
     versions = serializers.RegexField(
         rf"^{_MODEL_VERSION_REF}(?:,{_MODEL_VERSION_REF}){{1,19}}$(?!\n)",
         max_length=4000,
-        help_text="2 to 20 versions `model:version` separated by commas, the first the baseline; after the "
+        help_text="2 to 20 versions `model:version` separated by commas, each named once, the first the baseline; after the "
         "colon a version string, `default`, `latest` or `@target`.",
         error_messages={"invalid": "2 to 20 model:version names separated by commas, without spaces."},
     )

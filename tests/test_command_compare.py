@@ -68,6 +68,7 @@ def test_a_window_compares_the_metric_history(scored):
         (["resnet", "v1"], "versions: 2 to 20 versions"),
         (["resnet", *[f"v{i}" for i in range(21)]], "versions: 2 to 20 versions"),
         (["resnet", "v1", "v9"], "v9"),
+        (["resnet", "v1", "v2", "v1"], "'v1' is named twice"),
         (["resnet", "v1", "v2", "--window", "forever"], "window: A duration"),
         (["resnet", "v1", "v2", "--agg", "median"], "agg"),
         (["resnet:v1", "v2"], "MODEL:VERSION"),

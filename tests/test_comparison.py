@@ -274,3 +274,12 @@ def test_a_window_of_history_is_compared_instead_of_the_registered_metrics(api, 
 def test_a_bad_window_is_a_400_naming_the_field(api, vision, query, field):
     response = api.get("/models/vision/compare", {"versions": "1.0,2.0", **query})
     assert response.status_code == 400 and field in response.json()["errors"], response.json()
+
+
+def test_a_version_named_twice_is_a_400_naming_versions(api, world):
+    response = api.get("/models/resnet/compare?versions=v1,v2,v1")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"versions": ["versions: 'v1' is named twice; name each version once."]}
+    across = api.get("/compare?versions=resnet:v1,resnet:v1")
+    assert across.status_code == 400 and "'resnet:v1' is named twice" in across.json()["detail"]
+    assert api.get("/models/resnet/compare?versions=default,v1").status_code == 200  # two names, one version
