@@ -221,6 +221,7 @@ def _measure(args, workdir: Path) -> None:
     register("big", "b0")
     print(f"{connection.vendor}: at 100 versions", file=sys.stderr)
     _settle(connection)
+    _reads(client, "base", "1.0.50", argparse.Namespace(requests=args.warmup, warmup=0))  # the process warms up
     before = _reads(client, "base", "1.0.50", args)
 
     big = RegisteredModel.objects.get(name="big")
