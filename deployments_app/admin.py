@@ -762,7 +762,7 @@ class AlertAdmin(ReadOnlyAdminMixin, RegistryAdmin):
     them, as POST /alerts/{id}/acknowledge does."""
 
     # Fits a 1400 px window beside the navigation and the filters: the rule by its name (the version
-    # column names the model), the times to the minute, when it resolved on its page.
+    # column names the model), the start to the minute; when it resolved is on its own page.
     list_display = ("rule_name", "model_version", "severity", "state", "value", "started", "acknowledged_by")
     list_display_links = ("rule_name",)
     list_filter = ("state", "rule__severity")
