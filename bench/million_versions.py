@@ -122,11 +122,6 @@ def _fill(connection, *, big_id: int, template_id: int, versions: int, models: i
             f"UPDATE {version_table} SET is_default = {'TRUE' if postgres else '1'} "
             f"WHERE version = 'v1' AND model_id IN (SELECT id FROM {model_table} WHERE name LIKE 'many-%%')"
         )
-        # Each of the many has a default, as every model with a file does: its first version.
-        cursor.execute(
-            f"UPDATE {version_table} SET is_default = {'TRUE' if postgres else '1'} "
-            f"WHERE version = 'v1' AND model_id IN (SELECT id FROM {model_table} WHERE name LIKE 'many-%%')"
-        )
         print(f"  many: {models:,} models x {per_model} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
