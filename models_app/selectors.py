@@ -14,6 +14,7 @@ from models_app.models import ModelVersion, RegisteredModel, VersionMetric, Vers
 from registry_site.errors import NotFound
 from registry_site.model_fields import JSONArrayAgg, JSONObjectAgg
 from registry_site.prepared import PreparedPages, PreparedQuery
+from registry_site.row_views import RowView
 
 
 def model_not_found(name: str) -> NotFound:
@@ -128,11 +129,12 @@ def versions_listed(model_name: str) -> QuerySet[ModelVersion]:
     return versions_of(model_name).defer(*_MODEL_COLUMNS_NOT_LISTED, "artifact__created_at")
 
 
-_PAGES = PreparedPages(versions_listed, "model_name")
+_PAGES = PreparedPages(versions_listed, "model_name", views=True)
 
 
 def version_pages(model_name: str):
-    """versions_listed(model_name) for the cursor pagination, each page shape's SQL compiled once."""
+    """versions_listed(model_name) for the cursor pagination, each page shape's SQL compiled once, its rows
+    read as row views (registry_site.row_views): a page is only shown."""
     return _PAGES.pages(model_name=model_name)
 
 
@@ -150,6 +152,16 @@ def version_by_names(model_name: str, version: str) -> ModelVersion | None:
 def default_version_of(model_name: str) -> ModelVersion | None:
     """versions_of(model_name)'s default version (at most one per model: a constraint)."""
     return _DEFAULT.first(model=model_name)
+
+
+# The same reads for an answer that only shows the version: a row view (registry_site.row_views), not an
+# instance to act on.
+def version_shown(model_name: str, version: str) -> RowView | None:
+    return _VERSION.first_view(model=model_name, version=version)
+
+
+def default_version_shown(model_name: str) -> RowView | None:
+    return _DEFAULT.first_view(model=model_name)
 
 
 def resolve_version(model_name: str, ref: str) -> ModelVersion:

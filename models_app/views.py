@@ -154,7 +154,11 @@ class ModelVersionViewSet(
                 return super().get_object()
             except Http404:
                 raise selectors.version_not_found(name, label) from None
-        version = selectors.version_by_names(name, label)  # the hot path: its SQL compiled once
+        # The hot path: its SQL compiled once; a version only shown (GET) is read as a row view.
+        if self.action == "retrieve":
+            version = selectors.version_shown(name, label)
+        else:
+            version = selectors.version_by_names(name, label)
         if version is None:
             raise selectors.version_not_found(name, label)
         self.check_object_permissions(self.request, version)
@@ -236,7 +240,8 @@ class ModelVersionViewSet(
 
     @action(detail=False, methods=["get"], url_path="default")
     def default(self, request: Request, *args, **kwargs) -> Response:
-        return Response(self.get_serializer(self._default()).data)
+        shown = self._found(selectors.default_version_shown(self.kwargs["name"]), "no default version")
+        return Response(self.get_serializer(shown).data)
 
     @action(detail=False, methods=["get"], url_path="latest")
     def latest(self, request: Request, *args, **kwargs) -> Response:

@@ -7,14 +7,16 @@ from __future__ import annotations
 import copy
 import datetime
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signals import setting_changed
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.choices import CallableChoiceIterator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -26,6 +28,7 @@ from rest_framework.validators import UniqueValidator
 
 from registry_site.errors import invalid_choice_message
 from registry_site.json_values import has_unstorable_text, parse_json_text
+from registry_site.row_views import RowView
 from registry_site.validators import (
     MAX_DIMENSION,
     MAX_METRICS_PER_VERSION,
@@ -343,25 +346,63 @@ class RegistryModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             fields[name] = field
         return fields
 
+    def _output_plan(self, instance_type: type) -> list[tuple]:
+        """Per readable field: its name, its place in the row when the instance is a row view whose row
+        holds the value (registry_site.row_views), the attributes it reads otherwise, the types it returns
+        as they are, and how it represents the others. Worked out once per serializer class, instance type
+        and time zone from the class's field prototypes (making and binding a serializer's 33 fields cost a
+        quarter of a version's read), then bound to this serializer: a method field calls its method."""
+        zone = timezone.get_current_timezone() if settings.USE_TZ else None  # DRF's DateTimeField default
+        key = (type(self), instance_type, zone)
+        shared = _OUTPUT_PLANS.get(key)
+        if shared is None:
+            shared = _OUTPUT_PLANS[key] = self._shared_output_plan(instance_type, zone)
+        return [
+            (name, index, path, unchanged, represent if method is None else getattr(self, method))
+            for name, index, path, unchanged, represent, method in shared
+        ]
+
+    def _shared_output_plan(self, instance_type: type, zone: Any) -> list[tuple]:
+        fields: Iterable[tuple[str, serializers.Field]]
+        if type(self).get_fields is not RegistryModelSerializer.get_fields:
+            fields = self.fields.items()  # fields of its own making: read as they are bound here
+        else:
+            self.get_fields()  # the prototypes, made once
+            fields = ((name, field) for name, (field, _) in _FIELD_PROTOTYPES[type(self)].items())
+        columns = instance_type._columns if issubclass(instance_type, RowView) else {}
+        plan = []
+        for name, field in fields:
+            if field.write_only:
+                continue
+            path = _plain_path(field, name)
+            method = None
+            if type(field).to_representation is serializers.SerializerMethodField.to_representation:
+                method = getattr(field, "method_name", None) or f"get_{name}"
+            index = columns.get(path) if path else None
+            plan.append((name, index, path, _unchanged_types(field), _representer(field, zone), method))
+        return plan
+
     def to_representation(self, instance: Any) -> dict[str, Any]:
         """DRF's own loop (Serializer.to_representation), with what it asks of every field on every row
         worked out once per serializer: which fields are readable, and the attributes each one reads. A
         page of 50 versions reads 1,600 values, and DRF's generic read of each (a generator, an ABC
         isinstance, a callable check) cost more than most values' own representation. A field that
         reads in its own way, or a value DRF treats specially (a callable, a missing attribute, a
-        related field's pk-only object), is read DRF's way; tests/test_serializer_output.py compares."""
-        plan = self.__dict__.get("_output_plan")
+        related field's pk-only object), is read DRF's way; tests/test_serializer_output.py compares. A row
+        view's columns are read from its row directly."""
+        plans = self.__dict__.get("_output_plans")
+        if plans is None:
+            plans = self.__dict__["_output_plans"] = {}
+        plan = plans.get(type(instance))
         if plan is None:
-            plan = self.__dict__["_output_plan"] = [
-                (field.field_name, _plain_path(field), field, _unchanged_types(field), _representer(field))
-                for field in self._readable_fields
-            ]
+            plan = plans[type(instance)] = self._output_plan(type(instance))
+        row = instance._row if isinstance(instance, RowView) else None
         ret: dict[str, Any] = {}
-        for name, path, field, unchanged, represent in plan:
-            value = _read(instance, path)
+        for name, index, path, unchanged, represent in plan:
+            value = _read(instance, path) if index is None else row[index]  # type: ignore[index]
             if value is _DRF_READS:
                 try:
-                    value = field.get_attribute(instance)
+                    value = self.fields[name].get_attribute(instance)
                 except serializers.SkipField:
                     continue
                 if isinstance(value, PKOnlyObject) and value.pk is None:
@@ -385,17 +426,17 @@ _RETURNED_AS_IS: dict[Any, tuple[type, ...]] = {
 }
 
 
-def _representer(field: serializers.Field) -> Callable[[Any], Any]:
+def _representer(field: serializers.Field, default_zone: Any) -> Callable[[Any], Any]:
     """field.to_representation, or for a DateTimeField written in ISO 8601 the same done without asking
-    for the time zone on every value (a page of versions has 100 of them): the zone is read once, when
-    the serializer makes its plan, as DRF would read it for each value of the request."""
+    for the time zone on every value (a page of versions has 100 of them): the plan is made for the
+    request's zone, `default_zone`, the one DRF would read for each value."""
     if (
         not isinstance(field, serializers.DateTimeField)
         or type(field).to_representation is not serializers.DateTimeField.to_representation
     ):
         return field.to_representation
     output_format = getattr(field, "format", api_settings.DATETIME_FORMAT)
-    zone = field.timezone if hasattr(field, "timezone") else field.default_timezone()
+    zone = field.timezone if hasattr(field, "timezone") else default_zone
     if zone is None or output_format is None or output_format.lower() != ISO_8601:
         return field.to_representation
 
@@ -419,11 +460,13 @@ def _unchanged_types(field: serializers.Field) -> tuple[type, ...]:
     return _RETURNED_AS_IS.get(method, ())
 
 
-def _plain_path(field: serializers.Field) -> tuple[str, ...] | None:
-    """The attributes a field reads, when DRF's Field.get_attribute would read just them."""
+def _plain_path(field: serializers.Field, name: str) -> tuple[str, ...] | None:
+    """The attributes a field named `name` reads, when DRF's Field.get_attribute would read just them
+    (its source_attrs, as Field.bind sets them)."""
     if type(field).get_attribute is not serializers.Field.get_attribute:
         return None
-    return tuple(field.source_attrs)
+    source = field.source or name
+    return () if source == "*" else tuple(source.split("."))
 
 
 def _read(instance: Any, path: tuple[str, ...] | None) -> Any:
@@ -458,8 +501,12 @@ def _callable_choices_source(model: type[models.Model], name: str, field: serial
     return None
 
 
+_OUTPUT_PLANS: dict[tuple, list[tuple]] = {}
+
+
 def _forget_fields(**kwargs) -> None:
     _FIELD_PROTOTYPES.clear()
+    _OUTPUT_PLANS.clear()
 
 
 setting_changed.connect(_forget_fields)

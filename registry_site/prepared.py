@@ -19,11 +19,24 @@ from django.db import connections
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
 
+from registry_site.row_views import RowView, row_view_class
+
 M = TypeVar("M", bound=Model)
 
 
 class _Compiled:
-    __slots__ = ("compiler", "sql", "params", "slots", "init_list", "start", "end", "populators", "annotations")
+    __slots__ = (
+        "compiler",
+        "sql",
+        "params",
+        "slots",
+        "init_list",
+        "start",
+        "end",
+        "populators",
+        "annotations",
+        "_view_class",
+    )
 
     def __init__(self, queryset: QuerySet, placeholders: dict[str, Any]) -> None:
         compiler = queryset.query.get_compiler(using=queryset.db)
@@ -43,6 +56,14 @@ class _Compiled:
         # django-stubs describe Django 6, whose populators also take a fetch mode; 5.2 takes these three.
         self.populators = get_related_populators(klass_info, select, queryset.db)  # type: ignore[call-arg]
         self.annotations = tuple(compiler.annotation_col_map.items())
+        self._view_class: type[RowView] | None = None
+
+    @property
+    def view_class(self) -> type[RowView]:
+        if self._view_class is None:
+            compiler = self.compiler
+            self._view_class = row_view_class(compiler.klass_info, compiler.select, compiler.annotation_col_map)
+        return self._view_class
 
 
 class PreparedQuery(Generic[M]):
@@ -66,7 +87,7 @@ class PreparedQuery(Generic[M]):
             compiled = cache[key] = _Compiled(self._build(**self._markers).using(alias), self._markers)
         return compiled
 
-    def all(self, *, using: str = "default", **values: Any) -> list[M]:
+    def _run(self, using: str, values: dict[str, Any]) -> tuple[_Compiled, list]:
         compiled = self._compiled(using)
         params = list(compiled.params)
         for position, name in compiled.slots:
@@ -74,6 +95,17 @@ class PreparedQuery(Generic[M]):
         with connections[using].cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
+        return compiled, rows
+
+    def views(self, *, using: str = "default", **values: Any) -> list[RowView]:
+        """The rows as read-only stand-ins for the instances `all` would make (registry_site.row_views):
+        for answers that only show what was read, at a fraction of the CPU of making model instances."""
+        compiled, rows = self._run(using, values)
+        view = compiled.view_class
+        return [view(row) for row in compiled.compiler.results_iter([rows])]
+
+    def all(self, *, using: str = "default", **values: Any) -> list[M]:
+        compiled, rows = self._run(using, values)
         model = compiled.compiler.klass_info["model"]
         found = []
         for row in compiled.compiler.results_iter([rows]):
@@ -89,6 +121,10 @@ class PreparedQuery(Generic[M]):
         found = self.all(using=using, **values)
         return found[0] if found else None
 
+    def first_view(self, *, using: str = "default", **values: Any) -> RowView | None:
+        found = self.views(using=using, **values)
+        return found[0] if found else None
+
 
 # An integer no cursor holds, standing for a page's position while its SQL is compiled.
 _POSITION_MARKER = -7_340_032_113_900_419
@@ -100,12 +136,17 @@ class PreparedPages:
     CursorPagination.paginate_queryset, which orders it, filters it past the cursor's position and
     slices it, and nothing else. Compiling a page's query cost a page of versions as much CPU as
     reading its 50 rows into model instances. Past `max_shapes` shapes (a client trying every page
-    size), or with a position that is not a whole number, a page is read by its queryset as before."""
+    size), or with a position that is not a whole number, a page is read by its queryset as before.
+    With `views`, a prepared page is a list of row views (PreparedQuery.views), for an answer that only
+    shows the page."""
 
-    def __init__(self, build: Callable[..., QuerySet[M]], *names: str, max_shapes: int = 64) -> None:
+    def __init__(
+        self, build: Callable[..., QuerySet[M]], *names: str, max_shapes: int = 64, views: bool = False
+    ) -> None:
         self._build = build
         self._names = names
         self._max_shapes = max_shapes
+        self._views = views  # pages of row views (PreparedQuery.views) rather than model instances
         self._shapes: dict[tuple, PreparedQuery] = {}
         self._lock = threading.Lock()
 
@@ -130,7 +171,7 @@ class PreparedPages:
                 if len(self._shapes) >= self._max_shapes:
                     return list(page.queryset()[start:stop])
                 prepared = self._shapes.setdefault(key, self._prepare(ordering, lookup, start, stop))
-        return prepared.all(**values)
+        return prepared.views(**values) if self._views else prepared.all(**values)
 
     def _prepare(self, ordering: tuple[str, ...], lookup: str | None, start: int, stop: int) -> PreparedQuery:
         def build(**values: Any) -> QuerySet:
