@@ -332,7 +332,7 @@ USE_TZ = True
 
 # --- API --------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["registry_site.renderers.RegistryJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "registry_site.parsers.StrictJSONParser",
         "registry_site.parsers.RegistryMultiPartParser",
