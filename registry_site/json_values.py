@@ -1,16 +1,18 @@
 """JSON that clients send: parsed strictly when it arrives as text, and walked (once, without recursion)
 for what the rules need to know about it: how deep it is, whether it holds a number that is not finite,
-and whether it holds text no database can store."""
+and whether it holds text no database can store. And JSON read back from the database, fast."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 from django.core.exceptions import ValidationError
+from django.db import models
 
 # JSON escapes can spell text that no database stores: NUL (PostgreSQL refuses it in text and jsonb)
 # and lone UTF-16 surrogates (not encodable as UTF-8).
@@ -59,3 +61,31 @@ def has_non_finite_number(value: Any) -> bool:
 
 def has_unstorable_text(value: Any) -> bool:
     return any(isinstance(node, str) and UNSTORABLE_TEXT.search(node) for _, node in walk(value))
+
+
+# --- JSON read back from the database --------------------------------------------------------------
+
+# orjson reads an integer past 64 bits as a float: text with a run of 19 digits (in a number or a string,
+# it cannot tell) is read by json as Django reads it.
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def json_converter(convert: Callable) -> Callable:
+    """`convert` (a database converter of a query's column: value, expression, connection), or, when it is
+    a JSONField's own from_db_value without a custom decoder, the same done by orjson, a fifth of the CPU
+    of json.loads: a page of 50 versions parses 400 JSON values. Any text orjson refuses or might read
+    otherwise (NaN, a lone surrogate, a long integer) is converted by Django's own code, as before."""
+    if getattr(convert, "__func__", None) is not models.JSONField.from_db_value:
+        return convert
+    if convert.__self__.decoder is not None:  # type: ignore[attr-defined]
+        return convert
+
+    def from_db_value(value: Any, expression: Any, connection: Any) -> Any:
+        if type(value) is not str or _LONG_DIGITS.search(value):
+            return convert(value, expression, connection)
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return convert(value, expression, connection)
+
+    return from_db_value

@@ -19,6 +19,7 @@ from django.db import connections
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
 
+from registry_site.json_values import json_converter
 from registry_site.row_views import RowView, row_view_class
 
 M = TypeVar("M", bound=Model)
@@ -36,6 +37,7 @@ class _Compiled:
         "populators",
         "annotations",
         "_view_class",
+        "_view_converters",
     )
 
     def __init__(self, queryset: QuerySet, placeholders: dict[str, Any]) -> None:
@@ -57,6 +59,7 @@ class _Compiled:
         self.populators = get_related_populators(klass_info, select, queryset.db)  # type: ignore[call-arg]
         self.annotations = tuple(compiler.annotation_col_map.items())
         self._view_class: type[RowView] | None = None
+        self._view_converters: list[tuple[int, list[Callable], Any]] | None = None
 
     @property
     def view_class(self) -> type[RowView]:
@@ -64,6 +67,28 @@ class _Compiled:
             compiler = self.compiler
             self._view_class = row_view_class(compiler.klass_info, compiler.select, compiler.annotation_col_map)
         return self._view_class
+
+    def view_rows(self, rows: list[tuple]) -> list[list]:
+        """The compiler's converters applied to `rows` (its apply_converters), with a JSON column's text
+        parsed by orjson (registry_site.json_values.loads_like_json)."""
+        if self._view_converters is None:
+            compiler = self.compiler
+            found = compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]])
+            self._view_converters = [
+                (position, [json_converter(convert) for convert in converters], expression)
+                for position, (converters, expression) in found.items()
+            ]
+        connection = self.compiler.connection
+        converted = []
+        for read in rows:
+            row = list(read)
+            for position, converters, expression in self._view_converters:
+                value = row[position]
+                for convert in converters:
+                    value = convert(value, expression, connection)
+                row[position] = value
+            converted.append(row)
+        return converted
 
 
 class PreparedQuery(Generic[M]):
@@ -102,7 +127,7 @@ class PreparedQuery(Generic[M]):
         for answers that only show what was read, at a fraction of the CPU of making model instances."""
         compiled, rows = self._run(using, values)
         view = compiled.view_class
-        return [view(row) for row in compiled.compiler.results_iter([rows])]
+        return [view(row) for row in compiled.view_rows(rows)]
 
     def all(self, *, using: str = "default", **values: Any) -> list[M]:
         compiled, rows = self._run(using, values)
@@ -128,6 +153,8 @@ class PreparedQuery(Generic[M]):
 
 # An integer no cursor holds, standing for a page's position while its SQL is compiled.
 _POSITION_MARKER = -7_340_032_113_900_419
+# An integer no row's id is, standing for an id while a PreparedQuery's SQL is compiled (`markers`).
+ID_MARKER = -7_340_032_113_900_421
 
 
 class PreparedPages:

@@ -85,14 +85,15 @@ def test_a_placeholder_that_does_not_reach_the_sql_is_refused(db):
 
 
 def test_the_version_routes_read_through_the_prepared_queries(api, registry, monkeypatch):
+    """A version and the default only shown are read as row views (tests/test_row_views.py)."""
     calls = []
-    real = PreparedQuery.all
+    real = PreparedQuery.views
 
     def counting(self, *, using="default", **values):
         calls.append(values)
         return real(self, using=using, **values)
 
-    monkeypatch.setattr(PreparedQuery, "all", counting)
+    monkeypatch.setattr(PreparedQuery, "views", counting)
     body = api.get("/models/vision/versions/1.0").json()
     assert body["deployed_to"] == ["production", "staging"] and body["metrics"]["auc"] == 0.91
     assert api.get("/models/vision/versions/default").json()["version"] == "1.0"

@@ -5,6 +5,8 @@ any time zone; and a view answers only what its row holds."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.utils import timezone
 from rest_framework import serializers
@@ -20,6 +22,15 @@ from tests.conftest import deployed
 pytestmark = pytest.mark.django_db
 
 
+# JSON columns are parsed by orjson for views (registry_site.json_values.json_converter): what it might read
+# otherwise (an integer past 64 bits, long digit runs, floats at the edge of their precision, escapes).
+TRICKY_JSON = (
+    '{"seed": 123456789012345678901234567890, "max": 18446744073709551615, "lr": 0.30000000000000004, '
+    '"tiny": 5e-324, "big": 1.7976931348623157e308, "id": "1234567890123456789012", "text": "\\u00e9 \u2713 \\n", '
+    '"nested": [1, -0.0, {"a": null, "b": [true, false]}], "empty": {}}'
+)
+
+
 @pytest.fixture
 def registry(api, make_model, make_version):
     vision = make_model("vision")
@@ -27,6 +38,7 @@ def registry(api, make_model, make_version):
     make_version(vision, "2.0", data=None)
     make_version(vision, "3.0", data=b"other", tags='{"stage": "rc", "team": "cv"}', is_default="true")
     make_version(vision, "4.0-beta+x", data=b"odd name")
+    make_version(vision, "5.0", data=b"json", training_config=TRICKY_JSON, input_shape="[1, 3, 224, 224]")
     deployed(api, vision, "1.0", "production")
     deployed(api, vision, "1.0", "staging")
     experiment = experiments.create_experiment(
@@ -60,7 +72,7 @@ def test_a_view_shows_what_its_instance_shows(registry, zone):
     instances = list(selectors.versions_listed("vision").order_by("-id"))
     with timezone.override(zone):
         views = _pages("vision", 2)
-        assert len(views) == 4 and all(isinstance(view, RowView) for view in views)
+        assert len(views) == 5 and all(isinstance(view, RowView) for view in views)
         shown = ModelVersionSerializer(views, many=True).data
         expected = ModelVersionSerializer(instances, many=True).data
     assert shown == expected
@@ -68,6 +80,10 @@ def test_a_view_shows_what_its_instance_shows(registry, zone):
     assert by_version["1.0"]["deployed_to"] == ["production", "staging"]
     assert by_version["1.0"]["metrics"] == {"auc": 0.91, "loss": 0.125}
     assert [split["variant"] for split in by_version["3.0"]["experiments"]] == ["3.0"]
+    config, sent = by_version["5.0"]["training_config"], json.loads(TRICKY_JSON)
+    # (PostgreSQL's jsonb keeps 1.7976931348623157e308 as a numeric: it comes back as a long integer.)
+    assert {key: config[key] for key in sent if key != "big"} == {key: sent[key] for key in sent if key != "big"}
+    assert config["seed"] == 123456789012345678901234567890 and float(config["big"]) == 1.7976931348623157e308
     assert by_version["2.0"]["file_url"] is None and by_version["2.0"]["checksum"] is None
     assert by_version["4.0-beta+x"]["file_url"] == "/models/vision/versions/4.0-beta+x/file"
     assert by_version["3.0"]["is_default"] is True and by_version["3.0"]["created_at"].endswith("Z") == (zone == "UTC")
@@ -91,7 +107,7 @@ def test_a_view_reads_only_its_row(registry):
     assert (view.pk, view.id, view.version, view.model_id) == (
         instance.pk,
         instance.id,
-        "4.0-beta+x",
+        "5.0",
         instance.model_id,
     )
     assert (view.file_path, view.file_size, view.checksum) == (
