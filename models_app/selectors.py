@@ -13,7 +13,7 @@ from deployments_app.selectors import get_target_or_404
 from models_app.models import ModelVersion, RegisteredModel, VersionMetric, VersionTag
 from registry_site.errors import NotFound
 from registry_site.model_fields import JSONArrayAgg, JSONObjectAgg
-from registry_site.prepared import PreparedPages, PreparedQuery
+from registry_site.prepared import ID_MARKER, PreparedPages, PreparedQuery
 from registry_site.row_views import RowView
 
 
@@ -29,10 +29,13 @@ def version_not_found(model_name: str, version: str) -> NotFound:
 
 
 def get_model(name: str) -> RegisteredModel:
-    try:
-        return RegisteredModel.objects.get(name=name)
-    except RegisteredModel.DoesNotExist:
-        raise model_not_found(name) from None
+    model = _MODEL.first(name=name)  # RegisteredModel.objects.get(name=name), its SQL compiled once
+    if model is None:
+        raise model_not_found(name)
+    return model
+
+
+_MODEL = PreparedQuery(lambda name: RegisteredModel.objects.filter(name=name), "name")
 
 
 def get_version(model_name: str, version: str) -> ModelVersion:
@@ -162,6 +165,16 @@ def version_shown(model_name: str, version: str) -> RowView | None:
 
 def default_version_shown(model_name: str) -> RowView | None:
     return _DEFAULT.first_view(model=model_name)
+
+
+def version_shown_by_id(pk: int) -> RowView | None:
+    """A version just written, read back as the API shows it."""
+    return _VERSION_BY_ID.first_view(pk=pk)
+
+
+_VERSION_BY_ID = PreparedQuery(
+    lambda pk: versions_with_files_and_targets().filter(pk=pk), "pk", markers={"pk": ID_MARKER}
+)
 
 
 def resolve_version(model_name: str, ref: str) -> ModelVersion:

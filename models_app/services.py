@@ -36,6 +36,7 @@ from models_app.models import (
 from models_app.uploads import HashedUpload
 from registry_site import audit
 from registry_site.errors import Conflict, InvalidInput, NotFound
+from registry_site.prepared import ID_MARKER, PreparedQuery
 from registry_site.validators import clean_fields
 
 logger = logging.getLogger(__name__)
@@ -70,10 +71,30 @@ EDITABLE_MODEL_FIELDS = frozenset({"description", "model_type", "is_active", "re
 def _lock_model(model_id: int) -> RegisteredModel:
     """Lock the model's row. A request that held the lock before us may have deleted the model since
     the caller looked it up: that is a 404 (the second of two deletes, a write racing a delete)."""
-    model = RegisteredModel.objects.select_for_update().filter(pk=model_id).first()
+    model = _LOCKED_MODEL.first(pk=model_id)
     if model is None:
         raise NotFound("The model no longer exists: another request deleted it meanwhile.")
     return model
+
+
+# The registration's reads, their SQL compiled once (registry_site.prepared): registering a version spent
+# more CPU compiling its queries than running them (issue #12).
+_LOCKED_MODEL = PreparedQuery(
+    lambda pk: RegisteredModel.objects.select_for_update().filter(pk=pk), "pk", markers={"pk": ID_MARKER}
+)
+_VERSION_OF = PreparedQuery(
+    lambda model_id, version: ModelVersion.objects.select_related("model", "artifact").filter(
+        model_id=model_id, version=version
+    ),
+    "model_id",
+    "version",
+    markers={"model_id": ID_MARKER},
+)
+_DEFAULT_OF = PreparedQuery(
+    lambda model_id: ModelVersion.objects.filter(model_id=model_id, is_default=True).only("pk")[:1],
+    "model_id",
+    markers={"model_id": ID_MARKER},
+)
 
 
 def _has_active_deployment(version_filter: Q) -> bool:
@@ -298,7 +319,7 @@ def _registered_already(
     """The version as registered, when the request says nothing it does not already have (a retry, a
     re-run CI job); a 409 naming every field that differs when it does; None when there is no such
     version yet."""
-    existing = ModelVersion.objects.select_related("model", "artifact").filter(model=model, version=version).first()
+    existing = _VERSION_OF.first(model_id=model.pk, version=version)  # unique: (model, version)
     if existing is None:
         return None
     differences = _differences(existing, upload, stated)
@@ -367,7 +388,7 @@ def register_version(
             # bytes go again, unless referenced).
             if (registered := _registered_already(model, version, upload, stated)) is not None:
                 return registered
-            has_default = ModelVersion.objects.filter(model=model, is_default=True).exists()
+            has_default = bool(_DEFAULT_OF.all(model_id=model.pk))
             # A default is what `.../versions/default/file` serves, so only a version with a file can be
             # it: the first version with a file becomes the default (attach_file does the same later).
             is_default = (

@@ -111,8 +111,10 @@ DYNAMIC_PARAMETERS = [
 
 
 def _version_response(version: ModelVersion, status_code: int = status.HTTP_200_OK) -> Response:
-    version = selectors.versions_with_files_and_targets().get(pk=version.pk)
-    return Response(ModelVersionSerializer(version).data, status=status_code)
+    shown = selectors.version_shown_by_id(version.pk)
+    if shown is None:  # deleted since it was written: it cannot be, the model's lock was held
+        raise selectors.version_not_found(version.model.name, version.version)
+    return Response(ModelVersionSerializer(shown).data, status=status_code)
 
 
 @extend_schema_view(
