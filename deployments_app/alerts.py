@@ -63,6 +63,7 @@ from models_app.models import METRIC_FIELDS, MetricPoint, ModelVersion, Register
 from registry_site import audit
 from registry_site.errors import Conflict, Forbidden, InvalidInput, NotFound, RegistryError, flatten
 from registry_site.permissions import Caller, allows
+from registry_site.prepared import ID_MARKER, PreparedQuery
 
 logger = logging.getLogger(__name__)
 
@@ -564,6 +565,12 @@ def _due(rule: AlertRule, version: ModelVersion, now: float) -> bool:
     return settings.REGISTRY_ALERT_EVALUATION_SECONDS <= 0 or _due_at.get((rule.pk, version.pk), 0.0) <= now
 
 
+# A model's enabled rules, the SQL compiled once: every registration with metrics asks (issue #12).
+_ENABLED_RULES = PreparedQuery(
+    lambda model_id: alert_rules().filter(model_id=model_id, enabled=True), "model_id", markers={"model_id": ID_MARKER}
+)
+
+
 def on_points_recorded(
     sender: Any, *, version: ModelVersion, names: frozenset[str], sources: frozenset[str], **kwargs: Any
 ) -> None:
@@ -571,8 +578,12 @@ def on_points_recorded(
     (from a source it holds, or any source), in one query; each evaluated unless this process did a
     moment ago: REGISTRY_ALERT_EVALUATION_SECONDS, or longer when evaluating took long (WAIT_FACTOR)."""
     started = time.monotonic()
-    candidates = alert_rules().filter(model_id=version.model_id, enabled=True, metric__in=names)
-    matching = [r for r in candidates if (not r.source or r.source in sources) and _due(r, version, started)]
+    candidates = _ENABLED_RULES.all(model_id=version.model_id)
+    matching = [
+        r
+        for r in candidates
+        if r.metric in names and (not r.source or r.source in sources) and _due(r, version, started)
+    ]
     if not matching:
         return
     evaluate(rules=matching, version=version)
