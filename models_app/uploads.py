@@ -68,7 +68,8 @@ class _HashingSink:
     Hashing and writing each cost about as much CPU as the other, so they run side by side: the
     caller hashes a chunk and hands it to this sink's writer thread, which writes it (both release the
     GIL) and starts the disk's write-back as it goes. At most QUEUE_DEPTH chunks wait in between, so
-    memory stays bounded whatever the file's size."""
+    memory stays bounded whatever the file's size. A file of one chunk (most model cards, configs, small
+    models) is written by the caller when it finishes: starting a thread for it cost more than writing it."""
 
     QUEUE_DEPTH = 2
 
@@ -79,8 +80,8 @@ class _HashingSink:
         self.size = 0
         self._chunks: queue.Queue = queue.Queue(maxsize=self.QUEUE_DEPTH)
         self._error: BaseException | None = None
-        self._writer = threading.Thread(target=self._write_chunks, name="upload-writer", daemon=True)
-        self._writer.start()
+        self._first: bytes | memoryview | None = None  # held until a second chunk starts the writer
+        self._writer: threading.Thread | None = None
 
     def write(self, chunk: bytes | memoryview) -> None:
         """Take a chunk. The caller must not change it until QUEUE_DEPTH + 1 more chunks were taken."""
@@ -95,6 +96,14 @@ class _HashingSink:
             self.discard()
             raise self._error
         self.hasher.update(chunk)
+        if self._writer is None:
+            if self._first is None:
+                self._first = chunk
+                return
+            self._writer = threading.Thread(target=self._write_chunks, name="upload-writer", daemon=True)
+            self._writer.start()
+            self._chunks.put(self._first)
+            self._first = None
         self._chunks.put(chunk)
 
     def _write_chunks(self) -> None:
@@ -116,7 +125,7 @@ class _HashingSink:
                 pass
 
     def _stop_writer(self) -> None:
-        if self._writer.is_alive():
+        if self._writer is not None and self._writer.is_alive():
             self._chunks.put(None)
             self._writer.join()
 
@@ -126,6 +135,9 @@ class _HashingSink:
             self.discard()
             raise self._error
         try:  # durable before any row can point to it
+            if self._first is not None:
+                self.file.write(self._first)
+                self._first = None
             self.file.flush()
             os.fsync(self.file.fileno())
         except OSError:
