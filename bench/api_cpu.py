@@ -162,7 +162,9 @@ def measure(args: argparse.Namespace) -> dict:
             call()
         profiler.disable()
         stats = pstats.Stats(profiler, stream=sys.stdout)
-        stats.sort_stats(args.sort).print_stats(40)
+        stats.sort_stats(args.sort).print_stats(args.lines)
+        if args.callees:
+            stats.print_callees(args.callees)
         return {}
     results = {}
     for name in chosen:
@@ -213,6 +215,8 @@ def main() -> None:
         help="print a cProfile of one endpoint instead",
     )
     parser.add_argument("--sort", default="cumulative", help="with --profile: cumulative, tottime...")
+    parser.add_argument("--lines", type=int, default=40, help="with --profile: how many functions to list")
+    parser.add_argument("--callees", help="with --profile: also what the functions matching this pattern call")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
