@@ -399,7 +399,12 @@ class RegistryModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         row = instance._row if isinstance(instance, RowView) else None
         ret: dict[str, Any] = {}
         for name, index, path, unchanged, represent in plan:
-            value = _read(instance, path) if index is None else row[index]  # type: ignore[index]
+            if index is not None:
+                value = row[index]  # type: ignore[index]
+            elif path == ():  # source="*": the instance itself (a method field)
+                value = instance
+            else:
+                value = _read(instance, path)
             if value is _DRF_READS:
                 try:
                     value = self.fields[name].get_attribute(instance)
