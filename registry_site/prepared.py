@@ -59,7 +59,7 @@ class _Compiled:
         self.populators = get_related_populators(klass_info, select, queryset.db)  # type: ignore[call-arg]
         self.annotations = tuple(compiler.annotation_col_map.items())
         self._view_class: type[RowView] | None = None
-        self._view_converters: list[tuple[int, list[Callable], Any]] | None = None
+        self._view_converters: dict[int, tuple[list[Callable], Any]] | None = None
 
     @property
     def view_class(self) -> type[RowView]:
@@ -69,26 +69,16 @@ class _Compiled:
         return self._view_class
 
     def view_rows(self, rows: list[tuple]) -> list[list]:
-        """The compiler's converters applied to `rows` (its apply_converters), with a JSON column's text
-        parsed by orjson (registry_site.json_values.loads_like_json)."""
+        """The compiler's own apply_converters over `rows`, with a JSON column's text parsed by orjson
+        (registry_site.json_values.json_converter)."""
         if self._view_converters is None:
             compiler = self.compiler
             found = compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]])
-            self._view_converters = [
-                (position, [json_converter(convert) for convert in converters], expression)
+            self._view_converters = {
+                position: ([json_converter(convert) for convert in converters], expression)
                 for position, (converters, expression) in found.items()
-            ]
-        connection = self.compiler.connection
-        converted = []
-        for read in rows:
-            row = list(read)
-            for position, converters, expression in self._view_converters:
-                value = row[position]
-                for convert in converters:
-                    value = convert(value, expression, connection)
-                row[position] = value
-            converted.append(row)
-        return converted
+            }
+        return list(self.compiler.apply_converters(rows, self._view_converters))
 
 
 class PreparedQuery(Generic[M]):
