@@ -144,9 +144,15 @@ class ModelVersionSerializer(RegistryModelSerializer):
     """A version, with its file's facts and where it is deployed."""
 
     model = serializers.CharField(source="model.name", read_only=True)
-    file_path = serializers.CharField(read_only=True, allow_null=True, help_text="Storage key of the file.")
-    file_size = serializers.IntegerField(read_only=True, allow_null=True)
-    checksum = serializers.CharField(read_only=True, allow_null=True, help_text="sha256 of the file.")
+    # The file's facts read where they are (the version's properties of the same names read them there too):
+    # a row view (registry_site.row_views) answers these paths from its row without a view of the file.
+    file_path = serializers.CharField(
+        source="artifact.storage_key", read_only=True, allow_null=True, help_text="Storage key of the file."
+    )
+    file_size = serializers.IntegerField(source="artifact.size", read_only=True, allow_null=True)
+    checksum = serializers.CharField(
+        source="artifact_id", read_only=True, allow_null=True, help_text="sha256 of the file."
+    )
     file_url = serializers.SerializerMethodField()
     deployed_to = serializers.SerializerMethodField()
     experiments = serializers.SerializerMethodField(

@@ -175,15 +175,14 @@ class ModelVersionViewSet(
             return selectors.versions_listed(self.kwargs["name"])
         return selectors.versions_of(self.kwargs["name"])
 
-    def paginate_queryset(self, queryset: QuerySet[ModelVersion]):
-        """A plain page (no filter, no chosen order: what clients walk) is read by a query compiled once
-        per page shape (selectors.version_pages); the others by the filtered queryset."""
-        if set(self.request.query_params) <= {"cursor", "page_size"}:
-            queryset = selectors.version_pages(self.kwargs["name"])  # type: ignore[assignment]
-        return super().paginate_queryset(queryset)
-
     def list(self, request: Request, *args, **kwargs) -> Response:
-        response = super().list(request, *args, **kwargs)
+        if set(request.query_params) <= {"cursor", "page_size"}:
+            # A plain page (no filter, no chosen order: what clients walk) is read by a query compiled once
+            # per page shape (selectors.version_pages); no queryset is built only to be filtered by nothing.
+            page = self.paginator.paginate_queryset(selectors.version_pages(self.kwargs["name"]), request, view=self)
+            response = self.get_paginated_response(self.get_serializer(page, many=True).data)
+        else:
+            response = super().list(request, *args, **kwargs)
         if not response.data["results"] and not selectors.model_exists(self.kwargs["name"]):
             raise selectors.model_not_found(self.kwargs["name"])
         return response
