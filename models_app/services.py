@@ -90,6 +90,7 @@ _VERSION_OF = PreparedQuery(
     "version",
     markers={"model_id": ID_MARKER},
 )
+_LOCKED_ARTIFACT = PreparedQuery(lambda sha256: Artifact.objects.select_for_update().filter(sha256=sha256), "sha256")
 _DEFAULT_OF = PreparedQuery(
     lambda model_id: ModelVersion.objects.filter(model_id=model_id, is_default=True).only("pk")[:1],
     "model_id",
@@ -254,11 +255,13 @@ def _link_artifact(upload: HashedUpload) -> Artifact:
     storing leaves in place until the request ends."""
     artifacts.lock_content(upload.sha256)
     key = artifacts.storage_key_for(upload.sha256)
-    artifact, created = Artifact.objects.select_for_update().get_or_create(
-        sha256=upload.sha256, defaults={"size": upload.size, "storage_key": key}
-    )
-    if created and not artifacts.exists(key):
-        artifacts.put_file(upload)
+    # Under the content's lock no other transaction can add this row meanwhile (only this function does):
+    # a look-up, then an insert when there is none, with no savepoint for a race that cannot happen.
+    artifact = _LOCKED_ARTIFACT.first(sha256=upload.sha256)
+    if artifact is None:
+        artifact = Artifact.objects.create(sha256=upload.sha256, size=upload.size, storage_key=key)
+        if not artifacts.exists(key):
+            artifacts.put_file(upload)
     return artifact
 
 

@@ -57,6 +57,7 @@ from registry_site.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from registry_site.prepared import PreparedQuery
 from registry_site.validators import clean_fields
 
 logger = logging.getLogger(__name__)
@@ -131,12 +132,18 @@ def subscribes_to(subscription: WebhookSubscription, event_type: str, model_name
     return True
 
 
+# Every audited write asks which subscriptions are enabled: the SQL compiled once (issue #12).
+_ENABLED_SUBSCRIPTIONS = PreparedQuery(
+    lambda: WebhookSubscription.objects.filter(enabled=True).only("id", "events", "model_filter")
+)
+
+
 def enqueue(event: AuditEvent) -> None:
     """Write the outbox rows for an audited change, in its transaction (audit.record calls this)."""
     types = event_types_for(event)
     if not types:
         return
-    subscriptions = list(WebhookSubscription.objects.filter(enabled=True).only("id", "events", "model_filter"))
+    subscriptions = _ENABLED_SUBSCRIPTIONS.all()
     wanted = [(s, t) for t in types for s in subscriptions if subscribes_to(s, t, event.model_name)]
     if not wanted:
         return
