@@ -238,4 +238,4 @@ def experiment_splits(version: ModelVersion) -> list[dict[str, Any]]:
     if not splits:
         return []  # most versions: no live experiment
     # SQLite's json_object writes a boolean as 0 or 1.
-    return sorted(({**s, "is_control": bool(s["is_control"])} for s in splits or ()), key=lambda s: s["target"])
+    return sorted(({**s, "is_control": bool(s["is_control"])} for s in splits), key=lambda s: s["target"])
