@@ -157,7 +157,10 @@ METRIC_FIELDS = ("accuracy", "precision", "recall", "f1_score", "mAP")
 class ModelVersion(models.Model):
     """One version of a model (the seed's `model_versions` table)."""
 
-    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
+    # No index of its own: every index below starts with the model, and with one on the model alone
+    # PostgreSQL's planner, not knowing which model a page's subquery names, chose it and then sorted all
+    # of a big model's versions for a page of 50 (105 ms instead of 9 at 20,000 versions).
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions", db_index=False)
     version = models.CharField(max_length=64, validators=[version_validator])
     format = OpenChoiceField(max_length=32, choices=format_choices)
     status = models.CharField(

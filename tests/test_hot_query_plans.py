@@ -83,3 +83,65 @@ def test_hot_reads_use_indexes(api, model, name):
             connection.vendor == "sqlite" and '"is_default" AND ' in sql
         ):  # looks the default up (rather than selecting the column)
             assert DEFAULT_INDEX in _plan(sql), sql
+
+
+def _grow(model, *, versions: int, models: int, per_model: int) -> None:
+    """The planner's view of a grown registry: `model` gets `versions` versions and `models` other models
+    `per_model` each (bulk copies of one of its rows, as bench/million_versions.py makes them), then
+    ANALYZE (inside the test's transaction, so the statistics go with it)."""
+    from models_app.models import ModelVersion, RegisteredModel
+
+    quote = connection.ops.quote_name
+    columns = [quote(f.column) for f in ModelVersion._meta.concrete_fields if not f.primary_key]
+
+    def copied(model_expr: str, version_expr: str) -> str:
+        chosen = {quote("model_id"): model_expr, quote("version"): version_expr, quote("is_default"): "FALSE"}
+        return ", ".join(chosen.get(column, f"t.{column}") for column in columns)
+
+    template = ModelVersion.objects.filter(model=model).order_by("id").values_list("id", flat=True)[1]
+    mcolumns = [quote(f.column) for f in RegisteredModel._meta.concrete_fields if not f.primary_key]
+    big_version, many_version = "'g' || s.n::text", "'v' || s.n::text"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO model_versions ({', '.join(columns)}) SELECT {copied(str(model.pk), big_version)} "
+            f"FROM generate_series(1, {versions}) AS s(n), model_versions t WHERE t.id = %s",
+            [template],
+        )
+        names = {quote("name"): "'grown-' || s.n::text"}
+        cursor.execute(
+            f"INSERT INTO models ({', '.join(mcolumns)}) SELECT {', '.join(names.get(c, f't.{c}') for c in mcolumns)} "
+            f"FROM generate_series(1, {models}) AS s(n), models t WHERE t.id = %s",
+            [model.pk],
+        )
+        cursor.execute(
+            f"INSERT INTO model_versions ({', '.join(columns)}) SELECT {copied('m.id', many_version)} "
+            f"FROM models m, generate_series(1, {per_model}) AS s(n), model_versions t "
+            f"WHERE m.name LIKE 'grown-%%' AND t.id = %s ORDER BY m.id, s.n",
+            [template],
+        )
+        cursor.execute("ANALYZE models")
+        cursor.execute("ANALYZE model_versions")
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.parametrize("name", sorted(PATHS))
+def test_hot_reads_keep_their_plans_as_the_registry_grows(api, model, name):
+    """With the statistics of a registry that grew (one model of 20,000 versions among 200 of 100), the
+    planner, left to its own costs, still reads a model's versions in a page's order through an index,
+    never sorts them all for a page, and finds the default through its partial unique index. It did not:
+    with an index on the model alone it chose that one and sorted the 20,000 versions for every page
+    (105 ms instead of 9), and a migration that dropped that index dropped the default's index too."""
+    _grow(model, versions=20_000, models=200, per_model=100)
+    with CaptureQueriesContext(connection) as captured:
+        response = api.get(PATHS[name])
+    assert response.status_code == 200, response.content
+    selects = [q["sql"] for q in captured.captured_queries if '"model_versions"' in q["sql"]]
+    selects = [sql for sql in selects if sql.lstrip().upper().startswith("SELECT")]
+    assert selects or name == "get_model", captured.captured_queries
+    for sql in selects:
+        plan = _plan(sql)
+        assert "Seq Scan on model_versions" not in plan, plan
+        if name.startswith("list_"):  # (a single version's read may sort its one row)
+            assert "Sort Key: model_versions." not in plan, plan  # all of a model's versions, sorted
+        if '"is_default" AND ' in sql or '"is_default")' in sql:
+            assert DEFAULT_INDEX in plan, plan
