@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
@@ -301,38 +302,33 @@ def _measure(args, workdir: Path, databases: dict[str, str]) -> None:
         rounds.append(measured)
         print(f"  round {number + 1} of {args.rounds} done", file=sys.stderr)
 
-    labels = list(cases)
     print(
         f"\n{connection.vendor}, {total:,} versions, {args.rounds} rounds of {args.requests} calls per read: median "
         "p50 ms (median p95) and the median of the rounds' ratios to the same read at 100 versions\n"
     )
-    print("| read | " + " | ".join(labels) + " |")
-    print("|---|" + "---|" * len(labels))
-    for name in READS:
-        cells = []
-        for label in labels:
-            p50 = statistics.median(one[label][name]["p50"] for one in rounds)
-            p95 = statistics.median(one[label][name]["p95"] for one in rounds)
-            cell = f"{p50:.2f} ({p95:.2f})"
-            if label != labels[0]:
-                ratio = statistics.median(one[label][name]["p50"] / one[labels[0]][name]["p50"] for one in rounds)
-                cell += f", {ratio:.2f}x"
-            cells.append(cell)
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    _table(rounds, list(cases), "p50", lambda p50, row: f"{p50:.2f} ({statistics.median(r['p95'] for r in row):.2f})")
     print(
         "\nThe database's share: each read's queries run as they are straight on the cursor, median ms over "
         "the rounds, and the median of the rounds' ratios\n"
     )
+    _table(rounds, list(cases), "db", lambda db, row: f"{db:.3f}")
+
+
+def _table(rounds: list[dict[str, dict]], labels: list[str], key: str, cell: Callable[[float, list], str]) -> None:
+    """A Markdown table of figure `key` per read (rows) and case (columns): the median over the rounds, shown by
+    `cell` (given that median and the read's figures in every round), and past the first column the median of
+    the rounds' ratios to the first."""
     print("| read | " + " | ".join(labels) + " |")
     print("|---|" + "---|" * len(labels))
     for name in READS:
         cells = []
         for label in labels:
-            cell = f"{statistics.median(one[label][name]['db'] for one in rounds):.3f}"
+            row = [one[label][name] for one in rounds]
+            text = cell(statistics.median(figures[key] for figures in row), row)
             if label != labels[0]:
-                ratio = statistics.median(one[label][name]["db"] / one[labels[0]][name]["db"] for one in rounds)
-                cell += f", {ratio:.2f}x"
-            cells.append(cell)
+                ratio = statistics.median(one[label][name][key] / one[labels[0]][name][key] for one in rounds)
+                text += f", {ratio:.2f}x"
+            cells.append(text)
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
