@@ -46,7 +46,10 @@ def get_version(model_name: str, version: str) -> ModelVersion:
 
 
 def models_with_default() -> QuerySet[RegisteredModel]:
-    default = ModelVersion.objects.filter(model=OuterRef("pk"), is_default=True).values("version")[:1]
+    # No order: a model has at most one default (a constraint), and with the versions' default order
+    # (newest first) PostgreSQL may walk the model's versions newest first looking for it, all of them when
+    # the default is the oldest, rather than take the partial unique index on the default.
+    default = ModelVersion.objects.filter(model=OuterRef("pk"), is_default=True).order_by().values("version")[:1]
     return RegisteredModel.objects.annotate(default_version=Subquery(default))
 
 
