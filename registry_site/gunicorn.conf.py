@@ -9,8 +9,9 @@ import os
 import tempfile
 
 import gunicorn
+from prometheus_client import multiprocess
 
-from registry_site import gunicorn_body
+from registry_site import gunicorn_body, gunicorn_worker
 
 bind = os.environ.get("REGISTRY_BIND", "127.0.0.1:8003")
 LOCAL_MODE = os.environ.get("REGISTRY_ENV", "local").strip().lower() == "local"
@@ -67,9 +68,11 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
-    from prometheus_client import multiprocess
-
+    # Imported above, not here: the arbiter calls this from its SIGCHLD handler, and a second worker's
+    # exit during the import re-entered it and failed on the half-imported module (a traceback, and the
+    # second worker's metrics left behind, when several workers stopped at once).
     multiprocess.mark_process_dead(worker.pid)
+    gunicorn_worker.release_slot(worker)  # its share of the connections (gunicorn_worker.ACCEPT_HANDOFF)
 
 
 def post_worker_init(worker):
@@ -86,6 +89,9 @@ def post_worker_init(worker):
 def pre_request(worker, req):
     worker.log.debug("%s %s", req.method, req.path)  # gunicorn's own pre_request
     gunicorn_body.install(req)  # large uploads read straight from the socket
+    spread = getattr(worker, "spread_kept_alive", None)  # this registry's worker class (not another one's)
+    if spread is not None:
+        spread(req)  # a worker holding more connections than its share closes this one after its response
 
 
 def post_request(worker, req, environ, resp):

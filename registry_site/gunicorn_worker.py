@@ -16,14 +16,22 @@ the upload speed; the README's "Serving slow clients" section has the figures. T
 methods of gunicorn's ThreadWorker (init_process, on_client_socket_readable, murder_keepalived; gunicorn
 is pinned in requirements.txt), and tests/test_slow_clients.py checks the behaviour against the real
 server.
+
+It also spreads connections over the workers (the second half of this file; run, accept,
+spread_kept_alive and the signal handlers): gunicorn lets whichever worker is awake first take each new
+connection, and a busy one, already running, often takes them all. tests/test_connection_spread.py checks it.
 """
 
 from __future__ import annotations
 
 import json
+import mmap
+import os
 import re
+import selectors
 import socket
 import time
+from functools import partial
 
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -69,7 +77,70 @@ class _Arriving:
         self.discard = discard
 
 
+# --- Spreading connections over the workers ---------------------------------------------------------
+# Every worker watches the one listening socket and the first to look takes each new connection: often
+# the worker already running, busy with the requests it has. Four keep-alive clients (CI jobs' SDK
+# sessions, the benchmark's four) then share one worker's GIL while the other workers idle: registering
+# versions from four clients went at 73-86 versions/s that way and 125-131 when they happened to spread
+# (issue #12). So each worker publishes how many connections it holds in a page of memory shared with
+# the others (mapped in the arbiter, before it forks them), and one that holds more than the least
+# loaded worker leaves a new connection to the others for ACCEPT_HANDOFF seconds; if none took it by
+# then, it takes it after all, so a worker that is stuck or stopped never keeps a client waiting longer.
+# GUNICORN_ACCEPT_HANDOFF_MS=0 turns this off (gunicorn's own behaviour).
+ACCEPT_HANDOFF = int(os.environ.get("GUNICORN_ACCEPT_HANDOFF_MS", "10")) / 1000
+# A worker's event loop wakes at least once a second (gunicorn's select timeout) and publishes its count
+# then: one that has not for longer is stuck or stopped, and the others no longer leave it anything.
+STALE_AFTER = 2.5
+_SLOTS = 64
+_FREE = -1  # no worker has this slot
+_NOT_ACCEPTING = 2**62  # a worker booting or stopping: never the least loaded
+# Per worker slot, the connections it holds (signed 64-bit) and when it last said so (time.monotonic(),
+# one clock for every process): MAP_SHARED | MAP_ANONYMOUS memory, so the forked workers share it.
+_SHARED = mmap.mmap(-1, 16 * _SLOTS)
+_HELD = memoryview(_SHARED)[: 8 * _SLOTS].cast("q")
+_SEEN = memoryview(_SHARED)[8 * _SLOTS :].cast("d")
+for _slot in range(_SLOTS):
+    _HELD[_slot] = _FREE
+
+
+def claim_slot() -> int | None:
+    """In the arbiter, for a worker it is about to fork (a single thread: nothing races it)."""
+    for slot in range(_SLOTS):
+        if _HELD[slot] == _FREE:
+            _HELD[slot] = _NOT_ACCEPTING
+            return slot
+    return None  # more workers than slots: the extra ones take connections as gunicorn would
+
+
+def release_slot(worker) -> None:
+    """In the arbiter, once a worker has exited (gunicorn.conf.py's child_exit)."""
+    slot = getattr(worker, "slot", None)
+    if slot is not None:
+        _HELD[slot] = _FREE
+
+
+class _SpreadingPoller:
+    """The worker's selector, which also lets the worker put back a listening socket it stepped away
+    from, and wakes it when that is due."""
+
+    def __init__(self, selector, worker) -> None:
+        self._selector = selector
+        self._worker = worker
+
+    def select(self, timeout=None):
+        return self._selector.select(self._worker.before_select(timeout))
+
+    def __getattr__(self, name):
+        return getattr(self._selector, name)
+
+
 class SlowClientThreadWorker(ThreadWorker):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.slot = claim_slot() if ACCEPT_HANDOFF > 0 else None
+        self._handed_off: dict = {}  # listening socket -> (its address, when to take it back)
+        self._take_until = 0.0
+
     def init_process(self):
         self._arriving: dict = {}
         self._lingering: set = set()
@@ -199,3 +270,81 @@ class SlowClientThreadWorker(ThreadWorker):
                 pass
         self.nr_conns -= 1
         conn.close()
+
+    # --- Spreading connections (see ACCEPT_HANDOFF) ---------------------------------------------------
+
+    def run(self):
+        self.poller = _SpreadingPoller(self.poller, self)
+        super().run()
+
+    def before_select(self, timeout):
+        """Each turn of the event loop: publish the connections held, take back the listening sockets
+        whose hand-off time is over, and wake in time for the next."""
+        if self.slot is None:
+            return timeout
+        now = time.monotonic()
+        self._publish(now)
+        if self._handed_off:
+            for listener, (server, due) in list(self._handed_off.items()):
+                if due <= now:
+                    del self._handed_off[listener]
+                    with self._lock:
+                        self.poller.register(listener, selectors.EVENT_READ, partial(self.accept, server))
+                    # Whatever is still waiting there, no other worker took in time: take it now.
+                    self._take_until = now + ACCEPT_HANDOFF
+                else:
+                    timeout = min(timeout, due - now) if timeout is not None else due - now
+        return timeout
+
+    def accept(self, server, listener):
+        if self.slot is not None and self._leave_to_others():
+            with self._lock:
+                self.poller.unregister(listener)
+            self._handed_off[listener] = (server, time.monotonic() + ACCEPT_HANDOFF)
+            return
+        super().accept(server, listener)
+        self._publish(time.monotonic())
+
+    def _publish(self, now: float) -> None:
+        slot = self.slot
+        if slot is not None:
+            _HELD[slot] = self.nr_conns if self.alive else _NOT_ACCEPTING
+            _SEEN[slot] = now
+
+    def _others(self):
+        """The connections each other worker holds, of those that accept them and are not stuck."""
+        now = time.monotonic()
+        for slot in range(_SLOTS):
+            held = _HELD[slot]
+            if slot != self.slot and 0 <= held < _NOT_ACCEPTING and now - _SEEN[slot] < STALE_AFTER:
+                yield held
+
+    def spread_kept_alive(self, req) -> None:
+        """Before a request (gunicorn.conf.py's pre_request): a worker that holds at least two connections
+        more than another one that accepts them answers this request with `Connection: close`, and its
+        client's next connection goes, by accept, to a less loaded worker. Keep-alive connections stay
+        where they first landed, so without this a worker that was up first after a (re)start, or that
+        took a burst, would keep serving most clients for as long as they stay connected."""
+        if self.slot is None:
+            return
+        mine = self.nr_conns
+        if any(held <= mine - 2 for held in self._others()):
+            req.must_close = True
+
+    def _leave_to_others(self) -> bool:
+        if time.monotonic() < self._take_until:
+            return False
+        mine = self.nr_conns
+        return any(held < mine for held in self._others())
+
+    def handle_quit(self, sig, frame):
+        self._stop_accepting()
+        super().handle_quit(sig, frame)
+
+    def handle_exit(self, sig, frame):
+        self._stop_accepting()
+        super().handle_exit(sig, frame)
+
+    def _stop_accepting(self) -> None:
+        if self.slot is not None:
+            _HELD[self.slot] = _NOT_ACCEPTING

@@ -32,6 +32,10 @@ GUNICORN = [
 ]
 
 
+# The gunicorn arbiter's process id behind each base URL running_registries started.
+SERVER_PIDS: dict[str, int] = {}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -104,8 +108,8 @@ def running_registries(
         if setup is not None:
             setup(env)
         started: list[tuple[subprocess.Popen, IO[bytes]]] = []
+        bases: list[str] = []
         try:
-            bases = []
             for n in range(servers):
                 log_name = "gunicorn.log" if n == 0 else f"gunicorn-{n}.log"
                 port = free_port()
@@ -119,11 +123,14 @@ def running_registries(
                 )
                 started.append((server, log))
                 bases.append(_wait_until_healthy(f"http://127.0.0.1:{port}", server, workdir / log_name))
+                SERVER_PIDS[bases[-1]] = server.pid
             yield bases
         finally:
             for server, log in started:
                 stop(server)
                 log.close()
+            for base in bases:
+                SERVER_PIDS.pop(base, None)
 
 
 def _wait_until_healthy(base: str, server: subprocess.Popen, log: Path) -> str:
