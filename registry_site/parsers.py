@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
+from django.http import multipartparser
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
+from django.utils.http import parse_header_parameters
 from rest_framework import exceptions
 from rest_framework.parsers import DataAndFiles, JSONParser, MultiPartParser
 
@@ -19,6 +23,16 @@ class StrictJSONParser(JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise exceptions.ParseError("JSON parse error - the document is nested too deeply.") from None
+
+
+# Django's multipart parser reads every part's header lines (`Content-Disposition: form-data;
+# name="version"`) with parse_header_parameters, which builds an email.message.Message for each: about
+# 40 us a line, a dozen lines for the seed's form, a twentieth of a registration's CPU (issue #12). The
+# same lines come again and again: the parser module looks them up here first. The parser only reads
+# the parameters it gets back (it copies them into a dict of its own), so one result serves every call.
+_parse_header_line = functools.lru_cache(maxsize=1024)(parse_header_parameters)
+if multipartparser.parse_header_parameters is parse_header_parameters:  # type: ignore[attr-defined]
+    multipartparser.parse_header_parameters = _parse_header_line  # type: ignore[attr-defined]
 
 
 class _KeepEveryFilePart(DjangoMultiPartParser):

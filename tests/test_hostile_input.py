@@ -8,11 +8,14 @@ import re
 from urllib.parse import quote
 
 import pytest
+from django.http import multipartparser
 from django.test import Client
 from django.urls import reverse
+from django.utils.http import parse_header_parameters
 
 from deployments_app.models import Deployment
 from models_app.models import ModelVersion, RegisteredModel
+from registry_site import parsers
 from registry_site.models import AuditEvent
 from tests.conftest import registry_state, sha256, staged_files, stored_files, upload
 
@@ -278,6 +281,19 @@ def test_upload_file_names_are_kept_only_sanitized(api, world, storage_dir, tmp_
     response = api.generic("POST", "/models/resnet/versions", body, content_type=content_type)
     _upload_outcome(api, response, world, storage_dir, tmp_path, tree, "v9", b"weights-9")
     assert response.status_code == 201
+
+
+def test_each_upload_reads_its_own_part_headers_through_the_parsers_cache(api, world):
+    # registry_site.parsers keeps Django's parse of a part's header lines: the multipart parser reads
+    # through it, and two uploads with the same lines but other names each get their own.
+    assert multipartparser.parse_header_parameters is parsers._parse_header_line
+    for version, file_name in (("v7", "first.onnx"), ("v8", "second.onnx"), ("v9", "first.onnx")):
+        body, content_type = multipart({"version": version, "format": "onnx"}, file_name, version.encode())
+        response = api.generic("POST", "/models/resnet/versions", body, content_type=content_type)
+        assert response.status_code == 201, response.content
+        assert (response.json()["version"], response.json()["file_name"]) == (version, file_name)
+    line = "Content-Disposition: form-data; name=\"file\"; filename*=UTF-8''mod%C3%A8le.onnx"
+    assert parsers._parse_header_line(line) == parse_header_parameters(line)
 
 
 @pytest.mark.parametrize("file_name", [*FILE_NAME_TRICKS, "."], ids=repr)
