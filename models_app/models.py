@@ -15,6 +15,7 @@ from django.db.models import F, Q
 
 from registry_site.errors import invalid_choice_message
 from registry_site.model_fields import OpenChoiceField, RuledJSONField
+from registry_site.prepared import PreparedInsertModel
 from registry_site.validators import (
     CHOICE_VALUE_SHAPE,
     METRIC_NAME_PATTERN,
@@ -129,7 +130,7 @@ class RegisteredModel(models.Model):
         return self.name
 
 
-class Artifact(models.Model):
+class Artifact(PreparedInsertModel):
     """One stored file, keyed by the sha256 of its bytes. Versions with identical files share a row,
     so the file is stored once and is never removed while any version points to it."""
 
@@ -154,7 +155,7 @@ class Artifact(models.Model):
 METRIC_FIELDS = ("accuracy", "precision", "recall", "f1_score", "mAP")
 
 
-class ModelVersion(models.Model):
+class ModelVersion(PreparedInsertModel):
     """One version of a model (the seed's `model_versions` table)."""
 
     # No index of its own: every index below starts with the model, and with one on the model alone

@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from registry_site.permissions import TokenScope
+from registry_site.prepared import PreparedInsertModel
 from registry_site.validators import (
     model_pattern_validator,
     validate_target_list,
@@ -110,7 +111,7 @@ class ApiToken(models.Model):
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
-class AuditEvent(models.Model):
+class AuditEvent(PreparedInsertModel):
     """One write to the registry. Rows are only ever added: there is no API or admin path that changes
     or removes one, and nothing references the objects described, so events outlive them."""
 

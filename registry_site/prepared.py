@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 from django.db import connections
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
+from django.db.models.sql import InsertQuery
 
 from registry_site.json_values import json_converter
 from registry_site.row_views import RowView, row_view_class
@@ -229,3 +230,67 @@ class _PageOf:
         """The same page as a plain queryset."""
         queryset = self.pages._build(**self.values).order_by(*self.ordering)
         return queryset.filter(**dict([self.bound])) if self.bound is not None else queryset
+
+
+class _Insert:
+    """One INSERT of one row (its model, columns and returned columns), compiled by Django once."""
+
+    __slots__ = ("sql", "compiler", "fields", "returning_params", "converters")
+
+    def __init__(self, model: type[Model], using: str, fields: list, returning_fields: list | None) -> None:
+        query = InsertQuery(model)
+        query.insert_values(fields, [], raw=False)
+        compiler = query.get_compiler(using=using)
+        compiler.returning_fields = returning_fields
+        # as_sql() over a blank row: the SQL Django makes for any row whose values are not expressions.
+        query.objs = [model()]
+        query.raw = True  # read the blank row's attributes, without pre_save
+        ((self.sql, _),) = compiler.as_sql()
+        query.raw = False
+        self.compiler = compiler
+        self.fields = fields
+        self.returning_params = compiler.returning_params
+        table = model._meta.db_table
+        self.converters = compiler.get_converters([f.get_col(table) for f in returning_fields or ()])
+
+
+class PreparedInsertModel(Model):
+    """A model whose rows are inserted with SQL compiled once per thread, database and set of columns:
+    Model.save() made Django build the INSERT (a query, its compiler, every column's quoted name) anew
+    for each row, about as much CPU as a registration's three inserts took to run (issue #12). Each
+    value is still prepared by its field (pre_save, get_db_prep_save) as Django does; a value that is an
+    expression (F(), Now()...), a raw save, or a database that cannot return the new row's columns from
+    its INSERT goes through Django's own path. tests/test_prepared_queries.py compares both."""
+
+    class Meta:
+        abstract = True
+
+    def _do_insert(self, manager, using, fields, returning_fields, raw):
+        connection = connections[using]
+        if raw or not fields or not connection.features.can_return_columns_from_insert:
+            return super()._do_insert(manager, using, fields, returning_fields, raw)
+        cache = _INSERTS.__dict__.setdefault("cache", {})
+        key = (type(self), using, connection.vendor, tuple(fields), tuple(returning_fields or ()))
+        insert = cache.get(key, _UNCOMPILED)
+        if insert is _UNCOMPILED:
+            # A field that makes its own placeholder from the value (a geometry) has no SQL to keep.
+            compilable = not any(getattr(field, "get_placeholder", None) for field in fields)
+            insert = cache[key] = _Insert(type(self), using, fields, returning_fields) if compilable else None
+        if insert is None:
+            return super()._do_insert(manager, using, fields, returning_fields, raw)
+        compiler = insert.compiler
+        params = [compiler.prepare_value(field, field.pre_save(self, add=True)) for field in fields]
+        if any(hasattr(value, "as_sql") for value in params):
+            return super()._do_insert(manager, using, fields, returning_fields, raw)
+        with connection.cursor() as cursor:
+            cursor.execute(insert.sql, params)
+            if not returning_fields:
+                return []
+            rows = [connection.ops.fetch_returned_insert_columns(cursor, insert.returning_params)]
+        if insert.converters:
+            rows = list(compiler.apply_converters(rows, insert.converters))
+        return rows
+
+
+_INSERTS = threading.local()
+_UNCOMPILED = object()

@@ -4,15 +4,23 @@ PostgreSQL; and the API's hot reads use it."""
 
 from __future__ import annotations
 
+import threading
+from unittest import mock
+
 import pytest
+from django.db import connection
+from django.db.models import Model
+from django.db.models.functions import Now
 from django.forms.models import model_to_dict
 
 from models_app import selectors
-from models_app.models import ModelVersion
+from models_app.models import Artifact, ModelVersion, RegisteredModel
 from models_app.serializers import ModelVersionSerializer
-from registry_site.prepared import PreparedQuery
+from registry_site import prepared as prepared_module
+from registry_site.models import AuditEvent
+from registry_site.prepared import PreparedInsertModel, PreparedQuery
 from registry_site.row_views import RowView
-from tests.conftest import deployed
+from tests.conftest import deployed, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -146,3 +154,83 @@ def test_the_version_list_reads_its_pages_prepared(api, registry, monkeypatch):
     calls.clear()
     assert [v["version"] for v in api.get("/models/vision/versions", {"status": "training"}).json()["results"]]
     assert calls == []  # a filtered list is read by its queryset
+
+
+# --- Prepared inserts (PreparedInsertModel) -------------------------------------------------------------
+
+
+def _django_insert(obj) -> None:
+    """The same save through Django's own insert, for comparison."""
+    with mock.patch.object(PreparedInsertModel, "_do_insert", Model._do_insert):
+        obj.save(force_insert=True)
+
+
+def _row(model, pk) -> dict:
+    return model.objects.filter(pk=pk).values().get()
+
+
+def test_an_inserted_row_is_the_row_django_inserts(db):
+    # The same values through both paths: the same SQL, the same row (but its id), the same instance state.
+    made = {}
+    for path, insert in (("prepared", lambda obj: obj.save(force_insert=True)), ("django", _django_insert)):
+        statements: list[str] = []
+
+        def capture(execute, sql, params, many, context, statements=statements):
+            statements.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(capture):
+            model = RegisteredModel.objects.create(name=f"m-{path}", model_type="vision")
+            sha = ("a" if path == "prepared" else "b") * 64
+            artifact = Artifact(sha256=sha, size=3, storage_key=f"sha256/{sha}")
+            insert(artifact)
+            version = ModelVersion(model=model, version="1.0", format="onnx", artifact=artifact, accuracy=0.5)
+            version.input_shape, version.metrics = [1, 3], {"auc": 0.25}
+            insert(version)
+            event = AuditEvent(actor="ci", via="api", action="create", object_type="version", changes={"a": [1, 2]})
+            insert(event)
+        made[path] = (statements, artifact, version, event)
+    (p_queries, p_artifact, p_version, p_event), (d_queries, d_artifact, d_version, d_event) = (
+        made["prepared"],
+        made["django"],
+    )
+    assert p_queries == d_queries and len(p_queries) == 4
+    assert p_version.pk and p_event.pk and p_version.created_at and p_event.at
+    for model, p, d, differ in (
+        (Artifact, p_artifact, d_artifact, {"sha256", "storage_key", "created_at"}),
+        (ModelVersion, p_version, d_version, {"id", "model_id", "artifact_id", "created_at", "updated_at"}),
+        (AuditEvent, p_event, d_event, {"id", "at"}),
+    ):
+        p_row, d_row = _row(model, p.pk), _row(model, d.pk)
+        assert {k: v for k, v in p_row.items() if k not in differ} == {
+            k: v for k, v in d_row.items() if k not in differ
+        }
+        assert p_row == {k: getattr(p, k) for k in p_row}  # the instance holds what was written, its id too
+
+
+def test_an_expression_value_is_inserted_by_django(db):
+    event = AuditEvent(actor="ci", via="api", action="create", object_type="version", at=Now(), changes={})
+    event.save(force_insert=True)
+    assert AuditEvent.objects.get(pk=event.pk).at is not None
+
+
+def test_registering_a_version_inserts_its_rows_prepared(api, make_model, monkeypatch):
+    compiled = []
+    real = prepared_module._Insert.__init__
+
+    def counting(self, model, *args, **kwargs):
+        compiled.append(model.__name__)
+        real(self, model, *args, **kwargs)
+
+    monkeypatch.setattr(prepared_module, "_INSERTS", threading.local())  # this thread's compiled inserts forgotten
+    monkeypatch.setattr(prepared_module._Insert, "__init__", counting)
+    make_model("vision")
+    for label in ("1.0", "2.0"):
+        response = api.post(
+            "/models/vision/versions",
+            {"version": label, "format": "onnx", "file": upload(label.encode())},
+            format="multipart",
+        )
+        assert response.status_code == 201, response.content
+    # Compiled once each, for the first registration; the second used them.
+    assert sorted(compiled) == ["Artifact", "AuditEvent", "ModelVersion"]
