@@ -324,6 +324,13 @@ class RegistryModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             )
         return field_class, kwargs
 
+    def get_validators(self) -> list:
+        """Only the validators a serializer's Meta names. ModelSerializer would otherwise derive
+        unique-together and unique-for-date validators from the model on every validation (reading the
+        model's fields and relations again: a fifth of validating a version's form), and such validators
+        would check uniqueness by a query made in advance, which the services decide under a lock."""
+        return list(getattr(getattr(self, "Meta", None), "validators", ()))
+
     def get_fields(self) -> dict[str, serializers.Field]:
         """The fields, built once per class (reading the model's fields, making about 25 field objects,
         cost about 1 ms of CPU on every request) and copied for each serializer. The copies are shallow,

@@ -89,3 +89,19 @@ def test_times_and_plain_values_read_as_drf_reads_them_in_any_zone(registry):
                 out = serializer.to_representation(version)
                 assert out == drf_output(serializer, version)
                 assert out["created_at"].endswith("Z") == (zone == "UTC")
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def test_no_serializer_loses_a_validator_drf_would_derive(db):
+    # RegistryModelSerializer.get_validators skips ModelSerializer's derivation from the model (uniqueness
+    # is the services' to decide, under a lock): for every serializer of the registry it derives none.
+    classes = list(_subclasses(RegistryModelSerializer))
+    assert len(classes) >= 10
+    for cls in classes:
+        serializer = cls()
+        assert serializer.get_validators() == serializers.ModelSerializer.get_validators(serializer) == [], cls
