@@ -235,20 +235,17 @@ class _PageOf:
 class _Insert:
     """One INSERT of one row (its model, columns and returned columns), compiled by Django once."""
 
-    __slots__ = ("sql", "compiler", "fields", "returning_params", "converters")
+    __slots__ = ("sql", "compiler", "returning_params", "converters")
 
     def __init__(self, model: type[Model], using: str, fields: list, returning_fields: list | None) -> None:
+        # as_sql() over a blank row, its attributes read as they are (raw, without pre_save): the SQL Django
+        # makes for any row whose values are not expressions.
         query = InsertQuery(model)
-        query.insert_values(fields, [], raw=False)
+        query.insert_values(fields, [model()], raw=True)
         compiler = query.get_compiler(using=using)
         compiler.returning_fields = returning_fields
-        # as_sql() over a blank row: the SQL Django makes for any row whose values are not expressions.
-        query.objs = [model()]
-        query.raw = True  # read the blank row's attributes, without pre_save
         ((self.sql, _),) = compiler.as_sql()
-        query.raw = False
         self.compiler = compiler
-        self.fields = fields
         self.returning_params = compiler.returning_params
         table = model._meta.db_table
         self.converters = compiler.get_converters([f.get_col(table) for f in returning_fields or ()])
