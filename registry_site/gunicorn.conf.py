@@ -9,9 +9,16 @@ import os
 import tempfile
 
 import gunicorn
-from prometheus_client import multiprocess
 
-from registry_site import gunicorn_body, gunicorn_worker
+# Every worker writes its metrics into one folder that GET /metrics adds up (prometheus-client's
+# multiprocess mode). prometheus-client chooses that mode when it is first imported, here, in the arbiter
+# the workers fork from: the folder must be named before that import, and start empty (on_starting).
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="registry-metrics-")
+
+from prometheus_client import multiprocess  # noqa: E402  (after the folder is named)
+
+from registry_site import gunicorn_body, gunicorn_worker  # noqa: E402
 
 bind = os.environ.get("REGISTRY_BIND", "127.0.0.1:8003")
 LOCAL_MODE = os.environ.get("REGISTRY_ENV", "local").strip().lower() == "local"
@@ -52,12 +59,6 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 accesslog = None
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-
-
-# Every worker writes its metrics into one folder that GET /metrics adds up (prometheus-client's
-# multiprocess mode). It must be set before the workers import the application, and start empty.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="registry-metrics-")
 
 
 def on_starting(server):

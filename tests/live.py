@@ -104,6 +104,8 @@ def running_registries(
             **(extra_env or {}),
         }
         env.pop("DJANGO_SETTINGS_MODULE", None)
+        if "PROMETHEUS_MULTIPROC_DIR" not in (extra_env or {}):
+            env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # set by a test that loaded gunicorn.conf.py: as `make run`
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
         if setup is not None:
             setup(env)

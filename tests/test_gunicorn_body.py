@@ -34,8 +34,9 @@ def test_written_for_the_gunicorn_that_is_installed_and_pinned():
 
 
 @pytest.fixture
-def gunicorn_conf(monkeypatch):
+def gunicorn_conf(monkeypatch, tmp_path):
     monkeypatch.setenv("REGISTRY_BIND", "127.0.0.1:8003")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # or loading it names one for the session
     spec = importlib.util.spec_from_file_location("gunicorn_conf_hooks", ROOT / "registry_site" / "gunicorn.conf.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -263,21 +263,15 @@ def test_gunicorn_serves_local_mode_on_any_address_when_told_to(tmp_path):
 
 @pytest.mark.parametrize("bind", ["127.0.0.1", "localhost", "[::1]", "127.0.0.2"])
 @pytest.mark.own_sqlite
-def test_the_loopback_check_accepts_loopback_binds(bind):
+def test_the_loopback_check_accepts_loopback_binds(bind, monkeypatch, tmp_path):
     """gunicorn.conf's own decision, without starting a server."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("gunicorn_conf_probe", ROOT / "registry_site" / "gunicorn.conf.py")
     module = importlib.util.module_from_spec(spec)
-    old = os.environ.get("REGISTRY_BIND")
-    os.environ["REGISTRY_BIND"] = "127.0.0.1:8003"
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        if old is None:
-            os.environ.pop("REGISTRY_BIND", None)
-        else:
-            os.environ["REGISTRY_BIND"] = old
+    monkeypatch.setenv("REGISTRY_BIND", "127.0.0.1:8003")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # or loading it names one for the session
+    spec.loader.exec_module(module)
     assert module._is_loopback(f"{bind}:8003")
     assert not module._is_loopback("0.0.0.0:8003") and not module._is_loopback("[::]:8003")
 
