@@ -32,6 +32,10 @@ GUNICORN = [
 ]
 
 
+# What the test process has that a server must not inherit, as `make run` starts it: the test settings,
+# and the metrics folder a test that loads gunicorn.conf.py in process may have named.
+_NOT_INHERITED = frozenset({"DJANGO_SETTINGS_MODULE", "PROMETHEUS_MULTIPROC_DIR"})
+
 # The gunicorn arbiter's process id behind each base URL running_registries started.
 SERVER_PIDS: dict[str, int] = {}
 
@@ -96,16 +100,13 @@ def running_registries(
     one storage, as behind a load balancer; yields their base URLs."""
     with _database(workdir) as database_url:
         env = {
-            **os.environ,
+            **{name: value for name, value in os.environ.items() if name not in _NOT_INHERITED},
             "DATABASE_URL": database_url,
             "REGISTRY_DATA_DIR": str(workdir / "data"),
             "REGISTRY_STORAGE_DIR": str(workdir / "storage"),
             "WEB_CONCURRENCY": str(workers),
             **(extra_env or {}),
         }
-        env.pop("DJANGO_SETTINGS_MODULE", None)
-        if "PROMETHEUS_MULTIPROC_DIR" not in (extra_env or {}):
-            env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # set by a test that loaded gunicorn.conf.py: as `make run`
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
         if setup is not None:
             setup(env)
