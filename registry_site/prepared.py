@@ -11,6 +11,7 @@ that every prepared query gives what its queryset gives, on SQLite and PostgreSQ
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -53,6 +54,8 @@ class _Compiled:
             if not positions:
                 raise ValueError(f"The prepared query's value '{name}' does not reach its SQL's parameters.")
             self.slots.extend((i, name) for i in positions)
+        if compiler.connection.vendor == "sqlite":
+            self.sql, self.params, self.slots = _inline_constants(self.sql, self.params, self.slots)
         select, klass_info = compiler.select, compiler.klass_info
         fields = klass_info["select_fields"]
         self.start, self.end = fields[0], fields[-1] + 1
@@ -84,6 +87,49 @@ class _Compiled:
                 for position, (converters, expression) in self.converters.items()
             }
         return list(self.compiler.apply_converters(rows, self._view_converters))
+
+
+_PLACEHOLDER = re.compile(r"%%|%s")
+
+
+def _literal(value: Any) -> str | None:
+    """`value` as an SQLite literal, for the types whose text is exact; None for the others (a float)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, str):  # an enum's member too: its text is its value
+        return "'" + str.__str__(value).replace("'", "''") + "'"
+    return None
+
+
+def _inline_constants(sql: str, params: list, slots: list[tuple[int, str]]) -> tuple[str, list, list]:
+    """The SQL with every parameter that is not a placeholder's written in as a literal. A value bound to a
+    column that a partial index's WHERE names (`deployment_status = 'active'`, `is_default`) makes SQLite
+    prepare the whole statement again at every run, in case the value lets it use that index: for the
+    version read, 0.1 ms of CPU out of 0.12 (issue #12). Written in, the statement stays prepared in the
+    connection's cache. A literal's `%` is doubled, as Django's SQLite cursor turns `%%` back into `%`."""
+    variable = {position for position, _ in slots}
+    kept: list = []
+    moved: dict[int, int] = {}
+    index = -1
+
+    def replace(match: re.Match) -> str:
+        nonlocal index
+        if match.group() == "%%":
+            return "%%"
+        index += 1
+        literal = None if index in variable else _literal(params[index])
+        if literal is None:
+            moved[index] = len(kept)
+            kept.append(params[index])
+            return "%s"
+        return literal.replace("%", "%%")
+
+    inlined = _PLACEHOLDER.sub(replace, sql)
+    if index + 1 != len(params):  # placeholders not where the parameters say: leave the SQL as Django made it
+        return sql, params, slots
+    return inlined, kept, [(moved[position], name) for position, name in slots]
 
 
 class PreparedQuery(Generic[M]):

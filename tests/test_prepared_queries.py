@@ -86,6 +86,28 @@ def test_values_are_parameters_never_sql(registry):
     assert selectors.version_by_names("vision%", "1.0") is None
 
 
+@pytest.mark.parametrize("text", ["it's 100% %s done", "%%", "'; DROP TABLE models; --", "ünïcode"])
+def test_the_constants_of_a_query_read_the_rows_they_name(db, text):
+    """On SQLite the values that are not placeholders are written into the SQL (prepared._inline_constants):
+    a quote, a percent sign and Django's own %s still mean exactly themselves (an enum member, `active`,
+    and a format with %: the version reads above). On PostgreSQL they stay parameters."""
+    RegisteredModel.objects.create(name="kept", model_type="other", description=text, is_active=True)
+    RegisteredModel.objects.create(name="other", model_type="other", description=text + "x", is_active=True)
+    RegisteredModel.objects.create(name="off", model_type="other", description=text, is_active=False)
+    query = PreparedQuery(
+        lambda name: RegisteredModel.objects.filter(name=name, description=text, is_active=True),
+        "name",
+    )
+    for _ in range(2):
+        assert [m.name for m in query.all(name="kept")] == ["kept"]
+        assert query.all(name="other") == [] and query.all(name="off") == []
+    compiled = query._compiled("default")
+    if connection.vendor == "sqlite":
+        assert len(compiled.params) == 1 and "'" in compiled.sql  # the name alone is bound
+    else:
+        assert len(compiled.params) == 2  # the description and the name
+
+
 def test_a_placeholder_that_does_not_reach_the_sql_is_refused(db):
     query = PreparedQuery(lambda name: ModelVersion.objects.all(), "name")
     with pytest.raises(ValueError, match="'name' does not reach"):
