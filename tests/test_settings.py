@@ -23,7 +23,7 @@ def test_the_seeds_database_url_means_postgresql_through_psycopg():
 
 def test_sqlite_urls_get_the_concurrency_options(tmp_path):
     config = registry_settings.database_from_url(f"sqlite:///{tmp_path}/r.sqlite3")
-    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["ENGINE"] == "registry_site.sqlite"
     assert "journal_mode=WAL" in config["OPTIONS"]["init_command"]
     assert config["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
 
