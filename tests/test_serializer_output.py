@@ -6,13 +6,19 @@ default), and a field reading through a missing relation or a callable still goe
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 from rest_framework import serializers
 
 from deployments_app.models import Deployment, Target
 from deployments_app.serializers import DeploymentSerializer, TargetSerializer
 from models_app import selectors
 from models_app.models import ModelVersion, RegisteredModel
-from models_app.serializers import ModelVersionSerializer, RegisteredModelListSerializer, RegisteredModelSerializer
+from models_app.serializers import (
+    ModelVersionSerializer,
+    RegisteredModelListSerializer,
+    RegisteredModelSerializer,
+    version_file_url,
+)
 from registry_site.fields import RegistryModelSerializer
 from tests.conftest import deployed
 
@@ -105,3 +111,11 @@ def test_no_serializer_loses_a_validator_drf_would_derive(db):
     for cls in classes:
         serializer = cls()
         assert serializer.get_validators() == serializers.ModelSerializer.get_validators(serializer) == [], cls
+
+
+@pytest.mark.parametrize("version", ["1.0.3", "v2_rc-1~x", "4.0-beta+x", "a b", "50%", "ü1", "a:b@c", "x;y=z"])
+@pytest.mark.parametrize("model", ["vision", "a b"])
+def test_a_version_s_file_url_is_the_route_reversed(model, version):
+    """version_file_url puts the version into a URL reversed once per model: as reverse() quotes it."""
+    expected = reverse("version-file", kwargs={"name": model, "version": version})
+    assert version_file_url(model, version) == expected
