@@ -53,6 +53,20 @@ def models_with_default() -> QuerySet[RegisteredModel]:
     return RegisteredModel.objects.annotate(default_version=Subquery(default))
 
 
+def models_listed() -> QuerySet[RegisteredModel]:
+    """models_with_default as lists show them: without the model card (up to 100,000 characters each)."""
+    return models_with_default().defer("readme")
+
+
+_MODEL_PAGES = PreparedPages(models_listed, views=True, text_position=True)
+
+
+def model_pages():
+    """models_listed() for the cursor pagination (by name), each page shape's SQL compiled once and its rows
+    read as row views, as version_pages does for a model's versions."""
+    return _MODEL_PAGES.pages()
+
+
 def versions_with_files_and_targets() -> QuerySet[ModelVersion]:
     """Versions with their model, file and the targets they are active on (`active_targets`), all in
     the one query that reads them. Built once per process and cloned: resolving the annotation's

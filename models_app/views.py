@@ -49,7 +49,7 @@ from registry_site.errors import InvalidInput, NotFound
 from registry_site.idempotency import IdempotentPostsMixin
 from registry_site.pagination import RegistryCursorPagination
 from registry_site.parsers import RegistryMultiPartParser
-from registry_site.permissions import check_models_in_scope
+from registry_site.permissions import check_models_in_scope, model_scope_regex
 from registry_site.validators import METRIC_NAME_IN_PATTERN, METRIC_NAME_PATTERN, METRIC_NAME_RULE
 
 
@@ -74,6 +74,14 @@ class RegisteredModelViewSet(IdempotentPostsMixin, viewsets.ModelViewSet):
     def get_serializer_class(self):
         # A list leaves out each model's card (up to 100,000 characters); GET /models/{name} has it.
         return RegisteredModelListSerializer if self.action == "list" else super().get_serializer_class()
+
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        if set(request.query_params) <= {"cursor", "page_size"} and model_scope_regex(request, self) is None:
+            # A plain page that every model may appear on: read by a query compiled once per page shape
+            # (selectors.model_pages), as a model's versions are.
+            page = self.paginator.paginate_queryset(selectors.model_pages(), request, view=self)
+            return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return super().list(request, *args, **kwargs)
 
     def perform_create(self, serializer: RegisteredModelSerializer) -> None:
         serializer.instance = services.create_model(**serializer.validated_data)

@@ -398,10 +398,17 @@ class ModelScopeFilter(BaseFilterBackend):
     view's `model_name_field` is the field holding the model's name (`model__name` for deployments)."""
 
     def filter_queryset(self, request: Request, queryset: QuerySet, view: APIView) -> QuerySet:
-        scope = token_scope(request.user)
+        regex = model_scope_regex(request, view)
         field = getattr(view, "model_name_field", None)
-        if settings.LOCAL_MODE or scope is None or not scope.model_pattern or field is None:
-            return queryset
-        if publicly_readable(request, view):
-            return queryset
-        return queryset.filter(**{f"{field}__regex": scope.model_regex()})
+        return queryset if regex is None else queryset.filter(**{f"{field}__regex": regex})
+
+
+def model_scope_regex(request: Request, view: APIView) -> str | None:
+    """The pattern of model names that ModelScopeFilter keeps in the view's lists; None when it keeps
+    every model (local mode, a token without a model pattern, a public read)."""
+    scope = token_scope(request.user)
+    if settings.LOCAL_MODE or scope is None or not scope.model_pattern:
+        return None
+    if getattr(view, "model_name_field", None) is None or publicly_readable(request, view):
+        return None
+    return scope.model_regex()

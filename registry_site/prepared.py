@@ -201,22 +201,29 @@ ID_MARKER = -7_340_032_113_900_421
 
 
 class PreparedPages:
-    """Cursor pages of `build(**values)` in the order of one integer column, each page shape (order,
-    position or none, offset, size) compiled once: `pages(**values)` stands for the queryset in DRF's
-    CursorPagination.paginate_queryset, which orders it, filters it past the cursor's position and
-    slices it, and nothing else. Compiling a page's query cost a page of versions as much CPU as
-    reading its 50 rows into model instances. Past `max_shapes` shapes (a client trying every page
-    size), or with a position that is not a whole number, a page is read by its queryset as before.
+    """Cursor pages of `build(**values)` in the order of one integer column (or, with `text_position`, one
+    text column), each page shape (order, position or none, offset, size) compiled once: `pages(**values)`
+    stands for the queryset in DRF's CursorPagination.paginate_queryset, which orders it, filters it past
+    the cursor's position and slices it, and nothing else. Compiling a page's query cost a page of
+    versions as much CPU as reading its 50 rows into model instances. Past `max_shapes` shapes (a client
+    trying every page size), or with a position that is not a whole number (not text), a page is read by
+    its queryset as before.
     With `views`, a prepared page is a list of row views (PreparedQuery.views), for an answer that only
     shows the page."""
 
     def __init__(
-        self, build: Callable[..., QuerySet[M]], *names: str, max_shapes: int = 64, views: bool = False
+        self,
+        build: Callable[..., QuerySet[M]],
+        *names: str,
+        max_shapes: int = 64,
+        views: bool = False,
+        text_position: bool = False,
     ) -> None:
         self._build = build
         self._names = names
         self._max_shapes = max_shapes
         self._views = views  # pages of row views (PreparedQuery.views) rather than model instances
+        self._text_position = text_position  # the order's column is text (a name), not an integer
         self._shapes: dict[tuple, PreparedQuery] = {}
         self._lock = threading.Lock()
 
@@ -228,11 +235,8 @@ class PreparedPages:
         lookup, position = bound if bound is not None else (None, None)
         values = dict(page.values)
         if lookup is not None:
-            try:
-                values["position"] = int(position)
-            except (TypeError, ValueError):
-                values["position"] = None
-            if values["position"] is None or not -(2**63) <= values["position"] < 2**63:
+            values["position"] = self._position(position)
+            if values["position"] is None:
                 return list(page.queryset()[start:stop])  # refused or answered as the ORM does
         key = (ordering, lookup, start, stop)
         prepared = self._shapes.get(key)
@@ -243,6 +247,16 @@ class PreparedPages:
                 prepared = self._shapes.setdefault(key, self._prepare(ordering, lookup, start, stop))
         return prepared.views(**values) if self._views else prepared.all(**values)
 
+    def _position(self, position: Any) -> int | str | None:
+        """The cursor's position as the prepared query takes it; None for one it leaves to the ORM."""
+        if self._text_position:
+            return position if isinstance(position, str) else None
+        try:
+            number = int(position)
+        except (TypeError, ValueError):
+            return None
+        return number if -(2**63) <= number < 2**63 else None
+
     def _prepare(self, ordering: tuple[str, ...], lookup: str | None, start: int, stop: int) -> PreparedQuery:
         def build(**values: Any) -> QuerySet:
             position = values.pop("position", None)
@@ -252,7 +266,8 @@ class PreparedPages:
             return queryset[start:stop]
 
         names = (*self._names, "position") if lookup is not None else self._names
-        return PreparedQuery(build, *names, markers={"position": _POSITION_MARKER})
+        # A text position stands as PreparedQuery's own marker (a string no one sends).
+        return PreparedQuery(build, *names, markers={} if self._text_position else {"position": _POSITION_MARKER})
 
 
 class _PageOf:

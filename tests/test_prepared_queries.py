@@ -15,7 +15,7 @@ from django.forms.models import model_to_dict
 
 from models_app import selectors
 from models_app.models import Artifact, ModelVersion, RegisteredModel
-from models_app.serializers import ModelVersionSerializer
+from models_app.serializers import ModelVersionSerializer, RegisteredModelListSerializer
 from registry_site import prepared as prepared_module
 from registry_site.models import AuditEvent
 from registry_site.prepared import PreparedInsertModel, PreparedQuery
@@ -114,16 +114,22 @@ def test_a_placeholder_that_does_not_reach_the_sql_is_refused(db):
         query.all(name="x")
 
 
-def test_the_version_routes_read_through_the_prepared_queries(api, registry, monkeypatch):
-    """A version and the default only shown are read as row views (tests/test_row_views.py)."""
-    calls = []
+@pytest.fixture
+def calls(monkeypatch) -> list[dict]:
+    """The values of each read through PreparedQuery.views, in order."""
+    seen: list[dict] = []
     real = PreparedQuery.views
 
     def counting(self, *, using="default", **values):
-        calls.append(values)
+        seen.append(values)
         return real(self, using=using, **values)
 
     monkeypatch.setattr(PreparedQuery, "views", counting)
+    return seen
+
+
+def test_the_version_routes_read_through_the_prepared_queries(api, registry, calls):
+    """A version and the default only shown are read as row views (tests/test_row_views.py)."""
     body = api.get("/models/vision/versions/1.0").json()
     assert body["deployed_to"] == ["production", "staging"] and body["metrics"]["auc"] == 0.91
     assert api.get("/models/vision/versions/default").json()["version"] == "1.0"
@@ -159,15 +165,7 @@ def test_a_page_past_an_odd_position_is_read_as_the_orm_reads_it(registry):
     assert top in [v.pk for v in page.filter(id__lt=str(2**63 - 1))[0:51]]
 
 
-def test_the_version_list_reads_its_pages_prepared(api, registry, monkeypatch):
-    calls = []
-    real = PreparedQuery.views
-
-    def counting(self, *, using="default", **values):
-        calls.append(values)
-        return real(self, using=using, **values)
-
-    monkeypatch.setattr(PreparedQuery, "views", counting)
+def test_the_version_list_reads_its_pages_prepared(api, registry, calls):
     first = api.get("/models/vision/versions", {"page_size": "2"}).json()
     second = api.get(first["next"]).json()
     assert [v["version"] for v in first["results"] + second["results"]] == ["3.0", "2.0", "1.0"]
@@ -175,6 +173,47 @@ def test_the_version_list_reads_its_pages_prepared(api, registry, monkeypatch):
     assert calls[1]["position"] == int(calls[1]["position"])
     calls.clear()
     assert [v["version"] for v in api.get("/models/vision/versions", {"status": "training"}).json()["results"]]
+    assert calls == []  # a filtered list is read by its queryset
+
+
+def _model_shown(model) -> dict:
+    return {**RegisteredModelListSerializer().to_representation(model), "pk": model.pk}
+
+
+def test_a_page_of_models_read_prepared_is_the_page_its_queryset_reads(registry, make_model):
+    """selectors.model_pages: pages of models in the order of their names, the cursor's position a name."""
+    for name in ("A-1", "a.b", "a_b", "zz"):
+        make_model(name)
+    names = sorted(selectors.models_listed().values_list("name", flat=True))
+    for ordering, lookup in [(("name",), None), (("name",), "name__gt"), (("-name",), "name__lt")]:
+        for position in [*names, "", "m", "it's", "Ünïcode", "a%b"]:  # a forged cursor's too
+            for start, stop in [(0, 2), (0, 51), (1, 3)]:
+                page = selectors.model_pages().order_by(*ordering)
+                expected = selectors.models_listed().order_by(*ordering)
+                if lookup:
+                    page = page.filter(**{lookup: position})
+                    expected = expected.filter(**{lookup: position})
+                got = page[start:stop]
+                assert all(isinstance(m, RowView) for m in got)
+                assert [_model_shown(m) for m in got] == [_model_shown(m) for m in expected[start:stop]]
+                for model in got:
+                    with pytest.raises(AttributeError):
+                        model.readme  # noqa: B018  a list does not read the model card
+
+
+def test_the_model_list_reads_its_pages_prepared(api, registry, make_model, calls):
+    for i in range(3):
+        make_model(f"more-{i}")
+    first = api.get("/models", {"page_size": "2"}).json()
+    rest = api.get(first["next"]).json()
+    last = api.get(rest["next"]).json()
+    shown = [m["name"] for m in first["results"] + rest["results"] + last["results"]]
+    assert shown == ["more-0", "more-1", "more-2", "other", "vision"] and last["next"] is None
+    assert first["results"][0] == {**first["results"][0], "default_version": None}
+    assert [m["default_version"] for m in api.get("/models").json()["results"]][-2:] == ["1.0", "1.0"]
+    assert calls[0] == {} and calls[1] == {"position": "more-1"}
+    calls.clear()
+    assert [m["name"] for m in api.get("/models", {"is_active": "true"}).json()["results"]]
     assert calls == []  # a filtered list is read by its queryset
 
 
