@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
+from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404, HttpResponse
@@ -46,6 +48,7 @@ from models_app.serializers import (
 )
 from models_app.uploads import receive_raw_body, safe_file_name
 from registry_site.errors import InvalidInput, NotFound
+from registry_site.filters import StrictFilterBackend
 from registry_site.idempotency import IdempotentPostsMixin
 from registry_site.pagination import RegistryCursorPagination
 from registry_site.parsers import RegistryMultiPartParser
@@ -76,12 +79,9 @@ class RegisteredModelViewSet(IdempotentPostsMixin, viewsets.ModelViewSet):
         return RegisteredModelListSerializer if self.action == "list" else super().get_serializer_class()
 
     def list(self, request: Request, *args, **kwargs) -> Response:
-        if set(request.query_params) <= {"cursor", "page_size"} and model_scope_regex(request, self) is None:
-            # A plain page that every model may appear on: read by a query compiled once per page shape
-            # (selectors.model_pages), as a model's versions are.
-            page = self.paginator.paginate_queryset(selectors.model_pages(), request, view=self)
-            return self.get_paginated_response(self.get_serializer(page, many=True).data)
-        return super().list(request, *args, **kwargs)
+        # A page that every model may appear on (a token limited to some models has its list filtered).
+        response = _plain_page(self, selectors.model_pages) if model_scope_regex(request, self) is None else None
+        return response if response is not None else super().list(request, *args, **kwargs)
 
     def perform_create(self, serializer: RegisteredModelSerializer) -> None:
         serializer.instance = services.create_model(**serializer.validated_data)
@@ -92,6 +92,16 @@ class RegisteredModelViewSet(IdempotentPostsMixin, viewsets.ModelViewSet):
 
     def perform_destroy(self, instance: RegisteredModel) -> None:
         services.delete_model(model=instance)
+
+
+def _plain_page(view: viewsets.GenericViewSet, pages: Callable[[], Any]) -> Response | None:
+    """A list asked for with nothing but a cursor and a page size (no filter, no chosen order: what clients
+    walk), read through `pages()`, prepared pages (registry_site.prepared.PreparedPages): its query compiled
+    once per page shape, no queryset built only to be filtered by nothing. None for any other list."""
+    if not set(view.request.query_params) <= StrictFilterBackend.always_allowed:
+        return None
+    page = view.paginator.paginate_queryset(pages(), view.request, view=view)
+    return view.get_paginated_response(view.get_serializer(page, many=True).data)
 
 
 # OpenAPI 3.0 cannot declare a parameter whose name the client chooses: the list's description says it, and
@@ -184,15 +194,12 @@ class ModelVersionViewSet(
         return selectors.versions_of(self.kwargs["name"])
 
     def list(self, request: Request, *args, **kwargs) -> Response:
-        if set(request.query_params) <= {"cursor", "page_size"}:
-            # A plain page (no filter, no chosen order: what clients walk) is read by a query compiled once
-            # per page shape (selectors.version_pages); no queryset is built only to be filtered by nothing.
-            page = self.paginator.paginate_queryset(selectors.version_pages(self.kwargs["name"]), request, view=self)
-            response = self.get_paginated_response(self.get_serializer(page, many=True).data)
-        else:
+        name = self.kwargs["name"]
+        response = _plain_page(self, lambda: selectors.version_pages(name))
+        if response is None:
             response = super().list(request, *args, **kwargs)
-        if not response.data["results"] and not selectors.model_exists(self.kwargs["name"]):
-            raise selectors.model_not_found(self.kwargs["name"])
+        if not response.data["results"] and not selectors.model_exists(name):
+            raise selectors.model_not_found(name)
         return response
 
     def _found(self, version: ModelVersion | None, missing: str) -> ModelVersion:
